@@ -1,3 +1,120 @@
-"""rlinf.algos: Pure tensor functions and registries for RL: advantages, policy and value losses, KL estimators, entropy, off-policy objectives, replay buffer."""
+"""rlinf.algos: pure tensor functions and registries for RL.
 
-__all__: list[str] = []
+Advantages (GAE, GRPO, Dr.GRPO, REINFORCE++, RLOO, discounted returns), policy losses (PPO
+clip / dual-clip, DAPO clip-higher, decoupled asynchronous PPO), loss aggregation modes,
+truncated importance sampling, value loss, KL estimators, chunked entropy, DAPO helpers,
+off-policy losses (SAC, CrossQ, RLPD, IQL) and a tensor replay buffer.
+
+Conventions:
+
+* Time / tokens are the last dim; shapes are in every docstring.
+* Bad input (mismatched shapes, empty masks, NaN/inf) raises ``ValueError`` naming the
+  argument; nothing silently returns NaN.
+* Losses return ``(loss, metrics)``; metric values are 0-dim detached tensors (no device
+  sync on GPU; call ``float(v)`` when logging).
+* Importing the package registers functions in ``ADVANTAGE_ESTIMATORS``,
+  ``POLICY_LOSSES``, ``LOSS_AGGREGATIONS`` and ``KL_ESTIMATORS``; nothing else happens.
+"""
+
+from ._aggregation import AGG_MODES, aggregate_loss
+from ._async_ppo import AsyncPPOConfig, decoupled_ppo_loss, staleness_mask
+from ._batch_renorm import BatchRenorm1d
+from ._critics import CriticEnsemble, mlp
+from ._crossq import crossq_critic_loss, joint_critic_forward
+from ._dapo import dynamic_sampling_filter, overlong_reward_penalty
+from ._entropy import chunked_entropy_from_logits, entropy_from_logits, log_probs_from_logits
+from ._gae import discounted_returns, gae_advantages
+from ._group import (
+    broadcast_to_tokens,
+    drgrpo_advantages,
+    grpo_advantages,
+    rloo_advantages,
+)
+from ._importance import truncated_importance_weights
+from ._iql import expectile_loss, iql_policy_loss, iql_q_loss, iql_value_loss
+from ._kl import kl_estimate, kl_k1, kl_k2, kl_k3, kl_loss, kl_penalized_rewards
+from ._masked import masked_mean, masked_sum, masked_var, masked_whiten
+from ._policy_loss import PPOLossConfig, ppo_policy_loss, ppo_token_loss
+from ._polyak import hard_update, polyak_update
+from ._registry import (
+    ADVANTAGE_ESTIMATORS,
+    KL_ESTIMATORS,
+    LOSS_AGGREGATIONS,
+    POLICY_LOSSES,
+    Registry,
+)
+from ._reinforce import reinforce_pp_advantages, reinforce_pp_baseline_advantages
+from ._replay import ReplayBuffer, sample_mixed
+from ._rlpd import rlpd_actor_loss, rlpd_critic_loss, rlpd_critic_target, sample_subset
+from ._sac import (
+    SACConfig,
+    sac_actor_loss,
+    sac_critic_loss,
+    sac_critic_target,
+    sac_temperature_loss,
+)
+from ._value_loss import huber, value_loss
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "AGG_MODES",
+    "KL_ESTIMATORS",
+    "LOSS_AGGREGATIONS",
+    "POLICY_LOSSES",
+    "AsyncPPOConfig",
+    "BatchRenorm1d",
+    "CriticEnsemble",
+    "PPOLossConfig",
+    "Registry",
+    "ReplayBuffer",
+    "SACConfig",
+    "aggregate_loss",
+    "broadcast_to_tokens",
+    "chunked_entropy_from_logits",
+    "crossq_critic_loss",
+    "decoupled_ppo_loss",
+    "discounted_returns",
+    "drgrpo_advantages",
+    "dynamic_sampling_filter",
+    "entropy_from_logits",
+    "expectile_loss",
+    "gae_advantages",
+    "grpo_advantages",
+    "hard_update",
+    "huber",
+    "iql_policy_loss",
+    "iql_q_loss",
+    "iql_value_loss",
+    "joint_critic_forward",
+    "kl_estimate",
+    "kl_k1",
+    "kl_k2",
+    "kl_k3",
+    "kl_loss",
+    "kl_penalized_rewards",
+    "log_probs_from_logits",
+    "masked_mean",
+    "masked_sum",
+    "masked_var",
+    "masked_whiten",
+    "mlp",
+    "overlong_reward_penalty",
+    "polyak_update",
+    "ppo_policy_loss",
+    "ppo_token_loss",
+    "reinforce_pp_advantages",
+    "reinforce_pp_baseline_advantages",
+    "rloo_advantages",
+    "rlpd_actor_loss",
+    "rlpd_critic_loss",
+    "rlpd_critic_target",
+    "sac_actor_loss",
+    "sac_critic_loss",
+    "sac_critic_target",
+    "sac_temperature_loss",
+    "sample_mixed",
+    "sample_subset",
+    "staleness_mask",
+    "truncated_importance_weights",
+    "value_loss",
+]
