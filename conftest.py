@@ -7,8 +7,17 @@ only that package's dependencies, where torch may be absent.
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
+
+# Ray's `uv run` hook would rebuild the whole workspace inside every worker's runtime env
+# (tens of seconds per cluster); the workspace venv already has everything. Auth tokens are
+# pointless for clusters that live only inside a test session.
+# Set while this file is imported, not in a hook: pytest imports the packages' own
+# conftest files (and with them ray, which reads these at import) before any hook runs.
+for _name, _value in {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled"}.items():
+    os.environ.setdefault(_name, _value)
 
 
 def _cuda_available() -> bool:

@@ -1,0 +1,421 @@
+"""The client side of a channel: a small picklable handle around the hosting actor."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Hashable
+from typing import Any
+
+import ray
+from ray.exceptions import (
+    GetTimeoutError,
+    ObjectLostError,
+    OwnerDiedError,
+    RayActorError,
+    TaskCancelledError,
+)
+
+from rlinf.channel._actor import ChannelActor, Status
+from rlinf.channel._errors import (
+    ChannelClosed,
+    ChannelDied,
+    ChannelEmpty,
+    ChannelError,
+    ChannelExists,
+    ChannelFull,
+    ChannelItemLost,
+    ChannelNotFound,
+    ChannelTimeout,
+)
+from rlinf.channel._payload import pack, unpack_all, unpack_all_async
+
+__all__ = ["DEFAULT_KEY", "Channel"]
+
+DEFAULT_KEY: Hashable = "default"
+"""The key used when a call names none."""
+
+# The actor enforces every timeout itself; the client waits this much longer before it
+# declares the actor unresponsive, so that a slow reply is never mistaken for a lost one.
+_REPLY_GRACE_S = 30.0
+# Enough concurrent calls for thousands of blocked producers and consumers on one channel.
+_MAX_CONCURRENCY = 4096
+
+
+@functools.cache
+def _remote_actor_class() -> Any:
+    return ray.remote(ChannelActor)
+
+
+class Channel:
+    """A named set of FIFO queues, one per key, shared by every process of a Ray cluster.
+
+    Items travel producer -> Ray object store -> consumer; the hosting actor stores only
+    object references and weights. A ``Channel`` pickles to a few bytes, so it can be passed
+    to any actor or task, which can also reach it by name with :meth:`connect`.
+
+    Ordering and delivery: each key is FIFO in the order the actor received the puts (so one
+    producer's items keep their order); keys are independent; every item is delivered to
+    exactly one consumer. A get whose caller gives up (async cancellation, interrupt) after
+    the actor already popped the item puts it back at the front of its key.
+
+    Closing: :meth:`close` wakes every blocked call. Blocked and later puts raise
+    :class:`ChannelClosed`; gets keep returning what is queued until the key is drained, and
+    only then raise :class:`ChannelClosed`.
+
+    Example:
+        >>> import ray
+        >>> from rlinf.channel import Channel
+        >>> _ = ray.init(num_cpus=1, include_dashboard=False)  # doctest: +SKIP
+        >>> ch = Channel.create("rollouts", maxsize=64)  # doctest: +SKIP
+        >>> ch.put({"obs": [1, 2]}, key="env-0", weight=2)  # doctest: +SKIP
+        >>> ch.get(key="env-0", timeout=1.0)  # doctest: +SKIP
+        {'obs': [1, 2]}
+    """
+
+    def __init__(self, name: str, namespace: str | None, actor: ray.actor.ActorHandle) -> None:
+        self._name = name
+        self._namespace = namespace
+        self._actor = actor
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        maxsize: int = 0,
+        namespace: str | None = None,
+        detached: bool = False,
+    ) -> Channel:
+        """Start the actor hosting a new channel and return a handle to it.
+
+        Args:
+            name: unique within ``namespace``; other processes :meth:`connect` with it.
+            maxsize: most items queued per key; a put on a full key blocks (back-pressure).
+                ``0`` means unbounded.
+            namespace: Ray namespace of the actor; ``None`` uses the current one.
+            detached: keep the channel alive after the creating process exits; it then
+                lives until :meth:`kill` or the cluster stops.
+
+        Raises:
+            ChannelExists: a channel of that name is already running.
+            ValueError: ``maxsize`` is negative or ``name`` is empty.
+        """
+        if not name:
+            raise ValueError("Channel name must be a non-empty string")
+        if maxsize < 0:
+            raise ValueError(f"Channel {name!r}: maxsize must be >= 0, got {maxsize}")
+        options: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "num_cpus": 0,
+            "max_concurrency": _MAX_CONCURRENCY,
+            "max_restarts": 0,
+        }
+        if detached:
+            options["lifetime"] = "detached"
+        try:
+            actor = _remote_actor_class().options(**options).remote(name, maxsize)
+        except ValueError as err:
+            if "already" in str(err):
+                raise ChannelExists(f"A channel named {name!r} already exists") from err
+            raise
+        channel = cls(name, namespace, actor)
+        # Fail here, not at the first put, if the actor cannot start.
+        channel._call(actor.qsize.remote(DEFAULT_KEY), None)
+        return channel
+
+    @classmethod
+    def connect(cls, name: str, *, namespace: str | None = None) -> Channel:
+        """Return a handle to an existing channel.
+
+        Raises:
+            ChannelNotFound: no channel of that name runs in ``namespace``.
+        """
+        try:
+            actor = ray.get_actor(name, namespace=namespace)
+        except ValueError as err:
+            raise ChannelNotFound(
+                f"No channel named {name!r} in namespace {namespace or '<current>'!r}"
+            ) from err
+        return cls(name, namespace, actor)
+
+    def close(self) -> None:
+        """Refuse further puts and wake every blocked call (see the class docstring)."""
+        self._call(self._actor.close.remote(), None)
+
+    def kill(self) -> None:
+        """Stop the hosting actor at once; queued items are discarded."""
+        ray.kill(self._actor, no_restart=True)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Channel, (self._name, self._namespace, self._actor))
+
+    def __repr__(self) -> str:
+        return f"Channel({self._name!r})"
+
+    # ------------------------------------------------------------------ put
+
+    def put(
+        self,
+        item: Any,
+        *,
+        key: Hashable = DEFAULT_KEY,
+        weight: float = 1.0,
+        timeout: float | None = None,
+    ) -> None:
+        """Queue ``item`` under ``key``, blocking while the key holds ``maxsize`` items.
+
+        Args:
+            item: any object Ray can serialize; numpy arrays come back zero-copy.
+            key: the queue to use; keys are independent FIFOs.
+            weight: the item's share of a :meth:`get_batch` target (e.g. its sample count).
+            timeout: seconds to wait for room; ``None`` waits indefinitely.
+
+        Raises:
+            ChannelTimeout: no room within ``timeout``; the item was not queued.
+            ChannelClosed: the channel is closed.
+        """
+        self._check_weight(weight)
+        self._check_timeout(timeout)
+        reply = self._call(self._put_remote(item, key, weight, timeout), timeout)
+        self._raise_for(reply, key, timeout)
+
+    def put_nowait(self, item: Any, *, key: Hashable = DEFAULT_KEY, weight: float = 1.0) -> None:
+        """Like :meth:`put`, but raise :class:`ChannelFull` instead of waiting for room."""
+        self._check_weight(weight)
+        reply = self._call(self._put_remote(item, key, weight, 0.0), 0.0)
+        self._raise_for(reply, key, 0.0)
+
+    async def put_async(
+        self,
+        item: Any,
+        *,
+        key: Hashable = DEFAULT_KEY,
+        weight: float = 1.0,
+        timeout: float | None = None,
+    ) -> None:
+        """Awaitable :meth:`put` for code running in an event loop."""
+        self._check_weight(weight)
+        self._check_timeout(timeout)
+        reply = await self._call_async(self._put_remote(item, key, weight, timeout), timeout)
+        self._raise_for(reply, key, timeout)
+
+    def _put_remote(
+        self, item: Any, key: Hashable, weight: float, timeout: float | None
+    ) -> ray.ObjectRef:
+        return self._actor.put.remote(key, pack(item), float(weight), timeout)
+
+    # ------------------------------------------------------------------ get
+
+    def get(self, *, key: Hashable = DEFAULT_KEY, timeout: float | None = None) -> Any:
+        """Remove and return the oldest item under ``key``, waiting for one if needed.
+
+        Raises:
+            ChannelTimeout: nothing arrived within ``timeout``.
+            ChannelClosed: the channel is closed and ``key`` is drained.
+            ChannelItemLost: the producer of the item died before it could be fetched.
+        """
+        self._check_timeout(timeout)
+        ref = self._actor.get.remote(key, timeout)
+        return self._fetch(self._call(ref, timeout, salvage_key=key), key, timeout)[0]
+
+    def get_nowait(self, *, key: Hashable = DEFAULT_KEY) -> Any:
+        """Like :meth:`get`, but raise :class:`ChannelEmpty` instead of waiting."""
+        ref = self._actor.get.remote(key, 0.0)
+        return self._fetch(self._call(ref, 0.0, salvage_key=key), key, 0.0)[0]
+
+    async def get_async(self, *, key: Hashable = DEFAULT_KEY, timeout: float | None = None) -> Any:
+        """Awaitable :meth:`get`; cancelling it never loses an item."""
+        self._check_timeout(timeout)
+        ref = self._actor.get.remote(key, timeout)
+        reply = await self._call_async(ref, timeout, salvage_key=key)
+        return (await self._fetch_async(reply, key, timeout))[0]
+
+    def get_batch(
+        self,
+        target_weight: float,
+        *,
+        key: Hashable = DEFAULT_KEY,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Wait until ``key`` holds at least ``target_weight``, then pop greedily.
+
+        Items are popped from the front while their summed weight stays within
+        ``target_weight`` (FIFO order is kept, so the sum may fall short when the next item
+        does not fit). If the key reaches ``maxsize`` items or the channel closes before the
+        target is reached, what fits is returned rather than waiting forever.
+
+        Raises:
+            ValueError: the item at the front weighs more than ``target_weight`` on its own.
+            ChannelTimeout: the target was not reached within ``timeout``; nothing was popped.
+            ChannelClosed: the channel is closed and ``key`` is drained.
+        """
+        self._check_target(target_weight)
+        self._check_timeout(timeout)
+        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, True)
+        return self._fetch(self._call(ref, timeout, salvage_key=key), key, timeout)
+
+    def get_batch_nowait(self, target_weight: float, *, key: Hashable = DEFAULT_KEY) -> list[Any]:
+        """Pop greedily what is queued now, up to ``target_weight``; never waits.
+
+        Raises:
+            ChannelEmpty: nothing is queued under ``key``.
+        """
+        self._check_target(target_weight)
+        ref = self._actor.get_batch.remote(key, float(target_weight), 0.0, False)
+        return self._fetch(self._call(ref, 0.0, salvage_key=key), key, 0.0)
+
+    async def get_batch_async(
+        self,
+        target_weight: float,
+        *,
+        key: Hashable = DEFAULT_KEY,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Awaitable :meth:`get_batch`; cancelling it never loses an item."""
+        self._check_target(target_weight)
+        self._check_timeout(timeout)
+        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, True)
+        reply = await self._call_async(ref, timeout, salvage_key=key)
+        return await self._fetch_async(reply, key, timeout)
+
+    # ------------------------------------------------------------------ inspection
+
+    def qsize(self, key: Hashable = DEFAULT_KEY) -> int:
+        """Number of items queued under ``key``."""
+        return self._call(self._actor.qsize.remote(key), None)
+
+    def weight(self, key: Hashable = DEFAULT_KEY) -> float:
+        """Summed weight of the items queued under ``key``."""
+        return self._call(self._actor.weight.remote(key), None)
+
+    def empty(self, key: Hashable = DEFAULT_KEY) -> bool:
+        return self.qsize(key) == 0
+
+    def full(self, key: Hashable = DEFAULT_KEY) -> bool:
+        info = self.describe()
+        return info["maxsize"] > 0 and info["sizes"].get(key, 0) >= info["maxsize"]
+
+    def describe(self) -> dict[str, Any]:
+        """``{"name", "maxsize", "closed", "sizes": {key: n}}`` for non-empty keys."""
+        return self._call(self._actor.describe.remote(), None)
+
+    # ------------------------------------------------------------------ internals
+
+    def _call(
+        self, ref: ray.ObjectRef, timeout: float | None, salvage_key: Hashable | None = None
+    ) -> Any:
+        try:
+            return ray.get(ref, timeout=None if timeout is None else timeout + _REPLY_GRACE_S)
+        except RayActorError as err:
+            raise self._died(err) from err
+        except GetTimeoutError as err:
+            if salvage_key is not None:
+                self._salvage(ref, salvage_key)
+            raise ChannelError(
+                f"Channel {self._name!r} did not answer within {timeout}+{_REPLY_GRACE_S} s"
+            ) from err
+        except BaseException:
+            if salvage_key is not None:
+                self._salvage(ref, salvage_key)
+            raise
+
+    async def _call_async(
+        self, ref: ray.ObjectRef, timeout: float | None, salvage_key: Hashable | None = None
+    ) -> Any:
+        limit = None if timeout is None else timeout + _REPLY_GRACE_S
+        try:
+            return await asyncio.wait_for(asyncio.shield(ref), limit)
+        except RayActorError as err:
+            raise self._died(err) from err
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            if salvage_key is not None:
+                self._salvage(ref, salvage_key)
+            raise
+
+    def _salvage(self, ref: ray.ObjectRef, key: Hashable) -> None:
+        """Return to the queue whatever a get popped for a caller that stopped waiting."""
+        ray.cancel(ref)
+        actor = self._actor
+
+        def requeue(future: Any) -> None:
+            try:
+                reply = future.result()
+            except (TaskCancelledError, RayActorError, asyncio.CancelledError):
+                return
+            if reply[0] == Status.OK and reply[1]:
+                actor.requeue_front.remote(key, reply[1], reply[2])
+
+        ref.future().add_done_callback(requeue)
+
+    def _fetch(self, reply: tuple[Any, ...], key: Hashable, timeout: float | None) -> list:
+        self._raise_for(reply, key, timeout)
+        try:
+            return unpack_all(reply[1])
+        except (OwnerDiedError, ObjectLostError) as err:
+            raise self._lost(key, err) from err
+
+    async def _fetch_async(
+        self, reply: tuple[Any, ...], key: Hashable, timeout: float | None
+    ) -> list:
+        self._raise_for(reply, key, timeout)
+        try:
+            return await unpack_all_async(reply[1])
+        except (OwnerDiedError, ObjectLostError) as err:
+            raise self._lost(key, err) from err
+
+    def _raise_for(self, reply: tuple[Any, ...], key: Hashable, timeout: float | None) -> None:
+        status = reply[0]
+        if status == Status.OK:
+            return
+        where = f"channel {self._name!r}, key {key!r}"
+        if status == Status.CLOSED:
+            raise ChannelClosed(f"{where}: the channel is closed")
+        if status == Status.TIMEOUT:
+            raise ChannelTimeout(f"{where}: timed out after {timeout} s")
+        if status == Status.FULL:
+            raise ChannelFull(f"{where}: the queue is full")
+        if status == Status.EMPTY:
+            raise ChannelEmpty(f"{where}: the queue is empty")
+        if status == Status.OVERSIZED:
+            raise ValueError(
+                f"{where}: the next item weighs {reply[1]}, more than the batch target; "
+                f"get it with get() or raise the target"
+            )
+        raise ChannelError(f"{where}: unexpected reply {status!r}")
+
+    def _died(self, err: BaseException) -> ChannelDied:
+        return ChannelDied(f"The actor hosting channel {self._name!r} is dead: {err}")
+
+    def _lost(self, key: Hashable, err: BaseException) -> ChannelItemLost:
+        return ChannelItemLost(
+            f"channel {self._name!r}, key {key!r}: the item's payload is gone because the "
+            f"process that put it died before it was consumed ({type(err).__name__})"
+        )
+
+    def _check_weight(self, weight: float) -> None:
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(
+                f"channel {self._name!r}: weight must be finite and >= 0, got {weight!r}"
+            )
+
+    def _check_target(self, target_weight: float) -> None:
+        if not math.isfinite(target_weight) or target_weight <= 0:
+            raise ValueError(
+                f"channel {self._name!r}: target_weight must be finite and > 0, "
+                f"got {target_weight!r}"
+            )
+
+    def _check_timeout(self, timeout: float | None) -> None:
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(
+                f"channel {self._name!r}: timeout must be None or >= 0, got {timeout!r}"
+            )
