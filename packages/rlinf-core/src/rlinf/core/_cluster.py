@@ -1,0 +1,149 @@
+"""Cluster: start or join Ray, describe its devices, reserve placements, shut down cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import ray
+
+from rlinf.sched import Placement, PlacementGroups, PlacementMode, SpecLike, Topology
+
+from ._group import WorkerGroup
+from ._worker import Worker
+
+__all__ = ["Cluster", "ClusterConfig"]
+
+W = TypeVar("W", bound=Worker)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How to get a Ray cluster and how to count its devices.
+
+    Attributes:
+        address: None starts a local Ray; ``"auto"`` or ``"host:port"`` joins a running one.
+        num_cpus: CPUs of a locally started Ray (None: all of the machine's).
+        num_gpus: GPUs of a locally started Ray (None: all visible).
+        object_store_memory: Bytes of object store for a locally started Ray (None: Ray's default).
+        namespace: Ray namespace for named actors (groups, device locks, rendezvous).
+        devices_per_node: CPU slots per node on clusters without GPUs (None: one slot per
+            ``cpus_per_device`` CPUs).
+        cpus_per_device: Ray CPUs reserved with each device slot.
+        node_groups: Named node subsets: name -> node indices, or name -> a Ray resource
+            that the group's nodes have.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+    object_store_memory: int | None = None
+    namespace: str = "rlinf"
+    devices_per_node: int | None = None
+    cpus_per_device: float = 1.0
+    node_groups: Mapping[str, Sequence[int] | str] = field(default_factory=dict)
+
+
+class Cluster:
+    """A Ray cluster as rlinf sees it: nodes, devices, placements and groups launched on them.
+
+    If Ray is already initialized in this process the cluster uses it as it is and leaves
+    it running on ``shutdown()``; otherwise it starts (or joins) Ray and shuts it down.
+
+    Example::
+
+        with Cluster(ClusterConfig(num_cpus=4, devices_per_node=4)) as cluster:
+            pgs = cluster.allocate({"actor": "0-1", "rollout": "2-3"})
+            actor = cluster.launch(MyWorker, pgs, "actor")
+    """
+
+    def __init__(self, config: ClusterConfig | None = None):
+        """Start or join Ray as ``config`` says."""
+        self.config = config or ClusterConfig()
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            init_kwargs: dict[str, Any] = {
+                "namespace": self.config.namespace,
+                "include_dashboard": False,
+                "logging_level": "WARNING",
+            }
+            if self.config.address is not None:
+                init_kwargs["address"] = self.config.address
+            else:
+                init_kwargs["num_cpus"] = self.config.num_cpus
+                init_kwargs["num_gpus"] = self.config.num_gpus
+                init_kwargs["object_store_memory"] = self.config.object_store_memory
+            ray.init(**init_kwargs)
+        self._placements: list[PlacementGroups] = []
+        self._groups: list[WorkerGroup[Any]] = []
+
+    @property
+    def topology(self) -> Topology:
+        """The alive nodes and their devices, as of now."""
+        return Topology.from_ray(
+            devices_per_node=self.config.devices_per_node,
+            cpus_per_device=self.config.cpus_per_device,
+            node_groups=self.config.node_groups,
+        )
+
+    @property
+    def num_nodes(self) -> int:
+        """Number of alive nodes."""
+        return self.topology.num_nodes
+
+    @property
+    def num_devices(self) -> int:
+        """Number of devices (GPUs, or CPU slots) over all nodes."""
+        return self.topology.num_devices
+
+    def placement(
+        self,
+        specs: Mapping[str, SpecLike],
+        *,
+        components: Collection[str] | None = None,
+        exclusive: Collection[str] = (),
+        require: PlacementMode | str | None = None,
+    ) -> Placement:
+        """Parse and validate specs against this cluster (see ``Placement.parse``)."""
+        return Placement.parse(
+            specs, self.topology, components=components, exclusive=exclusive, require=require
+        )
+
+    def allocate(
+        self,
+        specs: Mapping[str, SpecLike] | Placement,
+        *,
+        timeout_s: float = 60.0,
+        **parse_kwargs: Any,
+    ) -> PlacementGroups:
+        """Reserve the devices of a placement (specs are parsed first); released on shutdown."""
+        placement = specs if isinstance(specs, Placement) else self.placement(specs, **parse_kwargs)
+        pgs = PlacementGroups(placement, timeout_s=timeout_s)
+        self._placements.append(pgs)
+        return pgs
+
+    def launch(
+        self, worker_cls: type[W], placement: PlacementGroups, component: str, **kwargs: Any
+    ) -> WorkerGroup[W]:
+        """``WorkerGroup.launch``, with the group killed on ``shutdown()``."""
+        group = WorkerGroup.launch(worker_cls, placement, component, **kwargs)
+        self._groups.append(group)
+        return group
+
+    def shutdown(self) -> None:
+        """Kill launched groups, release placements, and stop Ray if this cluster started it."""
+        for group in self._groups:
+            group.kill()
+        self._groups.clear()
+        for pgs in self._placements:
+            pgs.remove()
+        self._placements.clear()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()

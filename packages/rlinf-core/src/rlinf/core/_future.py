@@ -1,0 +1,131 @@
+"""GroupFuture: the pending result of one call on several ranks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayError
+
+from ._batch import concat_batches
+from ._errors import CallTimeout, WorkerDied, WorkerError
+
+__all__ = ["GroupFuture"]
+
+_UNSET: Any = object()
+
+
+class GroupFuture:
+    """Results of ``method`` on ``ranks``, in the order the ranks were given.
+
+    ``wait()`` blocks (``await future`` does the same in asyncio code). The first failing
+    rank raises at once, without waiting for the others: WorkerError (with the remote
+    traceback), WorkerDied (process gone), or CallTimeout.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        method: str,
+        ranks: Sequence[int],
+        refs: Sequence[ray.ObjectRef],
+        timeout: float | None,
+        on_died: Callable[[int], None] | None = None,
+    ):
+        self.group = group
+        self.method = method
+        self.ranks = tuple(ranks)
+        self._refs = list(refs)
+        self._timeout = timeout
+        self._on_died = on_died
+        self._results: dict[int, Any] = {}
+
+    def _unwrap(self, index: int, ref: ray.ObjectRef) -> None:
+        rank = self.ranks[index]
+        try:
+            reply = ray.get(ref, timeout=0)
+        except RayActorError as e:
+            if self._on_died is not None:
+                self._on_died(rank)
+            raise WorkerDied(self.group, rank, self.method, _first_line(e)) from None
+        except GetTimeoutError:
+            raise
+        except RayError as e:
+            raise WorkerError(self.group, rank, self.method, type(e).__name__, str(e), "") from None
+        if reply[0] == "err":
+            _, kind, message, tb = reply
+            raise WorkerError(self.group, rank, self.method, kind, message, tb)
+        self._results[index] = reply[1]
+
+    def _pending(self) -> dict[ray.ObjectRef, int]:
+        return {ref: i for i, ref in enumerate(self._refs) if i not in self._results}
+
+    def _timeout_error(self, pending: dict[ray.ObjectRef, int], timeout: float) -> CallTimeout:
+        return CallTimeout(
+            self.group, self.method, [self.ranks[i] for i in pending.values()], timeout
+        )
+
+    def wait(self, timeout: float | None = _UNSET) -> list[Any]:
+        """Block until every rank answered; return the results in rank order.
+
+        Args:
+            timeout: Seconds to wait (None: forever); defaults to the call's timeout.
+        """
+        timeout = self._timeout if timeout is _UNSET else timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pending = self._pending()
+        while pending:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=remaining)
+            if not ready:
+                raise self._timeout_error(pending, timeout)
+            for ref in ready:
+                self._unwrap(pending.pop(ref), ref)
+        return [self._results[i] for i in range(len(self._refs))]
+
+    def gather(self, timeout: float | None = _UNSET) -> Any:
+        """``wait()``, then concatenate the per-rank results (tensors along dim 0, lists
+        chained, dicts key by key)."""
+        return concat_batches(self.wait(timeout))
+
+    def done(self) -> bool:
+        """Whether every rank has answered (successfully or not)."""
+        pending = list(self._pending())
+        if not pending:
+            return True
+        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+        return len(ready) == len(pending)
+
+    async def _wait_async(self) -> list[Any]:
+        timeout = self._timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        futures = {
+            asyncio.wrap_future(ref.future()): (ref, i) for ref, i in self._pending().items()
+        }
+        while futures:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = await asyncio.wait(
+                list(futures), timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                for f in futures:
+                    f.cancel()
+                raise self._timeout_error({r: i for r, i in futures.values()}, timeout)
+            for f in done:
+                ref, i = futures.pop(f)
+                self._unwrap(i, ref)
+        return [self._results[i] for i in range(len(self._refs))]
+
+    def __await__(self) -> Generator[Any, None, list[Any]]:
+        return self._wait_async().__await__()
+
+    def __repr__(self) -> str:
+        return f"GroupFuture({self.group!r}.{self.method}, ranks={list(self.ranks)})"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

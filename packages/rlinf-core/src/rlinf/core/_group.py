@@ -1,0 +1,262 @@
+"""WorkerGroup: launch a Worker subclass on a placement and call methods on its ranks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+import ray
+from ray.exceptions import RayActorError
+
+from rlinf.sched import ComponentPlacement, DeviceLock, PlacementGroups
+
+from ._batch import split_batch
+from ._comm import WorkerAddress
+from ._errors import WorkerError
+from ._future import GroupFuture
+from ._host import WorkerHost
+from ._rendezvous import ensure_rendezvous
+from ._worker import Worker, WorkerContext
+
+__all__ = ["WorkerGroup"]
+
+W = TypeVar("W", bound=Worker)
+
+
+class WorkerGroup(Generic[W]):
+    """The ranks of one component, each a Ray actor running a ``W``.
+
+    Satisfies ``rlinf.sched.PlacedGroup`` (``name`` and ``placement``).
+
+    Example::
+
+        pgs = cluster.allocate({"actor": "0-1"})
+        group = WorkerGroup.launch(MyWorker, pgs, "actor", args=(cfg,))
+        losses = group.call("train_step", batch_size=8).wait()      # one result per rank
+        out = group.scatter("score", prompts).gather()              # split, run, concat
+        group.kill()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        worker_cls: type[W],
+        placement: ComponentPlacement,
+        handles: Sequence[ray.actor.ActorHandle],
+        lock: DeviceLock | None,
+    ):
+        """Use ``WorkerGroup.launch``; this wraps already started actors."""
+        self._name = name
+        self.worker_cls = worker_cls
+        self._placement = placement
+        self._handles = list(handles)
+        self._lock = lock
+        self._rendezvous: ray.actor.ActorHandle | None = None
+
+    @classmethod
+    def launch(
+        cls,
+        worker_cls: type[W],
+        placement: PlacementGroups,
+        component: str,
+        *,
+        name: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        rank_kwargs: Sequence[Mapping[str, Any]] | None = None,
+        max_concurrency: int = 1,
+        env_vars: Mapping[str, str] | None = None,
+        comm_timeout: float = 600.0,
+        startup_timeout: float | None = 300.0,
+    ) -> WorkerGroup[W]:
+        """Start one ``worker_cls`` per rank of ``component`` and wait until all are built.
+
+        Args:
+            worker_cls: A Worker subclass.
+            placement: Reserved placement groups (``Cluster.allocate``).
+            component: Which component of the placement to launch.
+            name: Group name (default: the component name); unique in the cluster.
+            args, kwargs: Passed to every rank's ``__init__``.
+            rank_kwargs: Extra per-rank keyword arguments, one mapping per rank.
+            max_concurrency: Calls one rank may run at once (threads).
+            env_vars: Extra environment variables of the worker processes.
+            comm_timeout: Default timeout (s) of the workers' send/recv/broadcast.
+            startup_timeout: Seconds to wait for all ranks' ``__init__``.
+
+        Raises:
+            WorkerError: a rank's ``__init__`` raised (with its traceback) or it died.
+        """
+        if not (isinstance(worker_cls, type) and issubclass(worker_cls, Worker)):
+            raise TypeError(f"{worker_cls!r} is not a subclass of rlinf.core.Worker")
+        cp = placement.placement[component]
+        name = name or component
+        if rank_kwargs is not None and len(rank_kwargs) != cp.world_size:
+            raise ValueError(
+                f"group {name!r}: rank_kwargs has {len(rank_kwargs)} entries for "
+                f"{cp.world_size} ranks"
+            )
+        namespace = ray.get_runtime_context().namespace
+        # Held by the group: an actor whose last handle is dropped is destroyed by Ray.
+        rendezvous = ensure_rendezvous(namespace)
+        shared = any(placement.placement.is_shared(component, r) for r in range(cp.world_size))
+        lock = None
+        if shared:
+            lock = DeviceLock.create(f"{placement.name}-device-lock", namespace)
+        remote_cls = ray.remote(WorkerHost)
+        handles = []
+        for rp in cp.ranks:
+            ctx = WorkerContext(
+                group=name,
+                rank=rp.rank,
+                world_size=cp.world_size,
+                placement=rp,
+                device_type=placement.placement.topology.device_type,
+                namespace=namespace,
+                lock_name=lock.name if lock else None,
+                comm_timeout=comm_timeout,
+            )
+            options = placement.actor_options(component, rp.rank)
+            if env_vars:
+                options["runtime_env"]["env_vars"].update(env_vars)
+            merged = dict(kwargs or {})
+            if rank_kwargs is not None:
+                merged.update(rank_kwargs[rp.rank])
+            try:
+                handle = remote_cls.options(
+                    name=f"{name}:{rp.rank}",
+                    namespace=namespace,
+                    max_concurrency=max_concurrency,
+                    max_restarts=0,
+                    **options,
+                ).remote(worker_cls, ctx, tuple(args), merged)
+            except ValueError as e:
+                for h in handles:
+                    ray.kill(h)
+                raise ValueError(f"cannot launch group {name!r}: {e}") from e
+            handles.append(handle)
+        group = cls(name, worker_cls, cp, handles, lock)
+        group._rendezvous = rendezvous
+        refs = [h.start.remote() for h in handles]
+        try:
+            GroupFuture(name, "__init__", range(len(refs)), refs, startup_timeout).wait()
+        except (WorkerError, TimeoutError):
+            group.kill()
+            raise
+        return group
+
+    @property
+    def name(self) -> str:
+        """Group name."""
+        return self._name
+
+    @property
+    def placement(self) -> ComponentPlacement:
+        """Where each rank runs."""
+        return self._placement
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks."""
+        return len(self._handles)
+
+    @property
+    def addresses(self) -> list[WorkerAddress]:
+        """``(group, rank)`` of every rank, for send/recv/broadcast."""
+        return [WorkerAddress(self._name, r) for r in range(self.world_size)]
+
+    def _ranks(self, ranks: Sequence[int] | int | None) -> list[int]:
+        if ranks is None:
+            return list(range(self.world_size))
+        chosen = [ranks] if isinstance(ranks, int) else list(ranks)
+        for r in chosen:
+            if not 0 <= r < self.world_size:
+                raise IndexError(
+                    f"group {self._name!r} has ranks 0..{self.world_size - 1}, not {r}"
+                )
+        return chosen
+
+    def _check_method(self, method: str) -> None:
+        if not callable(getattr(self.worker_cls, method, None)) or method.startswith("_"):
+            raise AttributeError(
+                f"group {self._name!r}: {self.worker_cls.__name__} has no public method {method!r}"
+            )
+
+    def _on_died(self, rank: int) -> None:
+        if self._lock is not None:
+            # A dead holder would otherwise keep its devices locked forever.
+            self._lock.server.release_all.remote(str(WorkerAddress(self._name, rank)))
+
+    def call(
+        self,
+        method: str,
+        *args: Any,
+        ranks: Sequence[int] | int | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> GroupFuture:
+        """Call ``method(*args, **kwargs)`` on all ranks (or on ``ranks``), without waiting.
+
+        ``timeout`` becomes the default of the returned future's ``wait()``.
+        """
+        self._check_method(method)
+        chosen = self._ranks(ranks)
+        refs = [self._handles[r].call.remote(method, args, kwargs) for r in chosen]
+        return GroupFuture(self._name, method, chosen, refs, timeout, self._on_died)
+
+    def call_per_rank(
+        self,
+        method: str,
+        per_rank_args: Sequence[Sequence[Any]],
+        *,
+        ranks: Sequence[int] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> GroupFuture:
+        """Call ``method(*per_rank_args[i], **kwargs)`` on the i-th chosen rank."""
+        self._check_method(method)
+        chosen = self._ranks(ranks)
+        if len(per_rank_args) != len(chosen):
+            raise ValueError(
+                f"group {self._name!r}: {len(per_rank_args)} argument tuples for "
+                f"{len(chosen)} ranks"
+            )
+        refs = [
+            self._handles[r].call.remote(method, tuple(a), kwargs)
+            for r, a in zip(chosen, per_rank_args, strict=False)
+        ]
+        return GroupFuture(self._name, method, chosen, refs, timeout, self._on_died)
+
+    def scatter(
+        self,
+        method: str,
+        batch: Any,
+        *args: Any,
+        ranks: Sequence[int] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> GroupFuture:
+        """Split ``batch`` (list, tensor ``[N, ...]`` or dict of them) into contiguous
+        near-equal pieces, one per chosen rank, and call ``method(piece, *args, **kwargs)``.
+        ``future.gather()`` joins the results back in order."""
+        chosen = self._ranks(ranks)
+        pieces = split_batch(batch, len(chosen))
+        return self.call_per_rank(
+            method, [(p, *args) for p in pieces], ranks=chosen, timeout=timeout, **kwargs
+        )
+
+    def execute(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """``call(...).wait()``: run on all (or ``ranks=``) ranks and return their results."""
+        return self.call(method, *args, **kwargs).wait()
+
+    def kill(self) -> None:
+        """Kill every rank's process (their pending calls fail with WorkerDied)."""
+        for rank, handle in enumerate(self._handles):
+            with contextlib.suppress(RayActorError, ValueError):
+                ray.kill(handle, no_restart=True)
+            self._on_died(rank)
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkerGroup({self._name!r}, {self.worker_cls.__name__}, world_size={self.world_size})"
+        )

@@ -1,0 +1,53 @@
+"""The Ray actor that hosts one Worker instance and reports its failures as data."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ._worker import Worker, WorkerContext
+
+__all__ = ["WorkerHost"]
+
+
+class WorkerHost:
+    """Constructs the user's Worker in ``start`` and runs its methods in ``call``.
+
+    Results come back as ``("ok", value)`` or ``("err", type, message, traceback)`` so the
+    driver can name the group, rank and remote traceback without parsing Ray's wrappers.
+    """
+
+    def __init__(
+        self,
+        worker_cls: type[Worker],
+        ctx: WorkerContext,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+    ):
+        self._cls = worker_cls
+        self._ctx = ctx
+        self._args = args
+        self._kwargs = kwargs
+        self._worker: Worker | None = None
+
+    def start(self) -> tuple:
+        try:
+            worker = self._cls.__new__(self._cls)
+            worker._attach(self._ctx)
+            worker.__init__(*self._args, **self._kwargs)
+            self._worker = worker
+            return ("ok", None)
+        except Exception as e:
+            return ("err", type(e).__name__, str(e), traceback.format_exc())
+
+    def call(self, method: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:
+        try:
+            result = getattr(self._worker, method)(*args, **kwargs)
+            if inspect.iscoroutine(result):
+                result = asyncio.run(result)
+            return ("ok", result)
+        except Exception as e:
+            return ("err", type(e).__name__, str(e), traceback.format_exc())

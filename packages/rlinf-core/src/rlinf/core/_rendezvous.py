@@ -1,0 +1,41 @@
+"""The rendezvous point for on-demand communicators: a TCPStore hosted by a named actor."""
+
+from __future__ import annotations
+
+import ray
+
+__all__ = ["RENDEZVOUS_NAME", "ensure_rendezvous", "rendezvous_address"]
+
+RENDEZVOUS_NAME = "rlinf-p2p-rendezvous"
+
+
+@ray.remote(num_cpus=0)
+class _Rendezvous:
+    """Hosts one TCPStore that every worker joins as a client.
+
+    Each communicator (a pair or a broadcast set) uses its own key prefix in the store, so
+    any two workers can build a process group at any time, without a global world and
+    without both having been set up together beforehand.
+    """
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self._ip = ray.util.get_node_ip_address()
+        self._store = dist.TCPStore(self._ip, 0, is_master=True, wait_for_workers=False)
+
+    def address(self) -> tuple[str, int]:
+        return self._ip, self._store.port
+
+
+def ensure_rendezvous(namespace: str | None = None) -> ray.actor.ActorHandle:
+    """Start the rendezvous actor if absent (owned by the caller, normally the driver)."""
+    return _Rendezvous.options(
+        name=RENDEZVOUS_NAME, namespace=namespace, get_if_exists=True
+    ).remote()
+
+
+def rendezvous_address(namespace: str | None = None, timeout: float = 60.0) -> tuple[str, int]:
+    """Host and port of the store, looked up through the named actor."""
+    handle = ray.get_actor(RENDEZVOUS_NAME, namespace=namespace)
+    return ray.get(handle.address.remote(), timeout=timeout)

@@ -1,0 +1,183 @@
+"""The Worker base class: what every process of a WorkerGroup knows about itself."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import torch
+
+from rlinf.sched import DeviceLock, RankPlacement
+
+from ._comm import Communicator, WorkerAddress
+
+__all__ = ["Worker", "WorkerContext"]
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Everything a worker is told at launch.
+
+    Attributes:
+        group: Name of its worker group.
+        rank: Its rank in the group.
+        world_size: Number of ranks in the group.
+        placement: Its node and devices.
+        device_type: ``"cpu"`` or ``"gpu"``.
+        namespace: Ray namespace of the cluster (named helper actors live there).
+        lock_name: Name of the device lock when its devices are shared, else None.
+        comm_timeout: Default timeout (s) of send/recv/broadcast and their setup.
+    """
+
+    group: str
+    rank: int
+    world_size: int
+    placement: RankPlacement
+    device_type: str
+    namespace: str | None
+    lock_name: str | None
+    comm_timeout: float
+
+
+class Worker:
+    """Base class of the processes launched by ``WorkerGroup.launch``.
+
+    Subclasses write ``__init__`` with their own arguments (rank, device and friends are
+    already available there) and plain methods that the driver calls. Override ``onload`` /
+    ``offload`` to move state on and off the devices when collocated workers take turns.
+    """
+
+    _ctx: WorkerContext
+    _comm: Communicator | None
+    _lock: DeviceLock | None
+    _logger: logging.Logger
+
+    def __init__(self) -> None:
+        """Nothing to do: the launcher attaches the context before ``__init__`` runs."""
+
+    def _attach(self, ctx: WorkerContext) -> None:
+        self._ctx = ctx
+        self._comm = None
+        self._lock = None
+        logger = logging.getLogger(f"rlinf.worker.{ctx.group}.{ctx.rank}")
+        if not logger.handlers:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(
+                logging.Formatter(f"%(asctime)s %(levelname)s [{ctx.group} {ctx.rank}] %(message)s")
+            )
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+        self._logger = logger
+
+    @property
+    def rank(self) -> int:
+        """Rank within the group, 0..world_size-1."""
+        return self._ctx.rank
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks in the group."""
+        return self._ctx.world_size
+
+    @property
+    def group_name(self) -> str:
+        """Name of the worker group."""
+        return self._ctx.group
+
+    @property
+    def address(self) -> WorkerAddress:
+        """``(group, rank)``, as used by send/recv/broadcast."""
+        return WorkerAddress(self._ctx.group, self._ctx.rank)
+
+    @property
+    def placement(self) -> RankPlacement:
+        """This rank's node and devices."""
+        return self._ctx.placement
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device to put tensors on: ``cuda:0`` (the first visible GPU) or cpu."""
+        return torch.device("cuda", 0) if self._ctx.device_type == "gpu" else torch.device("cpu")
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Logger whose lines carry the group name and rank."""
+        return self._logger
+
+    def onload(self) -> None:
+        """Move state onto the devices (called when this worker's turn starts)."""
+
+    def offload(self) -> None:
+        """Move state off the devices (called when this worker's turn ends)."""
+
+    def process_info(self) -> dict[str, Any]:
+        """pid, Ray node id and global devices of this process."""
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "devices": self._ctx.placement.devices,
+        }
+
+    @contextlib.contextmanager
+    def device_turn(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold this rank's devices for the body, calling ``onload`` then ``offload``.
+
+        Collocated workers (ranks of any group sharing a device) use this to take turns.
+        A worker whose devices nobody else uses just runs the body.
+        """
+        if self._ctx.lock_name is None:
+            yield
+            return
+        if self._lock is None:
+            self._lock = DeviceLock(self._ctx.lock_name, self._ctx.namespace)
+        with self._lock.turn(self._ctx.placement.devices, str(self.address), self, timeout):
+            yield
+
+    def _communicator(self) -> Communicator:
+        if self._comm is None:
+            self._comm = Communicator(
+                self.address,
+                ray.util.get_node_ip_address(),
+                self._ctx.namespace,
+                self._ctx.comm_timeout,
+            )
+        return self._comm
+
+    def send(self, obj: Any, group: str, rank: int, *, timeout: float | None = None) -> None:
+        """Send a tensor or picklable object (dicts/lists/dataclasses of tensors) to the
+        worker ``rank`` of ``group``; blocks until it has been received."""
+        self._communicator().send(obj, WorkerAddress(group, rank), timeout)
+
+    def recv(self, group: str, rank: int, *, timeout: float | None = None, out: Any = None) -> Any:
+        """Receive the next object sent by worker ``rank`` of ``group``.
+
+        ``out``: a preallocated tensor (or one per tensor of the message, in order) to
+        receive into, e.g. existing parameters during a weight sync.
+        """
+        return self._communicator().recv(WorkerAddress(group, rank), timeout, out)
+
+    def broadcast(
+        self,
+        obj: Any,
+        src: tuple[str, int],
+        dsts: Sequence[tuple[str, int]],
+        *,
+        timeout: float | None = None,
+        out: Any = None,
+    ) -> Any:
+        """Broadcast from ``src`` to ``dsts`` (``(group, rank)`` pairs, any groups).
+
+        All participants call it with the same ``src`` and ``dsts``; the source passes the
+        object, the others pass None; everyone gets the object back. Receivers may pass
+        ``out`` buffers as for ``recv``.
+        """
+        return self._communicator().broadcast(
+            obj, WorkerAddress(*src), [WorkerAddress(*d) for d in dsts], timeout, out
+        )

@@ -1,0 +1,152 @@
+"""A cluster-wide lock over devices, so collocated processes take turns on them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Iterator, Sequence
+
+import ray
+
+from ._protocols import Offloadable
+
+__all__ = ["DeviceLock", "DeviceLockTimeout"]
+
+
+class DeviceLockTimeout(TimeoutError):
+    """A process waited too long for its devices; the message names who holds them."""
+
+
+@ray.remote(num_cpus=0)
+class _DeviceLockServer:
+    """Grants sets of devices atomically, first come first served among conflicting waiters."""
+
+    def __init__(self) -> None:
+        self._holders: dict[int, str] = {}
+        self._queue: list[tuple[int, frozenset[int]]] = []
+        self._tickets = itertools.count()
+        self._cond = asyncio.Condition()
+
+    def _grantable(self, ticket: int, devices: frozenset[int]) -> bool:
+        if any(d in self._holders for d in devices):
+            return False
+        # Taking all devices at once and honouring queue order rules out both lock-order
+        # deadlocks and starvation of a waiter that needs several devices.
+        for t, want in self._queue:
+            if t == ticket:
+                return True
+            if want & devices:
+                return False
+        return True
+
+    async def acquire(self, devices: list[int], holder: str, timeout: float | None) -> dict:
+        want = frozenset(devices)
+        mine = sorted(d for d, h in self._holders.items() if h == holder and d in want)
+        if mine:
+            return {"ok": False, "error": f"{holder} already holds device(s) {mine}"}
+        ticket = next(self._tickets)
+        async with self._cond:
+            self._queue.append((ticket, want))
+            try:
+                await asyncio.wait_for(
+                    self._cond.wait_for(lambda: self._grantable(ticket, want)), timeout
+                )
+            except asyncio.TimeoutError:
+                held = {d: self._holders[d] for d in sorted(want) if d in self._holders}
+                return {"ok": False, "error": f"timed out after {timeout} s; held: {held}"}
+            finally:
+                self._queue = [q for q in self._queue if q[0] != ticket]
+                self._cond.notify_all()
+            for d in want:
+                self._holders[d] = holder
+        return {"ok": True}
+
+    async def release(self, devices: list[int], holder: str) -> None:
+        async with self._cond:
+            for d in devices:
+                if self._holders.get(d) == holder:
+                    del self._holders[d]
+            self._cond.notify_all()
+
+    async def release_all(self, holder: str) -> list[int]:
+        async with self._cond:
+            freed = sorted(d for d, h in self._holders.items() if h == holder)
+            for d in freed:
+                del self._holders[d]
+            self._cond.notify_all()
+        return freed
+
+    def holders(self) -> dict[int, str]:
+        return dict(self._holders)
+
+
+class DeviceLock:
+    """Client of a named lock server shared by every process of one placement.
+
+    The driver calls ``DeviceLock.create(name)`` (the server lives as long as the driver);
+    processes call ``DeviceLock(name)`` and ``with lock.turn(devices, holder, worker): ...``.
+    """
+
+    def __init__(self, name: str, namespace: str | None = None):
+        self.name = name
+        self._namespace = namespace
+        self._server: ray.actor.ActorHandle | None = None
+
+    @classmethod
+    def create(cls, name: str, namespace: str | None = None) -> DeviceLock:
+        """Start the lock server (or reuse one of that name) and return a client."""
+        lock = cls(name, namespace)
+        lock._server = _DeviceLockServer.options(
+            name=name, namespace=namespace, get_if_exists=True
+        ).remote()
+        return lock
+
+    @property
+    def server(self) -> ray.actor.ActorHandle:
+        """Handle of the lock server (looked up by name on first use)."""
+        if self._server is None:
+            self._server = ray.get_actor(self.name, namespace=self._namespace)
+        return self._server
+
+    def acquire(self, devices: Sequence[int], holder: str, timeout: float | None = None) -> None:
+        """Block until every device in ``devices`` is granted to ``holder``."""
+        reply = ray.get(self.server.acquire.remote(list(devices), holder, timeout))
+        if not reply["ok"]:
+            raise DeviceLockTimeout(
+                f"{holder} could not lock devices {list(devices)}: {reply['error']}"
+            )
+
+    def release(self, devices: Sequence[int], holder: str) -> None:
+        """Give ``devices`` back (no-op for devices ``holder`` does not hold)."""
+        ray.get(self.server.release.remote(list(devices), holder))
+
+    def release_all(self, holder: str) -> list[int]:
+        """Free everything ``holder`` holds (used when a process died); returns the devices."""
+        return ray.get(self.server.release_all.remote(holder))
+
+    def holders(self) -> dict[int, str]:
+        """Device -> current holder."""
+        return ray.get(self.server.holders.remote())
+
+    @contextlib.contextmanager
+    def turn(
+        self,
+        devices: Sequence[int],
+        holder: str,
+        hooks: Offloadable | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[None]:
+        """Hold ``devices`` for the body; ``hooks.onload()`` runs after acquiring and
+        ``hooks.offload()`` before releasing, so the next holder finds the devices free."""
+        self.acquire(devices, holder, timeout)
+        try:
+            if hooks is not None:
+                hooks.onload()
+            try:
+                yield
+            finally:
+                if hooks is not None:
+                    hooks.offload()
+        finally:
+            self.release(devices, holder)
