@@ -53,9 +53,10 @@ def test_four_by_four_actors_deliver_exactly_the_multiset_in_order(make_channel)
     plans = [("even", None), ("even", 16.0), ("odd", None), ("odd", 7.0)]
     consumed = [c.run.remote(key, w) for c, (key, w) in zip(consumers, plans, strict=True)]
     per_producer = ITEMS // PRODUCERS
-    assert ray.get([p.run.remote(i, per_producer) for i, p in enumerate(producers)]) == [
-        per_producer
-    ] * PRODUCERS
+    assert (
+        ray.get([p.run.remote(i, per_producer) for i, p in enumerate(producers)])
+        == [per_producer] * PRODUCERS
+    )
     ch.close()
     results = ray.get(consumed, timeout=300)
 

@@ -336,7 +336,7 @@ class Channel:
             return await asyncio.wait_for(asyncio.shield(ref), limit)
         except RayActorError as err:
             raise self._died(err) from err
-        except (asyncio.CancelledError, asyncio.TimeoutError):
+        except (TimeoutError, asyncio.CancelledError):
             if salvage_key is not None:
                 self._salvage(ref, salvage_key)
             raise

@@ -91,7 +91,7 @@ class KeyQueue:
         try:
             async with self.changed:
                 await asyncio.wait_for(self.changed.wait_for(lambda: ready() or closed()), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return WaitOutcome.TIMEOUT
         finally:
             self._waiters -= 1

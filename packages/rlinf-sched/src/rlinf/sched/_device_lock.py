@@ -52,7 +52,7 @@ class _DeviceLockServer:
                 await asyncio.wait_for(
                     self._cond.wait_for(lambda: self._grantable(ticket, want)), timeout
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 held = {d: self._holders[d] for d in sorted(want) if d in self._holders}
                 return {"ok": False, "error": f"timed out after {timeout} s; held: {held}"}
             finally:

@@ -13,7 +13,7 @@ from ._topology import PlacementError, Topology
 __all__ = ["Placement", "PlacementMode", "classify", "classify_groups"]
 
 
-class PlacementMode(str, enum.Enum):
+class PlacementMode(enum.StrEnum):
     """How components share devices.
 
     COLLOCATED: all components use the same devices and take turns on them.
