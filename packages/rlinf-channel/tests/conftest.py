@@ -27,8 +27,8 @@ def make_channel(ray_cluster: None) -> Iterator:
     """Create channels with unique names; kill them all after the test."""
     created: list[Channel] = []
 
-    def make(maxsize: int = 0) -> Channel:
-        channel = Channel.create(f"test-channel-{next(_names)}", maxsize=maxsize)
+    def make(maxsize: int = 0, **options) -> Channel:
+        channel = Channel.create(f"test-channel-{next(_names)}", maxsize=maxsize, **options)
         created.append(channel)
         return channel
 

@@ -198,3 +198,15 @@ def test_large_numpy_arrays_arrive_zero_copy(make_channel):
     np.testing.assert_array_equal(received, payload)
     # Read-only means the array is a view on the shared-memory object store, not a copy.
     assert not received.flags.writeable
+
+
+def test_inline_limit_zero_sends_every_payload_through_the_store(make_channel):
+    ch = make_channel(inline_limit=0)
+    assert Channel.connect(ch.name).describe()["inline_limit"] == 0
+    connected = Channel.connect(ch.name)
+    connected.put(7)  # a handle from connect() follows the channel's limit
+    reply = ray.get(ch._actor.get.remote("default", None))
+    kind, ref = reply[1][0]
+    assert kind == "r" and ray.get(ref) == 7
+    with pytest.raises(ValueError, match="inline_limit must be >= 0"):
+        Channel.create("bad-limit", inline_limit=-1)

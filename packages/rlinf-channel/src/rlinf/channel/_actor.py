@@ -35,11 +35,13 @@ class ChannelActor:
     Args:
         name: the channel's name, kept for error messages and ``describe()``.
         maxsize: per-key bound on queued items; ``0`` means unbounded.
+        inline_limit: the channel's by-value size limit, kept for clients that connect.
     """
 
-    def __init__(self, name: str, maxsize: int) -> None:
+    def __init__(self, name: str, maxsize: int, inline_limit: int) -> None:
         self._name = name
         self._maxsize = maxsize
+        self._inline_limit = inline_limit
         self._queues: dict[Hashable, KeyQueue] = {}
         self._closed = False
 
@@ -132,6 +134,7 @@ class ChannelActor:
         return {
             "name": self._name,
             "maxsize": self._maxsize,
+            "inline_limit": self._inline_limit,
             "closed": self._closed,
             "sizes": {key: len(queue) for key, queue in self._queues.items() if len(queue)},
         }

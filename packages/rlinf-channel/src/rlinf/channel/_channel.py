@@ -29,7 +29,7 @@ from rlinf.channel._errors import (
     ChannelNotFound,
     ChannelTimeout,
 )
-from rlinf.channel._payload import pack, unpack_all, unpack_all_async
+from rlinf.channel._payload import INLINE_LIMIT_BYTES, pack, unpack_all, unpack_all_async
 
 __all__ = ["DEFAULT_KEY", "Channel"]
 
@@ -74,10 +74,17 @@ class Channel:
         {'obs': [1, 2]}
     """
 
-    def __init__(self, name: str, namespace: str | None, actor: ray.actor.ActorHandle) -> None:
+    def __init__(
+        self,
+        name: str,
+        namespace: str | None,
+        actor: ray.actor.ActorHandle,
+        inline_limit: int = INLINE_LIMIT_BYTES,
+    ) -> None:
         self._name = name
         self._namespace = namespace
         self._actor = actor
+        self._inline_limit = inline_limit
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,6 +96,7 @@ class Channel:
         maxsize: int = 0,
         namespace: str | None = None,
         detached: bool = False,
+        inline_limit: int = INLINE_LIMIT_BYTES,
     ) -> Channel:
         """Start the actor hosting a new channel and return a handle to it.
 
@@ -99,6 +107,10 @@ class Channel:
             namespace: Ray namespace of the actor; ``None`` uses the current one.
             detached: keep the channel alive after the creating process exits; it then
                 lives until :meth:`kill` or the cluster stops.
+            inline_limit: items estimated below this many bytes travel by value inside the
+                call (cheaper for small items); larger ones, and anything whose size is
+                unknown (tensors, arbitrary objects), go through the object store. ``0``
+                sends every payload through the store.
 
         Raises:
             ChannelExists: a channel of that name is already running.
@@ -108,6 +120,8 @@ class Channel:
             raise ValueError("Channel name must be a non-empty string")
         if maxsize < 0:
             raise ValueError(f"Channel {name!r}: maxsize must be >= 0, got {maxsize}")
+        if inline_limit < 0:
+            raise ValueError(f"Channel {name!r}: inline_limit must be >= 0, got {inline_limit}")
         options: dict[str, Any] = {
             "name": name,
             "namespace": namespace,
@@ -118,12 +132,12 @@ class Channel:
         if detached:
             options["lifetime"] = "detached"
         try:
-            actor = _remote_actor_class().options(**options).remote(name, maxsize)
+            actor = _remote_actor_class().options(**options).remote(name, maxsize, inline_limit)
         except ValueError as err:
             if "already" in str(err):
                 raise ChannelExists(f"A channel named {name!r} already exists") from err
             raise
-        channel = cls(name, namespace, actor)
+        channel = cls(name, namespace, actor, inline_limit)
         # Fail here, not at the first put, if the actor cannot start.
         channel._call(actor.qsize.remote(DEFAULT_KEY), None)
         return channel
@@ -141,7 +155,8 @@ class Channel:
             raise ChannelNotFound(
                 f"No channel named {name!r} in namespace {namespace or '<current>'!r}"
             ) from err
-        return cls(name, namespace, actor)
+        probe = cls(name, namespace, actor)
+        return cls(name, namespace, actor, probe.describe()["inline_limit"])
 
     def close(self) -> None:
         """Refuse further puts and wake every blocked call (see the class docstring)."""
@@ -156,7 +171,7 @@ class Channel:
         return self._name
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Channel, (self._name, self._namespace, self._actor))
+        return (Channel, (self._name, self._namespace, self._actor, self._inline_limit))
 
     def __repr__(self) -> str:
         return f"Channel({self._name!r})"
@@ -211,7 +226,7 @@ class Channel:
     def _put_remote(
         self, item: Any, key: Hashable, weight: float, timeout: float | None
     ) -> ray.ObjectRef:
-        return self._actor.put.remote(key, pack(item), float(weight), timeout)
+        return self._actor.put.remote(key, pack(item, self._inline_limit), float(weight), timeout)
 
     # ------------------------------------------------------------------ get
 
@@ -305,7 +320,7 @@ class Channel:
         return info["maxsize"] > 0 and info["sizes"].get(key, 0) >= info["maxsize"]
 
     def describe(self) -> dict[str, Any]:
-        """``{"name", "maxsize", "closed", "sizes": {key: n}}`` for non-empty keys."""
+        """``{"name", "maxsize", "inline_limit", "closed", "sizes": {key: n}}`` (non-empty keys)."""
         return self._call(self._actor.describe.remote(), None)
 
     # ------------------------------------------------------------------ internals

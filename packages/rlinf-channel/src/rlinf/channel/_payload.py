@@ -20,7 +20,7 @@ import ray
 __all__ = ["INLINE_LIMIT_BYTES", "pack", "unpack_all", "unpack_all_async"]
 
 INLINE_LIMIT_BYTES = 16 * 1024
-"""Items estimated below this size travel by value; larger ones through the object store."""
+"""Default size below which an item travels by value; larger ones go through the store."""
 
 _MAX_INLINE_ELEMENTS = 256
 _SCALARS = (type(None), bool, int, float, complex)
@@ -50,9 +50,10 @@ def _inline_size(item: Any, budget: int, elements: list[int]) -> int:
     return budget + 1
 
 
-def pack(item: Any) -> tuple[str, Any]:
-    """Wrap ``item`` for the channel actor: by value if small, else as a store reference."""
-    if _inline_size(item, INLINE_LIMIT_BYTES, [0]) <= INLINE_LIMIT_BYTES:
+def pack(item: Any, inline_limit: int = INLINE_LIMIT_BYTES) -> tuple[str, Any]:
+    """Wrap ``item`` for the channel actor: by value if below ``inline_limit`` bytes, else
+    as a store reference (``inline_limit=0`` sends everything through the store)."""
+    if inline_limit > 0 and _inline_size(item, inline_limit, [0]) <= inline_limit:
         return ("v", item)
     return ("r", ray.put(item))
 
