@@ -1,3 +1,32 @@
-"""rlinf.models: Policies, training and generation backends, weight sync, and the Actor/Rollout/Reward workers of rlinf."""
+"""rlinf.models: policies for rlinf.
 
-__all__: list[str] = []
+* :class:`ActorCritic` / :func:`build_policy`: MLP and CNN actor-critics in plain torch,
+  Gaussian (optionally tanh-squashed) or categorical heads, shared or separate value
+  network, orthogonal init, action chunks, running observation normalization.
+* :class:`RunningNormalizer`: mergeable running mean / variance.
+
+``rlinf.models`` never imports vllm, sglang or megatron at import time, nor rlinf.envs
+(specs are structural: :class:`ActionSpecLike`, :class:`ArraySpecLike`).
+"""
+
+from ._actor_critic import ActorCritic, build_policy
+from ._config import PolicyConfig
+from ._encoders import Encoder, orthogonal_linear
+from ._heads import CategoricalHead, GaussianHead, log1m_tanh_sq
+from ._normalizer import RunningNormalizer
+from ._spec import ActionSpecLike, ArraySpecLike, ObsSpecLike
+
+__all__ = [
+    "ActionSpecLike",
+    "ActorCritic",
+    "ArraySpecLike",
+    "CategoricalHead",
+    "Encoder",
+    "GaussianHead",
+    "ObsSpecLike",
+    "PolicyConfig",
+    "RunningNormalizer",
+    "build_policy",
+    "log1m_tanh_sq",
+    "orthogonal_linear",
+]

@@ -1,0 +1,197 @@
+"""The gymnasium adapter: any gymnasium env id as a :class:`~rlinf.envs.VectorEnv`."""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from ._actions import check_actions
+from ._base import StepInfo, StepResult
+from ._config import EnvConfig
+from ._single import make_single_env
+from ._spec import ActionSpec, ArraySpec, Obs
+
+__all__ = ["GymVectorEnv"]
+
+
+def _autoreset_same_step() -> Any:
+    mode = getattr(gym.vector, "AutoresetMode", None)
+    if mode is None:
+        raise ImportError(
+            f"rlinf-envs needs gymnasium>=1.1 (AutoresetMode.SAME_STEP); found {gym.__version__}"
+        )
+    return mode.SAME_STEP
+
+
+def _masked(info: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values, mask)`` of a key of a gymnasium vector info dict, or None if absent."""
+    if key not in info:
+        return None
+    return np.asarray(info[key]), np.asarray(info[f"_{key}"], dtype=bool)
+
+
+class GymVectorEnv:
+    """``N`` copies of a gymnasium env, stepped in this process or one process per env.
+
+    Built on gymnasium's ``SyncVectorEnv`` / ``AsyncVectorEnv`` in ``SAME_STEP`` autoreset
+    mode: an env whose episode ends is reset within the same step, and its last observation
+    comes back in gymnasium's ``final_obs`` info, from which :attr:`StepInfo.final_obs` is
+    built. (The default ``NEXT_STEP`` mode would instead return the final observation as the
+    step's observation and silently ignore the next action of that env.) Each env is wrapped
+    in :class:`~rlinf.envs._single.ChunkedEpisodeEnv`, which executes action chunks and keeps
+    episode statistics next to the env.
+
+    Args:
+        config: :class:`EnvConfig`; ``config.env_id`` is any id ``gymnasium.make`` accepts.
+    """
+
+    def __init__(self, config: EnvConfig) -> None:
+        self.config = config
+        self.env_id = config.env_id
+        self.num_envs = config.num_envs
+        self.chunk_size = config.chunk_size
+        fns = [functools.partial(make_single_env, config) for _ in range(config.num_envs)]
+        mode = _autoreset_same_step()
+        if config.backend == "sync":
+            self._env: gym.vector.VectorEnv = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+        else:
+            method = config.start_method
+            if method is None:
+                methods = mp.get_all_start_methods()
+                method = "forkserver" if "forkserver" in methods else "spawn"
+            self._env = gym.vector.AsyncVectorEnv(fns, context=method, autoreset_mode=mode)
+        obs_space = self._env.single_observation_space
+        self.observation_spec: dict[str, ArraySpec] = {
+            key: ArraySpec(tuple(s.shape), np.dtype(s.dtype), s.low, s.high)
+            for key, s in obs_space.spaces.items()
+        }
+        chunk_space = self._env.single_action_space
+        if isinstance(chunk_space, spaces.MultiDiscrete):
+            self.action_spec = ActionSpec(kind="discrete", shape=(), n=int(chunk_space.nvec[0]))
+        else:
+            self.action_spec = ActionSpec(
+                kind="continuous",
+                shape=tuple(chunk_space.shape[1:]),
+                low=np.asarray(chunk_space.low[0], np.float64),
+                high=np.asarray(chunk_space.high[0], np.float64),
+            )
+        self._rng = np.random.default_rng(config.seed)
+        self._reset_once = False
+        self._closed = False
+
+    def reset(self, *, seed: int | None = None) -> Obs:
+        """Reset all envs (env ``i`` seeded ``seed + i``; the first reset defaults to
+        ``config.seed``, later unseeded resets continue each env's random stream).
+
+        Returns:
+            dict of ``[N, ...]`` arrays.
+        """
+        self._check_open()
+        if seed is None and not self._reset_once:
+            seed = self.config.seed
+        obs, _ = self._env.reset(seed=seed)
+        self._reset_once = True
+        return dict(obs)
+
+    def step(self, actions: Any) -> StepResult:
+        """One action chunk per env; see :class:`~rlinf.envs.VectorEnv` for the semantics.
+
+        Args:
+            actions: ``[N, K, *action_shape]`` (``[N, *action_shape]`` when ``K == 1``).
+        """
+        self._check_open()
+        if not self._reset_once:
+            raise RuntimeError(f"env {self.env_id!r}: call reset() before step()")
+        acts = check_actions(
+            actions,
+            self.action_spec,
+            num_envs=self.num_envs,
+            chunk_size=self.chunk_size,
+            env_id=self.env_id,
+            clip=self.config.clip_actions,
+        )
+        obs, reward, terminated, truncated, raw = self._env.step(acts)
+        obs = dict(obs)
+        done = np.logical_or(terminated, truncated)
+        info = self._step_info(obs, done, raw)
+        return StepResult(
+            obs,
+            np.asarray(reward, np.float64),
+            terminated.astype(bool),
+            truncated.astype(bool),
+            info,
+        )
+
+    def _step_info(self, obs: Obs, done: np.ndarray, raw: Mapping[str, Any]) -> StepInfo:
+        n = self.num_envs
+        final_info = raw.get("final_info", {})
+
+        def pick(key: str, default: np.ndarray) -> np.ndarray:
+            # The ending step's info sits under "final_info" (its top level holds the info of
+            # the reset that followed); the other envs' step info sits at the top level.
+            out = default.copy()
+            for source in (raw, final_info):
+                got = _masked(source, key)
+                if got is not None:
+                    values, mask = got
+                    out[mask] = values[mask]
+            return out
+
+        final_obs = {k: v.copy() for k, v in obs.items()}
+        for i in np.flatnonzero(done):
+            for k, v in raw["final_obs"][i].items():
+                final_obs[k][i] = v
+        ended = {
+            "episode_return": pick("episode_return", np.zeros(n, np.float64)),
+            "episode_length": pick("episode_length", np.zeros(n, np.int64)),
+            "episode_success": pick("episode_success", np.zeros(n, bool)),
+            "success_reported": pick("success_reported", np.zeros(n, bool)),
+        }
+        for key, value in ended.items():
+            ended[key] = np.where(done, value, np.zeros_like(value))
+        return StepInfo(
+            done=done,
+            final_obs=final_obs,
+            chunk_executed=pick("chunk_executed", np.zeros(n, np.int64)),
+            chunk_rewards=pick("chunk_rewards", np.zeros((n, self.chunk_size), np.float64)),
+            raw=raw,
+            **ended,
+        )
+
+    def sample_actions(self) -> np.ndarray:
+        """Uniformly random valid actions ``[N, K, *action_shape]`` (seeded by ``config.seed``);
+        continuous spaces with infinite bounds sample a standard normal there."""
+        shape = (self.num_envs, self.chunk_size, *self.action_spec.shape)
+        spec = self.action_spec
+        if spec.discrete:
+            return self._rng.integers(0, spec.n, size=shape)
+        low, high = spec.low, spec.high
+        bounded = np.isfinite(low) & np.isfinite(high)
+        u = self._rng.uniform(np.where(bounded, low, 0.0), np.where(bounded, high, 1.0), shape)
+        return np.where(bounded, u, self._rng.standard_normal(shape)).astype(np.float32)
+
+    def close(self) -> None:
+        """Close the envs and their worker processes; idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._env.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"env {self.env_id!r} is closed")
+
+    def __enter__(self) -> GymVectorEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.config
+        return f"GymVectorEnv({c.env_id!r}, num_envs={c.num_envs}, backend={c.backend!r}, chunk_size={c.chunk_size})"

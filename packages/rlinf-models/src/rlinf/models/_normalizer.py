@@ -1,0 +1,67 @@
+"""Running mean / variance of observations, mergeable across batches (and later, workers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["RunningNormalizer"]
+
+
+class RunningNormalizer(nn.Module):
+    """Normalizes ``[B, *shape]`` inputs with the running mean and variance of all updates.
+
+    Statistics are float64 buffers (so they live in ``state_dict`` and move with ``.to``),
+    combined with the parallel formula of Chan et al.: merging a batch of ``m`` samples with
+    mean ``mu_b`` and population variance ``var_b`` into ``n`` samples gives
+    ``mu = mu_a + d * m / (n + m)`` and
+    ``M2 = var_a * n + var_b * m + d^2 * n * m / (n + m)`` with ``d = mu_b - mu_a``. This is
+    exact for any split of the data, so the result equals the mean / variance of all data
+    concatenated, and two normalizers (e.g. of two workers) merge the same way.
+
+    Args:
+        shape: per-sample shape.
+        clip: normalized values are clamped to ``[-clip, clip]``.
+        eps: added to the variance before the square root.
+    """
+
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, shape: tuple[int, ...], clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+        self.clip = clip
+        self.eps = eps
+        self.register_buffer("mean", torch.zeros(self.shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(self.shape, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Add a batch ``[B, *shape]`` (B >= 1) to the statistics."""
+        if tuple(x.shape[1:]) != self.shape or x.shape[0] == 0:
+            raise ValueError(f"expected a non-empty [B, {self.shape}] batch, got {tuple(x.shape)}")
+        x = x.to(self.mean.device, torch.float64)
+        if not torch.isfinite(x).all():
+            raise ValueError("observations to normalize contain NaN or inf")
+        self.merge(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+
+    @torch.no_grad()
+    def merge(self, mean: torch.Tensor, var: torch.Tensor, count: float) -> None:
+        """Merge statistics of ``count`` other samples (population ``var``)."""
+        n, m = self.count, torch.as_tensor(float(count), dtype=torch.float64)
+        total = n + m
+        delta = mean.to(self.mean) - self.mean
+        m2 = self.var * n + var.to(self.var) * m + delta.square() * n * m / total
+        self.mean.add_(delta * m / total)
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``clamp((x - mean) / sqrt(var + eps), -clip, clip)``, in ``x``'s dtype; shapes
+        ``[B, *shape] -> [B, *shape]``. Identity-like (mean 0, var 1) before any update."""
+        std = torch.sqrt(self.var + self.eps)
+        out = (x.to(torch.float64) - self.mean) / std
+        return out.clamp(-self.clip, self.clip).to(x.dtype)
