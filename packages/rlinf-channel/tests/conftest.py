@@ -16,7 +16,7 @@ def ray_cluster() -> Iterator[None]:
     """A small local Ray cluster per test module, reused if one is already running."""
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=8, include_dashboard=False, logging_level="ERROR")
+        ray.init(num_cpus=8, num_gpus=0, include_dashboard=False, logging_level="ERROR")
     yield
     if started:
         ray.shutdown()

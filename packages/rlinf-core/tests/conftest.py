@@ -33,6 +33,8 @@ def cluster():
     c = Cluster(
         ClusterConfig(
             num_cpus=6,
+            # CPU slots even on a GPU machine, where GPUs would otherwise become the devices.
+            num_gpus=0,
             devices_per_node=6,
             object_store_memory=512 * 1024**2,
             namespace=f"rlinf-core-test-{uuid.uuid4().hex[:6]}",

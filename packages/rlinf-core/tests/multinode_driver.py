@@ -35,7 +35,16 @@ class Ping(Worker):
         ].tolist()
 
 
-def main(address: str) -> None:
+def main(address: str, temp_dir: str) -> None:
+    # A driver finds its local node by scanning the session folders under its temp dir;
+    # with Ray's default one it would also find the nodes of any other cluster running on
+    # this machine and time out asking our GCS about them.
+    ray.init(
+        address=address,
+        _node_ip_address="127.0.0.1",
+        _temp_dir=temp_dir,
+        namespace=ClusterConfig().namespace,
+    )
     cluster = Cluster(
         ClusterConfig(address=address, devices_per_node=1, node_groups={"b": "rlinf_node_b"})
     )
@@ -61,4 +70,4 @@ def main(address: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

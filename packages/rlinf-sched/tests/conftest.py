@@ -16,7 +16,7 @@ def ray_cpu4():
 
     started = not ray.is_initialized()
     if started:
-        ray.init(include_dashboard=False, num_cpus=4, object_store_memory=256 * 1024**2)
+        ray.init(include_dashboard=False, num_cpus=4, num_gpus=0, object_store_memory=256 * 1024**2)
     try:
         yield ray
     finally:
