@@ -82,9 +82,9 @@ def test_discrete_observation_is_one_hot():
 
 
 def test_registry_lookup_lazy_and_extra_hint():
-    assert "gym" in ENVS and list(ENVS) == ["gym", "mujoco"]
+    assert "gym" in ENVS and list(ENVS) == ["gym", "maniskill", "mujoco"]
     assert ENVS.get("gym") is GymVectorEnv
-    with pytest.raises(KeyError, match=r"unknown env 'nope'; valid: gym, mujoco"):
+    with pytest.raises(KeyError, match=r"unknown env 'nope'; valid: gym, maniskill, mujoco"):
         make_env(EnvConfig("CartPole-v1", kind="nope"))
     reg = Registry("env", "rlinf-envs")
     reg.register("fake", "rlinf_not_installed_pkg.sim:make", extra="fakesim")

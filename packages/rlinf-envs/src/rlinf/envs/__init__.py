@@ -6,6 +6,9 @@
   env (``"async"``).
 * :data:`ENVS` / :func:`make_env`: adapters by name (``"gym"``, ``"mujoco"``), imported
   lazily so optional simulators load only when chosen.
+* :class:`EnvWorker` (``rlinf.envs.EnvWorker``, imported on first use so that plain env
+  users never load Ray): a share of the envs in pipeline stages, exchanging plain-dict
+  requests and replies with rollout workers through ``rlinf.channel`` channels.
 
 Importing the package registers the adapters and does nothing else.
 """
@@ -21,6 +24,7 @@ __all__ = [
     "ActionSpec",
     "ArraySpec",
     "EnvConfig",
+    "EnvWorker",
     "GymVectorEnv",
     "Obs",
     "Registry",
@@ -28,4 +32,14 @@ __all__ = [
     "StepResult",
     "VectorEnv",
     "make_env",
+    "stage_reply_key",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The worker pulls in Ray via rlinf.core; load it lazily (PEP 562).
+    if name in ("EnvWorker", "stage_reply_key"):
+        from . import _worker
+
+        return getattr(_worker, name)
+    raise AttributeError(f"module 'rlinf.envs' has no attribute {name!r}")

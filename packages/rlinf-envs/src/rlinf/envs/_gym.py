@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -14,7 +14,7 @@ from gymnasium import spaces
 from ._actions import check_actions
 from ._base import StepInfo, StepResult
 from ._config import EnvConfig
-from ._single import make_single_env
+from ._single import ChunkedEpisodeEnv, make_single_env
 from ._spec import ActionSpec, ArraySpec, Obs
 
 __all__ = ["GymVectorEnv"]
@@ -49,14 +49,21 @@ class GymVectorEnv:
 
     Args:
         config: :class:`EnvConfig`; ``config.env_id`` is any id ``gymnasium.make`` accepts.
+        make_single: builds one wrapped env from ``config``; adapters of simulators that need
+            more than ``gymnasium.make`` (e.g. ManiSkill's CPU envs) pass their own. It must
+            be a module-level function so the async backend can pickle it.
     """
 
-    def __init__(self, config: EnvConfig) -> None:
+    def __init__(
+        self,
+        config: EnvConfig,
+        make_single: Callable[[EnvConfig], ChunkedEpisodeEnv] = make_single_env,
+    ) -> None:
         self.config = config
         self.env_id = config.env_id
         self.num_envs = config.num_envs
         self.chunk_size = config.chunk_size
-        fns = [functools.partial(make_single_env, config) for _ in range(config.num_envs)]
+        fns = [functools.partial(make_single, config) for _ in range(config.num_envs)]
         mode = _autoreset_same_step()
         if config.backend == "sync":
             self._env: gym.vector.VectorEnv = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)

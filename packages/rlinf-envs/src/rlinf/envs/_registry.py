@@ -82,9 +82,11 @@ class Registry:
 
 
 ENVS = Registry("env", "rlinf-envs")
-"""Env adapters: ``"gym"`` (any gymnasium id) and ``"mujoco"`` (gymnasium MuJoCo tasks)."""
+"""Env adapters: ``"gym"`` (any gymnasium id), ``"mujoco"`` (gymnasium MuJoCo tasks) and
+``"maniskill"`` (ManiSkill3 tasks)."""
 ENVS.register("gym", "rlinf.envs._gym:GymVectorEnv")
 ENVS.register("mujoco", "rlinf.envs._mujoco:make_mujoco_env", extra="mujoco")
+ENVS.register("maniskill", "rlinf.envs._maniskill:make_maniskill_env", extra="maniskill")
 
 
 def make_env(config: EnvConfig) -> VectorEnv:

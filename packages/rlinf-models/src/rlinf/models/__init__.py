@@ -4,6 +4,9 @@
   Gaussian (optionally tanh-squashed) or categorical heads, shared or separate value
   network, orthogonal init, action chunks, running observation normalization.
 * :class:`RunningNormalizer`: mergeable running mean / variance.
+* :mod:`rlinf.models.embodied` (import it explicitly; it needs Ray): the PPO / GRPO
+  ``PolicyUpdater`` and the ``EmbodiedActorWorker`` / ``EmbodiedRolloutWorker`` with
+  versioned weight sync.
 
 ``rlinf.models`` never imports vllm, sglang or megatron at import time, nor rlinf.envs
 (specs are structural: :class:`ActionSpecLike`, :class:`ArraySpecLike`).

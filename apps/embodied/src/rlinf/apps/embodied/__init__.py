@@ -1,3 +1,42 @@
-"""rlinf.apps.embodied: Embodied: a policy acts in a simulator and PPO/GRPO/SAC-family algorithms update it."""
+"""rlinf.apps.embodied: a policy acts in a simulator and PPO / GRPO update it.
 
-__all__: list[str] = []
+* ``rlinf-embodied`` CLI (:mod:`rlinf.apps.embodied.cli`): ``train`` / ``eval``.
+* :func:`train`, :func:`resume`, :func:`evaluate`, :class:`EmbodiedConfig`,
+  :func:`load_embodied_config`, :class:`EmbodiedFlow`: the same, from Python.
+
+Nothing is imported until used (PEP 562), so that the CLI can set Ray's environment
+variables before Ray is imported (see :mod:`rlinf.apps.embodied.cli`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "EmbodiedConfig",
+    "EmbodiedFlow",
+    "RunnerConfig",
+    "TrainResult",
+    "evaluate",
+    "load_embodied_config",
+    "resume",
+    "train",
+]
+
+_HOMES = {
+    "EmbodiedConfig": "._config",
+    "RunnerConfig": "._config",
+    "load_embodied_config": "._config",
+    "EmbodiedFlow": "._flow",
+    "TrainResult": "._train",
+    "train": "._train",
+    "resume": "._train",
+    "evaluate": "._eval",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

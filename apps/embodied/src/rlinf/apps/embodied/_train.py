@@ -1,0 +1,118 @@
+"""Training driver: run directory, metrics, progress bar, checkpoints, resume, final plot."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rlinf.core import MetricLogger
+
+from ._checkpoint import (
+    CONFIG_FILE,
+    load_checkpoint,
+    new_run_dir,
+    restore_driver_rng,
+    save_checkpoint,
+    write_config,
+)
+from ._config import EmbodiedConfig, load_embodied_config
+from ._flow import EmbodiedFlow
+from ._plot import plot_learning_curve
+
+__all__ = ["TrainResult", "resume", "train"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished (or resumed and finished) run reports.
+
+    Attributes:
+        run_dir: the run directory.
+        env_steps: env steps done in total (including those before a resume).
+        updates: updates done in total.
+        wall_s: seconds of this invocation's training loop.
+        last_return: ``env/return_mean`` of the last iteration that finished episodes.
+        placement_mode: ``collocated``, ``disaggregated`` or ``hybrid``.
+    """
+
+    run_dir: pathlib.Path
+    env_steps: int
+    updates: int
+    wall_s: float
+    last_return: float
+    placement_mode: str
+
+
+def train(
+    config: str | pathlib.Path, overrides: Sequence[str] = (), run_dir: str | None = None
+) -> TrainResult:
+    """Train from a preset name or YAML path with ``key=value`` overrides.
+
+    The config is fully validated before the run directory or any worker is created.
+    """
+    cfg = load_embodied_config(config, overrides)
+    path = new_run_dir(cfg, run_dir)
+    write_config(cfg, path)
+    return _run(cfg, path, state=None)
+
+
+def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainResult:
+    """Continue a run from its latest checkpoint (overrides may e.g. raise
+    ``runner.total_env_steps``); metrics append to the same files."""
+    path = pathlib.Path(run_dir)
+    cfg = load_embodied_config(path / CONFIG_FILE, overrides)
+    state = load_checkpoint(path)
+    if overrides:
+        write_config(cfg, path)
+    return _run(cfg, path, state=state)
+
+
+def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> TrainResult:
+    from tqdm import tqdm
+
+    flow = EmbodiedFlow(cfg)
+    logger = MetricLogger(run_dir, backends=cfg.runner.metric_backends, run_name=cfg.runner.name)
+    update, env_steps, last_return = 0, 0, float("nan")
+    start = time.perf_counter()
+    try:
+        if state is not None:
+            flow.call_actor("load_checkpoint_state", state["actor"])
+            restore_driver_rng(state)
+            update, env_steps = int(state["update"]), int(state["env_steps"])
+            # Env episodes in flight at save time are not restored: start fresh episodes
+            # from a seed range that this run has not used yet.
+            flow.reset_envs(seed_offset=update * cfg.env.num_envs)
+        version = flow.sync_weights()
+        bar = tqdm(
+            total=flow.total_updates * flow.steps_per_update,
+            initial=env_steps,
+            unit="step",
+            disable=not cfg.runner.progress,
+            dynamic_ncols=True,
+        )
+        while update < flow.total_updates:
+            metrics, steps = flow.iteration(version)
+            version += 1
+            update += 1
+            env_steps += steps
+            metrics["train/update"] = float(update)
+            logger.log(metrics, env_steps)
+            last_return = metrics.get("env/return_mean", last_return)
+            bar.update(steps)
+            bar.set_postfix(
+                ret=f"{last_return:.1f}", sps=f"{metrics['throughput/env_steps_per_s']:.0f}"
+            )
+            every = cfg.runner.checkpoint_every
+            if (every and update % every == 0) or update == flow.total_updates:
+                save_checkpoint(run_dir, update, env_steps, flow.call_actor("checkpoint_state"))
+        bar.close()
+        mode = str(flow.mode)
+    finally:
+        logger.close()
+        flow.shutdown()
+    plot_learning_curve(run_dir, title=f"{cfg.env.env_id} ({cfg.algo.algo}, {cfg.runner.name})")
+    return TrainResult(
+        run_dir, env_steps, update, time.perf_counter() - start, float(last_return), mode
+    )

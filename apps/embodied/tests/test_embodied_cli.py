@@ -1,0 +1,102 @@
+"""The rlinf-embodied CLI end to end on CartPole: collocated, pipelined, resume, eval."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import ray
+import torch
+
+from rlinf.apps.embodied._plot import read_metrics
+from rlinf.apps.embodied.cli import main
+
+SHORT = ["runner.horizon=128", "runner.progress=false", "runner.checkpoint_every=1"]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    # One Ray for the module; each flow launches (and kills) its own worker groups in it.
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, float]]:
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    assert [int(r["step"]) for r in rows] == steps
+    for key in (
+        "env/return_mean",
+        "train/pg_loss",
+        "train/vf_loss",
+        "time/rollout",
+        "time/update",
+        "throughput/env_steps_per_s",
+    ):
+        assert key in rows[0], key
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "config.yaml").is_file()
+    png = run_dir / "learning_curve.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return rows
+
+
+def test_collocated_train_resume_and_eval(ray_cluster, tmp_path, capsys):
+    run_dir = tmp_path / "colloc"
+    args = ["train", "--config", "cartpole", "--run-dir", str(run_dir)]
+    assert main([*args, *SHORT, "runner.total_env_steps=2048"]) == 0
+    assert "(collocated)" in capsys.readouterr().out
+    _check_run_dir(run_dir, [1024, 2048])
+    state = torch.load(run_dir / "checkpoints/update_000002/state.pt", weights_only=False)
+    assert state["env_steps"] == 2048 and state["actor"]["version"] == 2
+    assert {"policy", "updater", "torch_rng"} <= set(state["actor"])
+    assert "optimizer" in state["actor"]["updater"] and "numpy_rng" in state
+
+    # Resume with a longer budget: the step counter and weight version continue.
+    code = main(["train", "--resume", str(run_dir), *SHORT, "runner.total_env_steps=4096"])
+    assert code == 0
+    _check_run_dir(run_dir, [1024, 2048, 3072, 4096])
+    state = torch.load(run_dir / "checkpoints/update_000004/state.pt", weights_only=False)
+    assert state["env_steps"] == 4096 and state["actor"]["version"] == 4
+    assert state["actor"]["updater"]["num_updates"] == 4
+    assert (run_dir / "checkpoints/latest").read_text().strip() == "update_000004"
+
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run_dir), "--episodes", "3"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["eval/episodes"] == 3 and metrics["eval/return_mean"] > 0
+
+
+def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
+    run_dir = tmp_path / "pipe"
+    overrides = [
+        *SHORT,
+        "runner.total_env_steps=2048",
+        "runner.pipeline_stages=2",
+        "placement.env=0-1",
+        "placement.rollout=0-1",
+        "placement.actor=1",
+    ]
+    assert main(["train", "--config", "cartpole", "--run-dir", str(run_dir), *overrides]) == 0
+    assert "(hybrid)" in capsys.readouterr().out
+    rows = _check_run_dir(run_dir, [1024, 2048])
+    assert rows[-1]["train/weight_version"] == 2.0
+
+
+def test_refuses_to_overwrite_a_run(ray_cluster, tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "file").write_text("")
+    assert main(["train", "--config", "cartpole", "--run-dir", str(tmp_path / "x")]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_cli_module_does_not_import_ray():
+    """The launcher must set RAY_ENABLE_UV_RUN_RUNTIME_ENV before Ray is imported."""
+    code = (
+        "import sys, rlinf.apps.embodied.cli as c; assert 'ray' not in sys.modules; "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

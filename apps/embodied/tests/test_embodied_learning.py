@@ -1,0 +1,35 @@
+"""The issue's bar through the full CLI / flow: CartPole-v1 average return >= 475 within
+100k env steps (cartpole preset, seed 0, collocated)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from rlinf.apps.embodied._plot import read_metrics
+from rlinf.apps.embodied.cli import main
+
+
+@pytest.mark.slow
+def test_cartpole_preset_solves_within_100k_steps(tmp_path):
+    run_dir = tmp_path / "cartpole"
+    start = time.perf_counter()
+    assert (
+        main(["train", "--config", "cartpole", "--run-dir", str(run_dir), "runner.progress=false"])
+        == 0
+    )
+    wall = time.perf_counter() - start
+    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "env/return_mean" in r]
+    steps = int(rows[-1]["step"])
+    # Episode-weighted mean return of the last 10 iterations that finished episodes.
+    tail = rows[-10:]
+    weights = np.array([r["env/episodes"] for r in tail])
+    final = float(np.average([r["env/return_mean"] for r in tail], weights=weights))
+    print(
+        f"\nCartPole-v1 via rlinf-embodied (seed 0, collocated): return "
+        f"{rows[0]['env/return_mean']:.1f} -> {final:.1f} in {steps} env steps, {wall:.0f}s"
+    )
+    assert steps <= 100_000
+    assert final >= 475

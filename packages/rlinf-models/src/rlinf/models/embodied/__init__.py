@@ -1,0 +1,31 @@
+"""rlinf.models.embodied: training and serving policies that act in simulators.
+
+* :class:`PolicyUpdater` / :class:`UpdaterConfig`: PPO (GAE, clipped policy loss, value
+  loss) and critic-free GRPO updates; epochs, minibatches, gradient clipping, linear or
+  constant learning rate, observation and advantage normalization. Plain torch, no Ray.
+* :class:`EmbodiedActorWorker`: the trained policy in a worker; ``update`` and versioned
+  ``export_weights``.
+* :class:`EmbodiedRolloutWorker`: an inference copy that loads weights strictly in version
+  order and serves env workers' observation requests through channels.
+* :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
+"""
+
+from ._actor_worker import EmbodiedActorWorker
+from ._batch import TRAJECTORY_KEYS, concat_trajectories, to_tensors
+from ._config import UpdaterConfig
+from ._rollout_worker import EmbodiedRolloutWorker
+from ._updater import PolicyUpdater
+from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
+
+__all__ = [
+    "TRAJECTORY_KEYS",
+    "EmbodiedActorWorker",
+    "EmbodiedRolloutWorker",
+    "PolicyUpdater",
+    "StaleWeightsError",
+    "UpdaterConfig",
+    "VersionedWeights",
+    "WeightSnapshot",
+    "concat_trajectories",
+    "to_tensors",
+]

@@ -1,0 +1,99 @@
+"""EmbodiedActorWorker: the policy being trained, its optimizer and weight export."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from rlinf.core import Worker
+
+from .._actor_critic import build_policy
+from .._config import PolicyConfig
+from .._spec import ActionSpecLike, ObsSpecLike
+from ._batch import concat_trajectories
+from ._config import UpdaterConfig
+from ._updater import PolicyUpdater
+from ._weights import WeightSnapshot
+
+__all__ = ["EmbodiedActorWorker"]
+
+
+class EmbodiedActorWorker(Worker):
+    """Holds the trained :class:`~rlinf.models.ActorCritic` and its :class:`PolicyUpdater`.
+
+    Weight sync goes through Ray's object store: :meth:`export_weights` returns a
+    :class:`WeightSnapshot` (a few hundred KB for MLP policies) that the driver ``ray.put``\\ s
+    once and hands to every rollout rank, which fetch it from the store. That needs no
+    collective set-up between groups and works unchanged whether ranks share a device or
+    not; for large models the core p2p ``broadcast`` would be the faster path.
+
+    Args:
+        policy_config: :class:`~rlinf.models.PolicyConfig`.
+        updater_config: :class:`UpdaterConfig`.
+        obs_spec: the env's observation spec (key -> ``shape``/``dtype``).
+        action_spec: the env's action spec.
+        total_updates: updates of the whole run (learning-rate schedule).
+        seed: torch seed of the initial weights and minibatch shuffling.
+        torch_threads: intra-op threads (1 is fastest for small MLPs on shared cores).
+    """
+
+    def __init__(
+        self,
+        policy_config: PolicyConfig,
+        updater_config: UpdaterConfig,
+        obs_spec: ObsSpecLike,
+        action_spec: ActionSpecLike,
+        total_updates: int,
+        seed: int = 0,
+        torch_threads: int = 1,
+    ) -> None:
+        super().__init__()
+        torch.set_num_threads(torch_threads)
+        torch.manual_seed(seed)
+        self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
+        self.updater = PolicyUpdater(self.policy, updater_config, total_updates)
+        self.version = 0
+
+    def get_version(self) -> int:
+        """Version of the current weights (number of updates made)."""
+        return self.version
+
+    def update(
+        self, trajectories: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> dict[str, float]:
+        """One PPO / GRPO update from a trajectory dict or a list of them (concatenated along
+        the env axis); returns ``train/*`` metrics and bumps the weight version."""
+        batch = (
+            concat_trajectories(trajectories)
+            if isinstance(trajectories, Sequence)
+            else trajectories
+        )
+        with self.device_turn():
+            metrics = self.updater.update(batch)
+        self.version += 1
+        metrics["train/weight_version"] = float(self.version)
+        return metrics
+
+    def export_weights(self) -> WeightSnapshot:
+        """The current weights tagged with :attr:`version`."""
+        return WeightSnapshot.of(self.policy, self.version)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to resume: policy (with normalizer), optimizer, update counter,
+        weight version and the torch RNG state."""
+        return {
+            "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            "updater": self.updater.state_dict(),
+            "version": self.version,
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_checkpoint_state(self, state: Mapping[str, Any]) -> int:
+        """Restore :meth:`checkpoint_state`; returns the restored version."""
+        self.policy.load_state_dict(state["policy"])
+        self.updater.load_state_dict(state["updater"])
+        self.version = int(state["version"])
+        torch.set_rng_state(state["torch_rng"])
+        return self.version

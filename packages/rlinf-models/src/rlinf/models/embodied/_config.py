@@ -1,0 +1,76 @@
+"""Configuration of the embodied PPO / GRPO updater."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["UpdaterConfig"]
+
+
+@dataclass(frozen=True)
+class UpdaterConfig:
+    """How :class:`~rlinf.models.embodied.PolicyUpdater` turns trajectories into updates.
+
+    Attributes:
+        algo: ``"ppo"``: GAE advantages from the critic, clipped policy loss plus value loss;
+            ``"grpo"``: no critic: advantages are discounted returns-to-go normalized within
+            groups of envs at the same time step (see ``group_size``), no value loss.
+        lr: Adam learning rate at the start of training.
+        lr_schedule: ``"linear"`` decays the learning rate to 0 at ``total_updates``;
+            ``"constant"`` keeps it.
+        adam_eps: Adam epsilon (1e-5 is the usual PPO choice; smaller is noisier).
+        epochs: passes over each batch of trajectories.
+        minibatches: minibatches per epoch (the batch of ``N * T`` samples is split evenly).
+        clip_low: PPO ratio clip below 1 (``1 - clip_low``).
+        clip_high: PPO ratio clip above 1 (``1 + clip_high``).
+        entropy_coef: weight of the entropy bonus.
+        vf_coef: weight of the value loss (PPO only).
+        value_clip: clip value predictions around the rollout values; ``None`` disables it.
+        max_grad_norm: global gradient-norm clip; ``None`` disables it.
+        gamma: discount factor.
+        lam: GAE lambda (PPO only).
+        normalize_advantages: standardize advantages within each minibatch.
+        group_size: GRPO only: number of consecutive envs (in the concatenated batch order)
+            whose returns-to-go are normalized together at each time step; ``0`` means all
+            envs of the batch form one group.
+    """
+
+    algo: Literal["ppo", "grpo"] = "ppo"
+    lr: float = 1e-3
+    lr_schedule: Literal["linear", "constant"] = "linear"
+    adam_eps: float = 1e-5
+    epochs: int = 4
+    minibatches: int = 4
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    entropy_coef: float = 0.0
+    vf_coef: float = 0.5
+    value_clip: float | None = None
+    max_grad_norm: float | None = 0.5
+    gamma: float = 0.99
+    lam: float = 0.95
+    normalize_advantages: bool = True
+    group_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.algo not in ("ppo", "grpo"):
+            raise ValueError(f"algo must be 'ppo' or 'grpo', got {self.algo!r}")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}"
+            )
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.epochs < 1 or self.minibatches < 1:
+            raise ValueError("epochs and minibatches must be >= 1")
+        if self.clip_low <= 0 or self.clip_high <= 0:
+            raise ValueError("clip_low and clip_high must be > 0")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
+            raise ValueError("gamma and lam must lie in [0, 1]")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
+        if self.value_clip is not None and self.value_clip <= 0:
+            raise ValueError(f"value_clip must be > 0 or None, got {self.value_clip}")
+        if self.group_size < 0 or self.group_size == 1:
+            raise ValueError(f"group_size must be 0 (all envs) or >= 2, got {self.group_size}")

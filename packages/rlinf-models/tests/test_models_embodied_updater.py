@@ -1,0 +1,182 @@
+"""PolicyUpdater against rlinf.algos computed by hand on a tiny batch."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlinf.algos import (
+    PPOLossConfig,
+    discounted_returns,
+    gae_advantages,
+    grpo_advantages,
+    ppo_policy_loss,
+    value_loss,
+)
+from rlinf.models import PolicyConfig, build_policy
+from rlinf.models.embodied import PolicyUpdater, UpdaterConfig, concat_trajectories
+
+
+class _Spec:
+    def __init__(self, shape, dtype=np.float32):
+        self.shape, self.dtype = shape, np.dtype(dtype)
+
+
+class _Action:
+    kind, shape, n, low, high = "discrete", (), 2, None, None
+
+
+OBS_SPEC = {"state": _Spec((3,))}
+
+
+def _policy(seed=0, **kw):
+    torch.manual_seed(seed)
+    return build_policy(PolicyConfig(hidden_sizes=(8,), **kw), OBS_SPEC, _Action())
+
+
+def _trajectory(n=4, t=5, seed=0):
+    g = np.random.default_rng(seed)
+    term = g.random((n, t)) < 0.2
+    trunc = (g.random((n, t)) < 0.1) & ~term
+    return {
+        "obs": {"state": g.normal(size=(n, t, 3)).astype(np.float32)},
+        "actions": g.integers(0, 2, size=(n, t)),
+        "log_probs": np.log(np.full((n, t), 0.5, np.float32)),
+        "values": g.normal(size=(n, t)).astype(np.float32),
+        "next_values": g.normal(size=(n, t)).astype(np.float32),
+        "rewards": g.normal(size=(n, t)),
+        "terminated": term,
+        "truncated": trunc,
+    }
+
+
+def _tensors(traj):
+    return {k: torch.as_tensor(v) for k, v in traj.items() if k != "obs"}
+
+
+def test_ppo_advantages_are_gae_with_truncation_bootstrap():
+    traj = _trajectory()
+    up = PolicyUpdater(_policy(), UpdaterConfig(), total_updates=1)
+    b = _tensors(traj)
+    adv, ret = up.advantages(
+        {
+            **b,
+            "rewards": b["rewards"].float(),
+            "terminated": b["terminated"],
+            "truncated": b["truncated"],
+        }
+    )
+    ref_adv, ref_ret = gae_advantages(
+        b["rewards"].float(),
+        b["values"],
+        gamma=0.99,
+        lam=0.95,
+        next_values=b["next_values"],
+        terminated=b["terminated"],
+        truncated=b["truncated"],
+    )
+    torch.testing.assert_close(adv, ref_adv)
+    torch.testing.assert_close(ret, ref_ret)
+
+
+def test_grpo_advantages_normalize_returns_per_step_within_groups():
+    traj = _trajectory(n=4, t=3)
+    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=2), total_updates=1)
+    b = _tensors(traj)
+    adv, rtg = up.advantages({**b, "rewards": b["rewards"].float()})
+    ref_rtg = discounted_returns(
+        b["rewards"].float(), gamma=0.99, terminated=b["terminated"] | b["truncated"]
+    )
+    torch.testing.assert_close(rtg, ref_rtg)
+    for step in range(3):
+        for g in (0, 2):
+            torch.testing.assert_close(
+                adv[g : g + 2, step], grpo_advantages(ref_rtg[g : g + 2, step], 2)
+            )
+
+
+def test_one_minibatch_step_matches_hand_computed_loss():
+    """epochs=1, minibatches=1: the update must equal one Adam step on the algos losses."""
+    traj = _trajectory()
+    cfg = UpdaterConfig(epochs=1, minibatches=1, lr=1e-2, max_grad_norm=0.3, entropy_coef=0.01)
+    policy = _policy()
+    ref = copy.deepcopy(policy)
+    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
+
+    b = _tensors(traj)
+    adv, ret = gae_advantages(
+        b["rewards"].float(),
+        b["values"],
+        gamma=cfg.gamma,
+        lam=cfg.lam,
+        next_values=b["next_values"],
+        terminated=b["terminated"],
+        truncated=b["truncated"],
+    )
+    adv, ret = adv.reshape(-1), ret.reshape(-1)
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    obs = {"state": torch.as_tensor(traj["obs"]["state"]).reshape(-1, 3)}
+    logp, ent, value = ref.evaluate(obs, b["actions"].reshape(-1))
+    pg, pg_parts = ppo_policy_loss(
+        logp[None],
+        b["log_probs"].reshape(-1)[None],
+        adv[None],
+        config=PPOLossConfig(entropy_coef=0.01),
+        entropy=ent[None],
+    )
+    vf, _ = value_loss(value, ret)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2, eps=cfg.adam_eps)
+    (pg + cfg.vf_coef * vf).backward()
+    norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.3)
+    opt.step()
+    for (name, p), q in zip(policy.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q, msg=name)
+    assert math.isclose(metrics["train/pg_loss"], float(pg_parts["pg_loss"]), rel_tol=1e-5)
+    assert math.isclose(metrics["train/vf_loss"], float(vf.detach()), rel_tol=1e-5)
+    assert math.isclose(metrics["train/grad_norm"], float(norm), rel_tol=1e-5)
+
+
+def test_linear_schedule_and_minibatch_count():
+    cfg = UpdaterConfig(epochs=2, minibatches=3, lr=0.1)
+    up = PolicyUpdater(_policy(), cfg, total_updates=4)
+    assert [up.lr_at(u) for u in range(4)] == pytest.approx([0.1, 0.075, 0.05, 0.025])
+    m0 = up.update(_trajectory())
+    m1 = up.update(_trajectory(seed=1))
+    assert (m0["train/lr"], m1["train/lr"]) == pytest.approx((0.1, 0.075))
+    assert up.num_updates == 2
+    const = PolicyUpdater(_policy(), UpdaterConfig(lr_schedule="constant"), total_updates=4)
+    assert const.lr_at(3) == const.config.lr
+
+
+def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
+    policy = _policy(normalize_obs=True)
+    up = PolicyUpdater(policy, UpdaterConfig(algo="grpo"), total_updates=2)
+    metrics = up.update(_trajectory(n=4, t=5))
+    assert "train/vf_loss" not in metrics
+    assert float(policy.normalizers["state"].count) == 20
+
+
+def test_bad_batches_and_configs_raise():
+    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=3), total_updates=1)
+    with pytest.raises(ValueError, match="does not divide"):
+        up.update(_trajectory(n=4))
+    bad = _trajectory()
+    bad["values"] = bad["values"][:, :2]
+    with pytest.raises(ValueError, match="values"):
+        PolicyUpdater(_policy(), UpdaterConfig(), 1).update(bad)
+    with pytest.raises(ValueError, match="algo"):
+        UpdaterConfig(algo="sac")
+    with pytest.raises(ValueError, match="group_size"):
+        UpdaterConfig(group_size=1)
+
+
+def test_concat_trajectories_joins_envs():
+    a, b = _trajectory(n=2), _trajectory(n=3, seed=1)
+    out = concat_trajectories([a, b])
+    assert out["rewards"].shape == (5, 5)
+    assert out["obs"]["state"].shape == (5, 5, 3)
+    np.testing.assert_array_equal(out["actions"][2:], b["actions"])
