@@ -20,7 +20,7 @@ SHORT = ["runner.horizon=128", "runner.progress=false", "runner.checkpoint_every
 @pytest.fixture(scope="module")
 def ray_cluster():
     # One Ray for the module; each flow launches (and kills) its own worker groups in it.
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
 

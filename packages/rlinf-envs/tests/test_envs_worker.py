@@ -14,7 +14,7 @@ from rlinf.envs import EnvConfig, EnvWorker, GymVectorEnv, stage_reply_key
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster(ClusterConfig(num_cpus=2, devices_per_node=2)) as c:
+    with Cluster(ClusterConfig(num_cpus=2, num_gpus=0, devices_per_node=2)) as c:
         yield c
 
 

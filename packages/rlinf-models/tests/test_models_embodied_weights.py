@@ -61,7 +61,7 @@ def test_snapshot_is_a_copy():
 
 @pytest.fixture(scope="module")
 def cluster():
-    with Cluster(ClusterConfig(num_cpus=2, devices_per_node=1)) as c:
+    with Cluster(ClusterConfig(num_cpus=2, num_gpus=0, devices_per_node=1)) as c:
         yield c
 
 
