@@ -109,7 +109,7 @@ def test_cancelled_async_get_loses_no_item(make_channel):
         await ch.put_async("survivor")
 
     asyncio.run(cancel_then_put())
-    assert ch.get(timeout=10) == "survivor"
+    assert ch.get(timeout=30) == "survivor"
     with pytest.raises(ChannelTimeout):
         ch.get(timeout=0.5)
 

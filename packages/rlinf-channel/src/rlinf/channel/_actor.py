@@ -71,7 +71,7 @@ class ChannelActor:
         outcome = await queue.wait_until(lambda: len(queue) > 0, lambda: self._closed, timeout)
         if outcome == WaitOutcome.READY:
             entry, weight = queue.pop()
-            await queue.notify()
+            queue.notify_soon()
             # Same shape as a batch so that the client handles both alike.
             return (Status.OK, [entry], [weight])
         return self._no_item(outcome, timeout)
@@ -99,7 +99,7 @@ class ChannelActor:
         if queue.entries[0][1] > target_weight:
             return (Status.OVERSIZED, queue.entries[0][1])
         popped = queue.pop_within(target_weight)
-        await queue.notify()
+        queue.notify_soon()
         return (Status.OK, [entry for entry, _ in popped], [weight for _, weight in popped])
 
     async def requeue_front(

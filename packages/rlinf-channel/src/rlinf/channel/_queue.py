@@ -35,6 +35,7 @@ class KeyQueue:
         self.total_weight = 0.0
         self.changed = asyncio.Condition()
         self._waiters = 0
+        self._wakeups: set[asyncio.Task] = set()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -69,6 +70,17 @@ class KeyQueue:
             popped.append((entry, weight))
             total += weight
         return popped
+
+    def notify_soon(self) -> None:
+        """Wake the waiters from a separate task, without an await point in the caller.
+
+        A consumer's call that already popped an entry must return without yielding: a
+        cancellation delivered at an await after the pop would drop the entry.
+        """
+        if self._waiters:
+            task = asyncio.get_running_loop().create_task(self.notify())
+            self._wakeups.add(task)  # the loop keeps only a weak reference to tasks
+            task.add_done_callback(self._wakeups.discard)
 
     async def notify(self) -> None:
         # Skipping the lock when nobody waits keeps the uncontended put/get path cheap.
