@@ -34,8 +34,8 @@ def test_close_wakes_blocked_getters_and_putters(make_channel):
     time.sleep(0.5)
     assert getter.is_alive() and putter.is_alive()
     ch.close()
-    getter.join(10)
-    putter.join(10)
+    getter.join(60)
+    putter.join(60)
     assert isinstance(got.get("error"), ChannelClosed)
     assert isinstance(put.get("error"), ChannelClosed)
     assert "closed" in str(got["error"]) and "'empty'" in str(got["error"])
@@ -121,7 +121,7 @@ def test_async_get_cancelled_after_the_pop_requeues_the_item(make_channel):
     ch.put("first")
     ch.put("second")
     ref = ch._actor.get.remote("default", None)
-    ray.wait([ref], timeout=10)
+    ray.wait([ref], timeout=60)
     ch._salvage(ref, "default")
     deadline = time.monotonic() + 10
     while ch.qsize() < 2 and time.monotonic() < deadline:
