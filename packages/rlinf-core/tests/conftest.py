@@ -1,4 +1,4 @@
-"""One Ray cluster for all rlinf-core tests (starting Ray takes several seconds)."""
+"""One Ray cluster per rlinf-core test module (starting Ray takes several seconds)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             ray.cloudpickle.register_pickle_by_value(module)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
+    # Per module, not per session: a Ray left running would be picked up by the Ray users
+    # of later packages (apps start their own and must find none).
     from rlinf.core import Cluster, ClusterConfig
 
     c = Cluster(
