@@ -114,15 +114,25 @@ def test_cancelled_async_get_loses_no_item(make_channel):
         ch.get(timeout=0.5)
 
 
+def test_abandoned_get_that_still_waits_pops_nothing(make_channel):
+    ch = make_channel()
+    ref = ch._actor.get.remote("default", None, "request-2")
+    time.sleep(0.5)
+    ray.get(ch._actor.abandon.remote("default", "request-2"))
+    assert ray.get(ref, timeout=60) == ("abandoned",)
+    ch.put("kept")
+    assert ch.get(timeout=30) == "kept"
+
+
 def test_async_get_cancelled_after_the_pop_requeues_the_item(make_channel):
     # Simulates a consumer that gives up just as its get was served: the popped entry is
     # handed back to the front of the key, ahead of later items.
     ch = make_channel()
     ch.put("first")
     ch.put("second")
-    ref = ch._actor.get.remote("default", None)
+    ref = ch._actor.get.remote("default", None, "request-1")
     ray.wait([ref], timeout=60)
-    ch._salvage(ref, "default")
+    ch._salvage(ref, "default", "request-1")
     deadline = time.monotonic() + 10
     while ch.qsize() < 2 and time.monotonic() < deadline:
         time.sleep(0.05)

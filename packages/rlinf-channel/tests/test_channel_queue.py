@@ -184,7 +184,7 @@ def test_the_actor_stores_references_not_payloads(make_channel):
     payload = np.arange(1_000_000, dtype=np.float64)
     entry = pack(payload)
     ray.get(ch._actor.put.remote("k", entry, 1.0, None))
-    reply = ray.get(ch._actor.get.remote("k", None))
+    reply = ray.get(ch._actor.get.remote("k", None, "request-3"))
     (kind, returned_ref) = reply[1][0]
     assert kind == "r"
     assert returned_ref.hex() == entry[1].hex(), "the same object reference comes back"
@@ -205,7 +205,7 @@ def test_inline_limit_zero_sends_every_payload_through_the_store(make_channel):
     assert Channel.connect(ch.name).describe()["inline_limit"] == 0
     connected = Channel.connect(ch.name)
     connected.put(7)  # a handle from connect() follows the channel's limit
-    reply = ray.get(ch._actor.get.remote("default", None))
+    reply = ray.get(ch._actor.get.remote("default", None, "request-4"))
     kind, ref = reply[1][0]
     assert kind == "r" and ray.get(ref) == 7
     with pytest.raises(ValueError, match="inline_limit must be >= 0"):

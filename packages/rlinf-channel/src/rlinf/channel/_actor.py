@@ -27,6 +27,7 @@ class Status:
     FULL = "full"
     EMPTY = "empty"
     OVERSIZED = "oversized"
+    ABANDONED = "abandoned"
 
 
 class ChannelActor:
@@ -44,6 +45,8 @@ class ChannelActor:
         self._inline_limit = inline_limit
         self._queues: dict[Hashable, KeyQueue] = {}
         self._closed = False
+        # Ids of gets whose caller stopped waiting; such a get returns without popping.
+        self._abandoned: set[str] = set()
 
     def _queue(self, key: Hashable) -> KeyQueue:
         queue = self._queues.get(key)
@@ -66,9 +69,14 @@ class ChannelActor:
         await queue.notify()
         return (Status.OK,)
 
-    async def get(self, key: Hashable, timeout: float | None) -> tuple[Any, ...]:
+    async def get(self, key: Hashable, timeout: float | None, request_id: str) -> tuple[Any, ...]:
         queue = self._queue(key)
-        outcome = await queue.wait_until(lambda: len(queue) > 0, lambda: self._closed, timeout)
+        outcome = await queue.wait_until(
+            lambda: len(queue) > 0, lambda: self._closed or request_id in self._abandoned, timeout
+        )
+        if request_id in self._abandoned:
+            self._abandoned.discard(request_id)
+            return (Status.ABANDONED,)
         if outcome == WaitOutcome.READY:
             entry, weight = queue.pop()
             queue.notify_soon()
@@ -77,7 +85,12 @@ class ChannelActor:
         return self._no_item(outcome, timeout)
 
     async def get_batch(
-        self, key: Hashable, target_weight: float, timeout: float | None, wait_for_target: bool
+        self,
+        key: Hashable,
+        target_weight: float,
+        timeout: float | None,
+        wait_for_target: bool,
+        request_id: str,
     ) -> tuple[Any, ...]:
         queue = self._queue(key)
         if queue.entries and queue.entries[0][1] > target_weight:
@@ -90,7 +103,12 @@ class ChannelActor:
                 return queue.total_weight >= target_weight or queue.full()
             return len(queue) > 0
 
-        outcome = await queue.wait_until(ready, lambda: self._closed, timeout)
+        outcome = await queue.wait_until(
+            ready, lambda: self._closed or request_id in self._abandoned, timeout
+        )
+        if request_id in self._abandoned:
+            self._abandoned.discard(request_id)
+            return (Status.ABANDONED,)
         if outcome == WaitOutcome.CLOSED and len(queue) > 0:
             # Closed before the target was reached: hand out what is left rather than strand it.
             outcome = WaitOutcome.READY
@@ -101,6 +119,15 @@ class ChannelActor:
         popped = queue.pop_within(target_weight)
         queue.notify_soon()
         return (Status.OK, [entry for entry, _ in popped], [weight for _, weight in popped])
+
+    async def abandon(self, key: Hashable, request_id: str) -> None:
+        """The caller of get ``request_id`` stopped waiting: end it without popping.
+
+        Ray's own task cancellation is not used for this because a cancelled call may
+        still have popped its entry, and its reply (the only record of the entry) is lost.
+        """
+        self._abandoned.add(request_id)
+        await self._queue(key).notify()
 
     async def requeue_front(
         self, key: Hashable, entries: list[tuple[str, Any]], weights: list[float]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import uuid
 from collections.abc import Hashable
 from typing import Any
 
@@ -14,7 +15,6 @@ from ray.exceptions import (
     ObjectLostError,
     OwnerDiedError,
     RayActorError,
-    TaskCancelledError,
 )
 
 from rlinf.channel._actor import ChannelActor, Status
@@ -239,19 +239,19 @@ class Channel:
             ChannelItemLost: the producer of the item died before it could be fetched.
         """
         self._check_timeout(timeout)
-        ref = self._actor.get.remote(key, timeout)
-        return self._fetch(self._call(ref, timeout, salvage_key=key), key, timeout)[0]
+        ref, salvage = self._get_remote(key, timeout)
+        return self._fetch(self._call(ref, timeout, salvage), key, timeout)[0]
 
     def get_nowait(self, *, key: Hashable = DEFAULT_KEY) -> Any:
         """Like :meth:`get`, but raise :class:`ChannelEmpty` instead of waiting."""
-        ref = self._actor.get.remote(key, 0.0)
-        return self._fetch(self._call(ref, 0.0, salvage_key=key), key, 0.0)[0]
+        ref, salvage = self._get_remote(key, 0.0)
+        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0)[0]
 
     async def get_async(self, *, key: Hashable = DEFAULT_KEY, timeout: float | None = None) -> Any:
         """Awaitable :meth:`get`; cancelling it never loses an item."""
         self._check_timeout(timeout)
-        ref = self._actor.get.remote(key, timeout)
-        reply = await self._call_async(ref, timeout, salvage_key=key)
+        ref, salvage = self._get_remote(key, timeout)
+        reply = await self._call_async(ref, timeout, salvage)
         return (await self._fetch_async(reply, key, timeout))[0]
 
     def get_batch(
@@ -275,8 +275,8 @@ class Channel:
         """
         self._check_target(target_weight)
         self._check_timeout(timeout)
-        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, True)
-        return self._fetch(self._call(ref, timeout, salvage_key=key), key, timeout)
+        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
+        return self._fetch(self._call(ref, timeout, salvage), key, timeout)
 
     def get_batch_nowait(self, target_weight: float, *, key: Hashable = DEFAULT_KEY) -> list[Any]:
         """Pop greedily what is queued now, up to ``target_weight``; never waits.
@@ -285,8 +285,8 @@ class Channel:
             ChannelEmpty: nothing is queued under ``key``.
         """
         self._check_target(target_weight)
-        ref = self._actor.get_batch.remote(key, float(target_weight), 0.0, False)
-        return self._fetch(self._call(ref, 0.0, salvage_key=key), key, 0.0)
+        ref, salvage = self._get_batch_remote(key, target_weight, 0.0, False)
+        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0)
 
     async def get_batch_async(
         self,
@@ -298,8 +298,8 @@ class Channel:
         """Awaitable :meth:`get_batch`; cancelling it never loses an item."""
         self._check_target(target_weight)
         self._check_timeout(timeout)
-        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, True)
-        reply = await self._call_async(ref, timeout, salvage_key=key)
+        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
+        reply = await self._call_async(ref, timeout, salvage)
         return await self._fetch_async(reply, key, timeout)
 
     # ------------------------------------------------------------------ inspection
@@ -325,26 +325,45 @@ class Channel:
 
     # ------------------------------------------------------------------ internals
 
+    def _get_remote(
+        self, key: Hashable, timeout: float | None
+    ) -> tuple[ray.ObjectRef, tuple[Hashable, str]]:
+        request_id = uuid.uuid4().hex
+        return self._actor.get.remote(key, timeout, request_id), (key, request_id)
+
+    def _get_batch_remote(
+        self, key: Hashable, target_weight: float, timeout: float | None, wait: bool
+    ) -> tuple[ray.ObjectRef, tuple[Hashable, str]]:
+        request_id = uuid.uuid4().hex
+        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, wait, request_id)
+        return ref, (key, request_id)
+
     def _call(
-        self, ref: ray.ObjectRef, timeout: float | None, salvage_key: Hashable | None = None
+        self,
+        ref: ray.ObjectRef,
+        timeout: float | None,
+        salvage: tuple[Hashable, str] | None = None,
     ) -> Any:
         try:
             return ray.get(ref, timeout=None if timeout is None else timeout + _REPLY_GRACE_S)
         except RayActorError as err:
             raise self._died(err) from err
         except GetTimeoutError as err:
-            if salvage_key is not None:
-                self._salvage(ref, salvage_key)
+            if salvage is not None:
+                self._salvage(ref, *salvage)
             raise ChannelError(
                 f"Channel {self._name!r} did not answer within {timeout}+{_REPLY_GRACE_S} s"
             ) from err
         except BaseException:
-            if salvage_key is not None:
-                self._salvage(ref, salvage_key)
+            if salvage is not None:
+                self._salvage(ref, *salvage)
             raise
 
     async def _call_async(
-        self, ref: ray.ObjectRef, timeout: float | None, salvage_key: Hashable | None = None
+        self,
+        ref: ray.ObjectRef,
+        timeout: float | None,
+        salvage: tuple[Hashable, str] | None = None,
     ) -> Any:
         limit = None if timeout is None else timeout + _REPLY_GRACE_S
         try:
@@ -352,19 +371,23 @@ class Channel:
         except RayActorError as err:
             raise self._died(err) from err
         except (TimeoutError, asyncio.CancelledError):
-            if salvage_key is not None:
-                self._salvage(ref, salvage_key)
+            if salvage is not None:
+                self._salvage(ref, *salvage)
             raise
 
-    def _salvage(self, ref: ray.ObjectRef, key: Hashable) -> None:
-        """Return to the queue whatever a get popped for a caller that stopped waiting."""
-        ray.cancel(ref)
+    def _salvage(self, ref: ray.ObjectRef, key: Hashable, request_id: str) -> None:
+        """Return to the queue whatever a get popped for a caller that stopped waiting.
+
+        The actor ends the get without popping if it is still waiting; if it had already
+        popped, its reply comes back here and the entries go back to the front of the key.
+        """
         actor = self._actor
+        actor.abandon.remote(key, request_id)
 
         def requeue(future: Any) -> None:
             try:
                 reply = future.result()
-            except (TaskCancelledError, RayActorError, asyncio.CancelledError):
+            except (RayActorError, asyncio.CancelledError):
                 return
             if reply[0] == Status.OK and reply[1]:
                 actor.requeue_front.remote(key, reply[1], reply[2])
