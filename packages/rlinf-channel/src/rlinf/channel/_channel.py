@@ -2,43 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import math
 import uuid
 from collections.abc import Hashable
 from typing import Any
 
 import ray
-from ray.exceptions import (
-    GetTimeoutError,
-    ObjectLostError,
-    OwnerDiedError,
-    RayActorError,
-)
 
-from rlinf.channel._actor import ChannelActor, Status
+from rlinf.channel._actor import ChannelActor
+from rlinf.channel._client import ActorClient
 from rlinf.channel._errors import (
-    ChannelClosed,
-    ChannelDied,
-    ChannelEmpty,
-    ChannelError,
     ChannelExists,
-    ChannelFull,
-    ChannelItemLost,
     ChannelNotFound,
-    ChannelTimeout,
 )
-from rlinf.channel._payload import INLINE_LIMIT_BYTES, pack, unpack_all, unpack_all_async
+from rlinf.channel._payload import INLINE_LIMIT_BYTES, pack
+from rlinf.channel._replies import (
+    check_target,
+    check_timeout,
+    check_weight,
+    raise_for_status,
+)
 
 __all__ = ["DEFAULT_KEY", "Channel"]
 
 DEFAULT_KEY: Hashable = "default"
 """The key used when a call names none."""
 
-# The actor enforces every timeout itself; the client waits this much longer before it
-# declares the actor unresponsive, so that a slow reply is never mistaken for a lost one.
-_REPLY_GRACE_S = 30.0
 # Enough concurrent calls for thousands of blocked producers and consumers on one channel.
 _MAX_CONCURRENCY = 4096
 
@@ -48,7 +37,7 @@ def _remote_actor_class() -> Any:
     return ray.remote(ChannelActor)
 
 
-class Channel:
+class Channel(ActorClient):
     """A named set of FIFO queues, one per key, shared by every process of a Ray cluster.
 
     Items travel producer -> Ray object store -> consumer; the hosting actor stores only
@@ -198,16 +187,16 @@ class Channel:
             ChannelTimeout: no room within ``timeout``; the item was not queued.
             ChannelClosed: the channel is closed.
         """
-        self._check_weight(weight)
-        self._check_timeout(timeout)
+        check_weight(self._name, weight)
+        check_timeout(self._name, timeout)
         reply = self._call(self._put_remote(item, key, weight, timeout), timeout)
-        self._raise_for(reply, key, timeout)
+        raise_for_status(self._name, reply, key, timeout)
 
     def put_nowait(self, item: Any, *, key: Hashable = DEFAULT_KEY, weight: float = 1.0) -> None:
         """Like :meth:`put`, but raise :class:`ChannelFull` instead of waiting for room."""
-        self._check_weight(weight)
+        check_weight(self._name, weight)
         reply = self._call(self._put_remote(item, key, weight, 0.0), 0.0)
-        self._raise_for(reply, key, 0.0)
+        raise_for_status(self._name, reply, key, 0.0)
 
     async def put_async(
         self,
@@ -218,10 +207,10 @@ class Channel:
         timeout: float | None = None,
     ) -> None:
         """Awaitable :meth:`put` for code running in an event loop."""
-        self._check_weight(weight)
-        self._check_timeout(timeout)
+        check_weight(self._name, weight)
+        check_timeout(self._name, timeout)
         reply = await self._call_async(self._put_remote(item, key, weight, timeout), timeout)
-        self._raise_for(reply, key, timeout)
+        raise_for_status(self._name, reply, key, timeout)
 
     def _put_remote(
         self, item: Any, key: Hashable, weight: float, timeout: float | None
@@ -238,7 +227,7 @@ class Channel:
             ChannelClosed: the channel is closed and ``key`` is drained.
             ChannelItemLost: the producer of the item died before it could be fetched.
         """
-        self._check_timeout(timeout)
+        check_timeout(self._name, timeout)
         ref, salvage = self._get_remote(key, timeout)
         return self._fetch(self._call(ref, timeout, salvage), key, timeout)[0]
 
@@ -249,7 +238,7 @@ class Channel:
 
     async def get_async(self, *, key: Hashable = DEFAULT_KEY, timeout: float | None = None) -> Any:
         """Awaitable :meth:`get`; cancelling it never loses an item."""
-        self._check_timeout(timeout)
+        check_timeout(self._name, timeout)
         ref, salvage = self._get_remote(key, timeout)
         reply = await self._call_async(ref, timeout, salvage)
         return (await self._fetch_async(reply, key, timeout))[0]
@@ -273,8 +262,8 @@ class Channel:
             ChannelTimeout: the target was not reached within ``timeout``; nothing was popped.
             ChannelClosed: the channel is closed and ``key`` is drained.
         """
-        self._check_target(target_weight)
-        self._check_timeout(timeout)
+        check_target(self._name, target_weight)
+        check_timeout(self._name, timeout)
         ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
         return self._fetch(self._call(ref, timeout, salvage), key, timeout)
 
@@ -284,7 +273,7 @@ class Channel:
         Raises:
             ChannelEmpty: nothing is queued under ``key``.
         """
-        self._check_target(target_weight)
+        check_target(self._name, target_weight)
         ref, salvage = self._get_batch_remote(key, target_weight, 0.0, False)
         return self._fetch(self._call(ref, 0.0, salvage), key, 0.0)
 
@@ -296,8 +285,8 @@ class Channel:
         timeout: float | None = None,
     ) -> list[Any]:
         """Awaitable :meth:`get_batch`; cancelling it never loses an item."""
-        self._check_target(target_weight)
-        self._check_timeout(timeout)
+        check_target(self._name, target_weight)
+        check_timeout(self._name, timeout)
         ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
         reply = await self._call_async(ref, timeout, salvage)
         return await self._fetch_async(reply, key, timeout)
@@ -337,123 +326,3 @@ class Channel:
         request_id = uuid.uuid4().hex
         ref = self._actor.get_batch.remote(key, float(target_weight), timeout, wait, request_id)
         return ref, (key, request_id)
-
-    def _call(
-        self,
-        ref: ray.ObjectRef,
-        timeout: float | None,
-        salvage: tuple[Hashable, str] | None = None,
-    ) -> Any:
-        try:
-            return ray.get(ref, timeout=None if timeout is None else timeout + _REPLY_GRACE_S)
-        except RayActorError as err:
-            raise self._died(err) from err
-        except GetTimeoutError as err:
-            if salvage is not None:
-                self._salvage(ref, *salvage)
-            raise ChannelError(
-                f"Channel {self._name!r} did not answer within {timeout}+{_REPLY_GRACE_S} s"
-            ) from err
-        except BaseException:
-            if salvage is not None:
-                self._salvage(ref, *salvage)
-            raise
-
-    async def _call_async(
-        self,
-        ref: ray.ObjectRef,
-        timeout: float | None,
-        salvage: tuple[Hashable, str] | None = None,
-    ) -> Any:
-        limit = None if timeout is None else timeout + _REPLY_GRACE_S
-        try:
-            return await asyncio.wait_for(asyncio.shield(ref), limit)
-        except RayActorError as err:
-            raise self._died(err) from err
-        except (TimeoutError, asyncio.CancelledError):
-            if salvage is not None:
-                self._salvage(ref, *salvage)
-            raise
-
-    def _salvage(self, ref: ray.ObjectRef, key: Hashable, request_id: str) -> None:
-        """Return to the queue whatever a get popped for a caller that stopped waiting.
-
-        The actor ends the get without popping if it is still waiting; if it had already
-        popped, its reply comes back here and the entries go back to the front of the key.
-        """
-        actor = self._actor
-        actor.abandon.remote(key, request_id)
-
-        def requeue(future: Any) -> None:
-            try:
-                reply = future.result()
-            except (RayActorError, asyncio.CancelledError):
-                return
-            if reply[0] == Status.OK and reply[1]:
-                actor.requeue_front.remote(key, reply[1], reply[2])
-
-        ref.future().add_done_callback(requeue)
-
-    def _fetch(self, reply: tuple[Any, ...], key: Hashable, timeout: float | None) -> list:
-        self._raise_for(reply, key, timeout)
-        try:
-            return unpack_all(reply[1])
-        except (OwnerDiedError, ObjectLostError) as err:
-            raise self._lost(key, err) from err
-
-    async def _fetch_async(
-        self, reply: tuple[Any, ...], key: Hashable, timeout: float | None
-    ) -> list:
-        self._raise_for(reply, key, timeout)
-        try:
-            return await unpack_all_async(reply[1])
-        except (OwnerDiedError, ObjectLostError) as err:
-            raise self._lost(key, err) from err
-
-    def _raise_for(self, reply: tuple[Any, ...], key: Hashable, timeout: float | None) -> None:
-        status = reply[0]
-        if status == Status.OK:
-            return
-        where = f"channel {self._name!r}, key {key!r}"
-        if status == Status.CLOSED:
-            raise ChannelClosed(f"{where}: the channel is closed")
-        if status == Status.TIMEOUT:
-            raise ChannelTimeout(f"{where}: timed out after {timeout} s")
-        if status == Status.FULL:
-            raise ChannelFull(f"{where}: the queue is full")
-        if status == Status.EMPTY:
-            raise ChannelEmpty(f"{where}: the queue is empty")
-        if status == Status.OVERSIZED:
-            raise ValueError(
-                f"{where}: the next item weighs {reply[1]}, more than the batch target; "
-                f"get it with get() or raise the target"
-            )
-        raise ChannelError(f"{where}: unexpected reply {status!r}")
-
-    def _died(self, err: BaseException) -> ChannelDied:
-        return ChannelDied(f"The actor hosting channel {self._name!r} is dead: {err}")
-
-    def _lost(self, key: Hashable, err: BaseException) -> ChannelItemLost:
-        return ChannelItemLost(
-            f"channel {self._name!r}, key {key!r}: the item's payload is gone because the "
-            f"process that put it died before it was consumed ({type(err).__name__})"
-        )
-
-    def _check_weight(self, weight: float) -> None:
-        if not math.isfinite(weight) or weight < 0:
-            raise ValueError(
-                f"channel {self._name!r}: weight must be finite and >= 0, got {weight!r}"
-            )
-
-    def _check_target(self, target_weight: float) -> None:
-        if not math.isfinite(target_weight) or target_weight <= 0:
-            raise ValueError(
-                f"channel {self._name!r}: target_weight must be finite and > 0, "
-                f"got {target_weight!r}"
-            )
-
-    def _check_timeout(self, timeout: float | None) -> None:
-        if timeout is not None and not timeout >= 0:
-            raise ValueError(
-                f"channel {self._name!r}: timeout must be None or >= 0, got {timeout!r}"
-            )
