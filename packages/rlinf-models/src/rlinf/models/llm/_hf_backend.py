@@ -1,0 +1,189 @@
+"""Generation with a Hugging Face causal LM: one batched KV-cache sampling loop."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._weights import VersionedWeights, WeightSnapshot
+from ._batch import RolloutBatch
+from ._generation import GenerationConfig, check_prompts
+from ._logprobs import position_ids_from_mask
+
+__all__ = ["HFGenerationBackend", "sample_next_token"]
+
+
+def sample_next_token(
+    logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One token per row from temperature-scaled ``logits`` ``[N, V]`` -> ``[N]`` int64,
+    after top-k then top-p filtering (greedy argmax when ``config.do_sample`` is False)."""
+    if not config.do_sample:
+        return logits.argmax(dim=-1)
+    if 0 < config.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if config.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token once the tokens before it already hold top_p of the mass; the most
+        # likely token is always kept.
+        drop = (probs.cumsum(dim=-1) - probs) >= config.top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _eos_ids(model: nn.Module, tokenizer: Any) -> list[int]:
+    # Chat models often stop on several ids (generation_config.eos_token_id is a list).
+    ids: list[int] = []
+    for source in (getattr(model, "generation_config", None), getattr(model, "config", None)):
+        value = getattr(source, "eos_token_id", None)
+        ids.extend([value] if isinstance(value, int) else list(value or []))
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    if not ids:
+        raise ValueError("neither the tokenizer nor the model config defines an EOS token")
+    return sorted(set(ids))
+
+
+class HFGenerationBackend:
+    """:class:`~rlinf.models.llm.GenerationBackend` over a Hugging Face causal LM.
+
+    All ``len(prompts) * n`` sequences are sampled together: one prefill over the
+    left-padded prompts, then one cached forward per new token until every sequence has
+    emitted an EOS or ``max_new_tokens`` are reached. Sampling applies temperature, then
+    top-k, then top-p; the reported ``rollout_logprobs`` are ``log_softmax(logits /
+    temperature)`` of the sampled token *without* top-k / top-p, so that they equal
+    :func:`~rlinf.models.llm.response_logprobs` on the same weights (the training-side
+    ratio then starts at 1 even with filtering).
+
+    Args:
+        model: the causal LM (moved to ``device``, put in eval mode; this backend owns it).
+        tokenizer: its tokenizer (EOS and pad ids).
+        device: where generation runs; the returned batch is on CPU.
+        version: the version of the weights ``model`` holds (-1: not from a snapshot).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        *,
+        device: str | torch.device = "cpu",
+        version: int = -1,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.eos_token_ids = _eos_ids(model, tokenizer)
+        pad = tokenizer.pad_token_id
+        self.pad_token_id = int(pad) if pad is not None else self.eos_token_ids[0]
+        self._weights = VersionedWeights(self.model)
+        self._weights.version = int(version)
+
+    @property
+    def version(self) -> int:
+        """The weights version held (-1 before any :meth:`load_weights`, by default)."""
+        return self._weights.version
+
+    def load_weights(self, snapshot: WeightSnapshot) -> None:
+        """Copy ``snapshot`` into the model: the first load takes any version, later ones
+        only the next version (:class:`~rlinf.models.StaleWeightsError` otherwise)."""
+        self._weights.load(snapshot)
+
+    def generate(self, prompts: Sequence[Sequence[int]], config: GenerationConfig) -> RolloutBatch:
+        """Sample ``config.n`` responses per prompt; see
+        :class:`~rlinf.models.llm.GenerationBackend`. Returns a :class:`RolloutBatch` with
+        ``B = len(prompts) * n`` rows, ``R`` = the longest response generated."""
+        if not isinstance(config, GenerationConfig):
+            raise TypeError(f"config must be a GenerationConfig, got {type(config).__name__}")
+        vocab = self.model.get_input_embeddings().num_embeddings
+        rows = [ids for ids in check_prompts(prompts, vocab) for _ in range(config.n)]
+        p = max(len(ids) for ids in rows)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if limit is not None and p + config.max_new_tokens > limit:
+            raise ValueError(
+                f"longest prompt ({p} tokens) + max_new_tokens ({config.max_new_tokens}) "
+                f"exceeds the model's max_position_embeddings ({limit})"
+            )
+        b = len(rows)
+        prompt_ids = torch.full((b, p), self.pad_token_id, dtype=torch.long)
+        prompt_mask = torch.zeros((b, p), dtype=torch.long)
+        for i, ids in enumerate(rows):
+            prompt_ids[i, p - len(ids) :] = torch.tensor(ids)
+            prompt_mask[i, p - len(ids) :] = 1
+        generator = None
+        if config.seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        with torch.no_grad():  # not inference_mode: the batch is later fed to autograd
+            tokens, logps, alive, finished = self._loop(prompt_ids, prompt_mask, config, generator)
+        response_mask = alive.to(torch.float32)
+        return RolloutBatch(
+            input_ids=torch.cat([prompt_ids, tokens], dim=1),
+            attention_mask=torch.cat([prompt_mask, alive.long()], dim=1),
+            prompt_length=p,
+            response_mask=response_mask,
+            rollout_logprobs=logps * response_mask,
+            prompt_index=torch.arange(len(prompts)).repeat_interleave(config.n),
+            truncated=~finished,
+            version=self.version,
+            pad_token_id=self.pad_token_id,
+        )
+
+    def _loop(
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        config: GenerationConfig,
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns CPU ``tokens [B, R]``, ``logprobs [B, R]``, ``alive [B, R]`` (bool, the
+        token is real) and ``finished [B]`` (ended by EOS)."""
+        dev = self.device
+        attn = prompt_mask.to(dev)
+        positions = position_ids_from_mask(attn)
+        eos = torch.tensor(self.eos_token_ids, device=dev)
+        finished = torch.zeros(attn.shape[0], dtype=torch.bool, device=dev)
+        out = self.model(
+            input_ids=prompt_ids.to(dev),
+            attention_mask=attn,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        next_pos = positions[:, -1:] + 1
+        tokens, logps, alive = [], [], []
+        for step in range(config.max_new_tokens):
+            logits = out.logits[:, -1].float() / config.temperature
+            token = sample_next_token(logits, config, generator)
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, token[:, None]).squeeze(-1)
+            live = ~finished
+            token = torch.where(live, token, self.pad_token_id)
+            tokens.append(token)
+            logps.append(torch.where(live, logp, 0.0))
+            alive.append(live)
+            if config.stop_on_eos:
+                finished = finished | (live & torch.isin(token, eos))
+            if step == config.max_new_tokens - 1 or bool(finished.all()):
+                break
+            # The token just sampled is real for rows that were still generating.
+            attn = torch.cat([attn, live.long()[:, None]], dim=1)
+            out = self.model(
+                input_ids=token[:, None],
+                attention_mask=attn,
+                position_ids=next_pos,
+                past_key_values=out.past_key_values,
+                use_cache=True,
+            )
+            next_pos = next_pos + 1
+        return (
+            torch.stack(tokens, dim=1).cpu(),
+            torch.stack(logps, dim=1).cpu(),
+            torch.stack(alive, dim=1).cpu(),
+            finished.cpu(),
+        )
