@@ -1,3 +1,49 @@
-"""rlinf.apps.math: Math reasoning: an LLM answers problems, a checker scores them, GRPO/PPO/DAPO/Reinforce++ update it."""
+"""rlinf.apps.math: an LLM answers math problems, a checker scores the answers, and GRPO /
+DAPO / PPO / REINFORCE++ update it (after an optional SFT warm-up).
 
-__all__: list[str] = []
+* ``rlinf-math`` CLI (:mod:`rlinf.apps.math.cli`): ``train`` / ``eval`` / ``sft``.
+* :func:`train`, :func:`resume`, :func:`evaluate`, :class:`MathConfig`,
+  :func:`load_math_config`, :class:`MathFlow`: the same, from Python.
+
+Nothing is imported until used (PEP 562), so that the CLI can set Ray's environment
+variables before Ray is imported (see :mod:`rlinf.apps.math.cli`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "MathConfig",
+    "MathFlow",
+    "RunnerConfig",
+    "SFTConfig",
+    "TrainResult",
+    "evaluate",
+    "greedy_accuracy",
+    "load_math_config",
+    "resume",
+    "run_sft",
+    "train",
+]
+
+_HOMES = {
+    "MathConfig": "._config",
+    "RunnerConfig": "._config",
+    "load_math_config": "._config",
+    "MathFlow": "._flow",
+    "SFTConfig": "._sft",
+    "run_sft": "._sft",
+    "TrainResult": "._train",
+    "train": "._train",
+    "resume": "._train",
+    "evaluate": "._eval",
+    "greedy_accuracy": "._eval",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,33 @@
+"""Train and held-out rows of a run, from the synthetic generator or from files."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from rlinf.envs.math import MathRow, PromptIterator, generate_arithmetic, load_math_rows
+
+from ._config import DataSection
+
+__all__ = ["load_splits", "prompt_iterator"]
+
+
+def load_splits(data: DataSection) -> tuple[list[MathRow], list[MathRow]]:
+    """``(train rows, held-out rows)`` of ``data``."""
+    if data.source == "synthetic":
+        train = generate_arithmetic(
+            data.arithmetic, split="train", num_rows=data.train_rows, seed=data.seed
+        )
+        test = generate_arithmetic(
+            data.arithmetic, split="test", num_rows=data.test_rows, seed=data.seed
+        )
+        return train, test
+    assert data.train_files is not None and data.test_files is not None
+    test_cfg = dataclasses.replace(data.test_files, shuffle=False)
+    return load_math_rows(data.train_files), load_math_rows(test_cfg)
+
+
+def prompt_iterator(data: DataSection, train: list[MathRow], seed: int) -> PromptIterator:
+    """The seeded, resumable order of train prompts (``runner.seed`` offsets ``data.seed``,
+    so another runner seed visits the same rows in another order)."""
+    shuffle = True if data.train_files is None else data.train_files.shuffle
+    return PromptIterator(train, shuffle=shuffle, seed=data.seed + 1_000_003 * seed)

@@ -1,0 +1,72 @@
+"""Config errors are reported, naming the key, before any worker (or Ray) starts."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import ray
+
+from rlinf.apps.math import load_math_config
+from rlinf.apps.math.cli import main
+from rlinf.core import ConfigError
+
+
+@pytest.mark.parametrize("preset", ["grpo", "dapo", "ppo", "reinforce_pp", "grpo_disaggregated"])
+def test_presets_load(preset):
+    cfg = load_math_config(preset)
+    assert cfg.algo.algorithm == preset.split("_disagg")[0]
+    assert cfg.sft.steps > 0 and cfg.generation.n >= 2
+
+
+def test_overrides_apply():
+    cfg = load_math_config("grpo", ["algo.clip_high=0.28", "runner.steps=3", "sft.lora=true"])
+    assert cfg.algo.clip_high == 0.28 and cfg.runner.steps == 3 and cfg.sft.lora
+    assert cfg.data.arithmetic.template == "{expression}="
+    assert dict(cfg.placement) == {"actor": "0", "rollout": "0", "reward": "0"}
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("algo.clip_hihg=0.3", "algo.clip_hihg"),
+        ("runner.steps=abc", "runner.steps"),
+        ("algo.algorithm=sac", "algo.algorithm"),
+        ("algo.temperature=0.5", "algo.temperature"),
+        ("generation.n=1", "generation.n"),
+        ("generation.do_sample=false", "generation.do_sample"),
+        ("algo.loss_agg_mode=mean", "loss_agg_mode"),
+        ("data.arithmetic.operators=[x]", "operators"),
+        ("sft.response_format=x", "response_format"),
+        ("placement.actor=0-1", "placement.actor"),
+        ("placement.rollout=5", "placement"),
+        ("placement.critic=0", "critic"),
+        ("model.path=/no/such/model", "model.path"),
+        ("runner.metric_backends=[tb]", "runner.metric_backends"),
+        ("data.source=files", "train_files"),
+    ],
+)
+def test_bad_keys_and_values_are_named(override, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_math_config("grpo", [override])
+
+
+def test_dapo_overlong_needs_matching_budget():
+    with pytest.raises(ConfigError, match="max_response_length"):
+        load_math_config("dapo", ["generation.max_new_tokens=20"])
+
+
+def test_unknown_preset_and_missing_file():
+    with pytest.raises(ConfigError, match="grpo"):
+        load_math_config("no-such-preset")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_math_config("missing.yaml")
+
+
+def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", "grpo", "--run-dir", str(run_dir), "algo.lr=fast"])
+    assert code == 2
+    assert "algo.lr" in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert not ray.is_initialized()

@@ -1,0 +1,32 @@
+"""The issue's bar through the full CLI: the default job (SFT warm-up, then GRPO on the
+synthetic arithmetic task, seed 0) raises held-out greedy accuracy by a clear margin over
+the post-SFT accuracy."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rlinf.apps.math._plot import read_metrics
+from rlinf.apps.math.cli import main
+
+
+@pytest.mark.slow
+def test_grpo_preset_raises_heldout_accuracy(tmp_path):
+    run_dir = tmp_path / "grpo"
+    start = time.perf_counter()
+    assert (
+        main(["train", "--config", "grpo", "--run-dir", str(run_dir), "runner.progress=false"]) == 0
+    )
+    wall = time.perf_counter() - start
+    evals = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/accuracy" in r]
+    assert evals[0]["step"] == 0  # after SFT, before any RL update
+    before = evals[0]["eval/accuracy"]
+    # The mean of the last three evaluations (steps 130-150), not a single lucky one: 200
+    # held-out prompts give a standard error of ~0.03 per evaluation.
+    after = sum(r["eval/accuracy"] for r in evals[-3:]) / 3
+    curve = ", ".join(f"{int(r['step'])}: {r['eval/accuracy']:.3f}" for r in evals)
+    print(f"\nheld-out accuracy (grpo preset, seed 0): {curve}; {wall:.0f}s")
+    # Measured: 0.615 after SFT -> 0.705 at steps 130, 140, 150.
+    assert after >= before + 0.05, curve

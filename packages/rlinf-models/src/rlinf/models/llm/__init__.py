@@ -1,0 +1,64 @@
+"""rlinf.models.llm: Hugging Face causal LMs for RL post-training (no Ray at import).
+
+* :func:`load_causal_lm`: ``(model, tokenizer)`` from a local directory (left padding).
+* :class:`TinyLMConfig`, :func:`build_tiny_causal_lm`, :func:`build_char_tokenizer`: a tiny
+  seeded Qwen2 model with a character tokenizer, written offline for tests and examples.
+* :class:`RolloutBatch`: left-padded prompts + right-padded responses with masks, rollout
+  log-probabilities, prompt indices (groups of ``n`` samples), truncation flags, version.
+* :func:`response_logprobs`: per-token log-probabilities (and entropy) of the responses,
+  computed over response positions only, in chunks, with autograd.
+* :class:`GenerationConfig`, :class:`GenerationBackend` (protocol) and
+  :class:`HFGenerationBackend`: batched KV-cache sampling with versioned weight loading.
+* :class:`ValueModel`: backbone + linear value head, the PPO critic.
+"""
+
+from ._advantages import group_size_of, outcome_token_rewards, token_advantages
+from ._batch import RolloutBatch
+from ._generation import GenerationBackend, GenerationConfig, check_prompts
+from ._hf_backend import HFGenerationBackend, sample_next_token
+from ._load import check_model_dir, load_causal_lm, load_tokenizer
+from ._logprobs import position_ids_from_mask, response_logprobs
+from ._tiny import TinyLMConfig, build_char_tokenizer, build_tiny_causal_lm
+from ._updater import LLMUpdater
+from ._updater_config import ALGORITHMS, LLMUpdaterConfig
+from ._value import ValueModel
+
+__all__ = [
+    "ALGORITHMS",
+    "GenerationBackend",
+    "GenerationConfig",
+    "HFGenerationBackend",
+    "LLMActorWorker",
+    "LLMRolloutWorker",
+    "LLMUpdater",
+    "LLMUpdaterConfig",
+    "RewardWorker",
+    "RolloutBatch",
+    "TinyLMConfig",
+    "ValueModel",
+    "build_char_tokenizer",
+    "build_tiny_causal_lm",
+    "check_model_dir",
+    "check_prompts",
+    "group_size_of",
+    "load_causal_lm",
+    "load_tokenizer",
+    "outcome_token_rewards",
+    "position_ids_from_mask",
+    "response_logprobs",
+    "sample_next_token",
+    "token_advantages",
+]
+
+
+# The workers import Ray (through rlinf.core); load them only when asked for (PEP 562), so
+# `import rlinf.models.llm` stays Ray-free.
+_WORKERS = ("LLMActorWorker", "LLMRolloutWorker", "RewardWorker")
+
+
+def __getattr__(name: str) -> object:
+    if name in _WORKERS:
+        from . import _workers
+
+        return getattr(_workers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,142 @@
+"""LLMRolloutWorker: version-checked generation copies of the policy."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+import torch
+
+from rlinf.channel import Channel
+from rlinf.core import Worker
+
+from .._weights import StaleWeightsError, WeightSnapshot
+from ._hf_backend import HFGenerationBackend
+from ._load import load_causal_lm
+from ._worker_utils import _dtype, _resolve
+
+__all__ = ["LLMRolloutWorker"]
+
+
+class LLMRolloutWorker(Worker):
+    """Generates responses with an :class:`~rlinf.models.llm.HFGenerationBackend` whose
+    weights are version-checked: asking for a version it does not hold raises
+    :class:`~rlinf.models.StaleWeightsError` instead of serving old weights.
+
+    Args:
+        model_path: HF model directory (its weights are replaced by the first sync).
+        generation: :class:`~rlinf.models.llm.GenerationConfig` of training rollouts.
+        seed: base sampling seed (rank and weight version are mixed in).
+        torch_threads: intra-op threads.
+        dtype: torch dtype name of the weights.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        generation: Any,
+        *,
+        seed: int = 0,
+        torch_threads: int = 1,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__()
+        torch.set_num_threads(torch_threads)
+        model, self.tokenizer = load_causal_lm(model_path, dtype=_dtype(dtype), device=self.device)
+        self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+        self.generation = generation
+        self.seed = seed
+
+    def get_version(self) -> int:
+        """Version of the loaded weights (-1 before the first load)."""
+        return self.backend.version
+
+    def load_weights(self, snapshot: WeightSnapshot | ray.ObjectRef) -> int:
+        """Load the next weight version (``StaleWeightsError`` when out of order)."""
+        self.backend.load_weights(_resolve(snapshot))
+        return self.backend.version
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        *,
+        version: int,
+        prompt_offset: int = 0,
+        greedy: bool = False,
+        n: int | None = None,
+    ) -> dict[str, Any]:
+        """Generate for ``prompts`` with weights ``version``.
+
+        Args:
+            prompts: prompt texts.
+            version: the weight version the caller expects; any other raises
+                ``StaleWeightsError`` before generating.
+            prompt_offset: added to the batch's ``prompt_index`` so that batches of several
+                ranks concatenate into unique, contiguous groups.
+            greedy: one greedy sample per prompt (evaluation) instead of ``n`` samples.
+            n: samples per prompt (default: the generation config's).
+
+        Returns:
+            ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
+            "tokens": generated tokens}``.
+        """
+        if self.backend.version != version:
+            raise StaleWeightsError(
+                f"{self.address}: asked to generate with weights version {version}, "
+                f"but holding {self.backend.version}"
+            )
+        cfg = self.generation
+        # Distinct streams per rank and weight version, reproducible across a resume (a
+        # call counter would restart at 0); None keeps torch's global RNG.
+        seed = None
+        if cfg.seed is not None:
+            seed = cfg.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
+        if greedy:
+            cfg = dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
+        else:
+            cfg = dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        start = time.perf_counter()
+        with self.device_turn():
+            batch = self.backend.generate(ids, cfg)
+        elapsed = time.perf_counter() - start
+        if prompt_offset:
+            batch = dataclasses.replace(batch, prompt_index=batch.prompt_index + prompt_offset)
+        return {
+            "batch": batch,
+            "responses": batch.decode_responses(self.tokenizer),
+            "time/generate": elapsed,
+            "tokens": int(batch.response_mask.sum()),
+        }
+
+    def rollout(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        out_channel: Channel,
+        prompt_offset: int = 0,
+        *,
+        version: int,
+        key: Any = "rollout",
+        channel_timeout: float = 300.0,
+    ) -> dict[str, float]:
+        """Generate for ``prompts`` and put the result on ``out_channel``, with ``answers``
+        (one per prompt) repeated for each of a prompt's response rows.
+
+        Returns ``{"time/generate", "rollout/generated_tokens"}``.
+        """
+        out = self.generate(prompts, version=version, prompt_offset=prompt_offset)
+        batch = out["batch"]
+        if len(answers) != len(prompts):
+            raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
+        # One answer per response row (n rows per prompt).
+        per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
+        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
+        out_channel.put(item, key=key, timeout=channel_timeout)
+        return {
+            "time/generate": out["time/generate"],
+            "rollout/generated_tokens": float(out["tokens"]),
+        }
