@@ -134,6 +134,7 @@ def test_sync_and_async_give_identical_trajectories():
 
 def test_reset_required_and_close_idempotent():
     env = GymVectorEnv(EnvConfig("CartPole-v1"))
+    assert repr(env) == "GymVectorEnv('CartPole-v1', num_envs=1, backend='sync', chunk_size=1)"
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(1, np.int64))
     env.close()

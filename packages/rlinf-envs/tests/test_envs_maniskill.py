@@ -73,6 +73,15 @@ def _rollout(env, steps: int, seed: int) -> list[np.ndarray]:
     return out
 
 
+def _put_cube_on_goal(task) -> None:
+    """Place a PushCube-v1 task's cube on its goal (random actions almost never get it there)."""
+    from mani_skill.utils.structs.pose import Pose
+
+    goal = task.goal_region.pose.p.clone()
+    goal[..., 2] = task.cube_half_size
+    task.obj.set_pose(Pose.create_from_pq(p=goal))
+
+
 @pytest.mark.skipif(HAS_MANISKILL, reason="mani_skill installed")
 def test_missing_extra_names_it():
     with pytest.raises(ImportError, match=r"'PushCube-v1'.*rlinf-envs\[maniskill\]"):
@@ -89,6 +98,23 @@ def test_config_errors_name_env_and_problem():
         make_env(_config(env_kwargs={"sim_backend": "mjx"}))
     with pytest.raises(ValueError, match=r"EnvConfig.num_envs"):
         make_env(_config(env_kwargs={"num_envs": 4}))
+
+
+@needs_maniskill
+def test_auto_sim_backend_follows_cuda():
+    import torch
+
+    from rlinf.envs._maniskill_setup import make_kwargs
+
+    auto = {"sim_backend": "auto"}
+    on_gpu = torch.cuda.is_available()
+    kwargs = make_kwargs(_config(env_kwargs=auto))
+    assert kwargs["sim_backend"] == ("physx_cuda" if on_gpu else "physx_cpu")
+    # Only the CPU simulator gets per-env deterministic resets.
+    assert kwargs.get("enhanced_determinism", False) is not on_gpu
+    # One process per env is a CPU-simulator layout: "auto" never picks the GPU there.
+    parallel = make_kwargs(_config(backend="async", env_kwargs=auto))
+    assert parallel["sim_backend"] == "physx_cpu"
 
 
 def test_state_reset_step_shapes(simulator):
@@ -146,17 +172,12 @@ def test_autoreset_final_obs_and_chunks(simulator):
 
 
 def test_success_is_reported_and_terminates(simulator):
-    from mani_skill.utils.structs.pose import Pose
-
     with make_env(_config(num_envs=2)) as env:
         env.reset(seed=0)
         # Put env 0's cube on its goal: the next step must report success and terminate.
         # (Random actions almost never push the cube there.) Reaching into the in-process
         # backend's envs is the only way to place it.
-        task = env._env.envs[0].unwrapped
-        goal = task.goal_region.pose.p.clone()
-        goal[..., 2] = task.cube_half_size
-        task.obj.set_pose(Pose.create_from_pq(p=goal))
+        _put_cube_on_goal(env._env.envs[0].unwrapped)
         res = env.step(np.zeros((2, ACTION_DIM), np.float32))
     np.testing.assert_array_equal(res.terminated, [True, False])
     np.testing.assert_array_equal(res.info.done, [True, False])
@@ -164,6 +185,30 @@ def test_success_is_reported_and_terminates(simulator):
     np.testing.assert_array_equal(eps["env"], [0])
     np.testing.assert_array_equal(eps["success"], [1.0])
     np.testing.assert_array_equal(eps["length"], [1])
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_ignore_terminations_runs_to_the_time_limit(simulator, batched):
+    from rlinf.envs._maniskill import ManiSkillBatchedVectorEnv
+
+    config = _config(num_envs=1, max_episode_steps=2, env_kwargs={"ignore_terminations": True})
+    with ManiSkillBatchedVectorEnv(config) if batched else make_env(config) as env:
+        env.reset(seed=0)
+        task = env._env.unwrapped if batched else env._env.envs[0].unwrapped
+        _put_cube_on_goal(task)
+        still = np.zeros((1, ACTION_DIM), np.float32)
+        res1 = env.step(still)  # success, but the episode goes on
+        res2 = env.step(still)  # the time limit ends it, still successful
+    assert not res1.info.done.any() and not res1.terminated.any()
+    assert res2.truncated.all() and not res2.terminated.any()
+    np.testing.assert_array_equal(res2.info.completed_episodes()["success"], [1.0])
+    np.testing.assert_array_equal(res2.info.episode_length, [2])
+
+
+@needs_maniskill
+def test_ignore_terminations_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"'PushCube-v1': ignore_terminations must be true or"):
+        make_env(_config(env_kwargs={"ignore_terminations": "yes"}))
 
 
 def test_seeding_is_reproducible_and_differs_per_env(simulator):
@@ -206,8 +251,6 @@ def test_batched_env_matches_process_path_on_one_cpu_env(simulator):
     # The GPU simulator's class, checked without CUDA: ManiSkill batches one CPU env too.
     # With the same seeds it must produce exactly the per-env adapter's trajectory, through
     # chunks cut short by the episode's end and auto-resets.
-    from mani_skill.utils.structs.pose import Pose
-
     from rlinf.envs._maniskill import ManiSkillBatchedVectorEnv
 
     config = _config(num_envs=1, max_episode_steps=3, chunk_size=2)
@@ -219,10 +262,7 @@ def test_batched_env_matches_process_path_on_one_cpu_env(simulator):
         batched.reset(seed=0)
         res1 = batched.step(batched.sample_actions())
         res2 = batched.step(batched.sample_actions())
-        task = batched._env.unwrapped
-        goal = task.goal_region.pose.p.clone()
-        goal[..., 2] = task.cube_half_size
-        task.obj.set_pose(Pose.create_from_pq(p=goal))
+        _put_cube_on_goal(batched._env.unwrapped)
         res3 = batched.step(np.zeros((1, 2, ACTION_DIM), np.float32))
     for x, y in zip(run_a, run_b, strict=True):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
@@ -236,6 +276,21 @@ def test_batched_env_matches_process_path_on_one_cpu_env(simulator):
     np.testing.assert_array_equal(res3.terminated, [True])
     np.testing.assert_array_equal(res3.info.completed_episodes()["success"], [1.0])
     np.testing.assert_array_equal(res3.info.chunk_executed, [1])
+
+
+def test_batched_env_guards_its_calls(simulator):
+    from rlinf.envs._maniskill import ManiSkillBatchedVectorEnv
+
+    env = ManiSkillBatchedVectorEnv(_config(num_envs=1))
+    assert repr(env) == (
+        "ManiSkillBatchedVectorEnv('PushCube-v1', num_envs=1, backend='sync', chunk_size=1)"
+    )
+    with pytest.raises(RuntimeError, match=r"'PushCube-v1': call reset\(\) before step"):
+        env.step(np.zeros((1, ACTION_DIM), np.float32))
+    env.close()
+    env.close()
+    with pytest.raises(RuntimeError, match="is closed"):
+        env.reset()
 
 
 @pytest.mark.gpu

@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from ._actions import check_actions
+from ._adapter import AdapterBase
 from ._base import StepInfo, StepResult
 from ._config import EnvConfig
 from ._single import ChunkedEpisodeEnv, make_single_env
@@ -36,7 +36,7 @@ def _masked(info: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray] 
     return np.asarray(info[key]), np.asarray(info[f"_{key}"], dtype=bool)
 
 
-class GymVectorEnv:
+class GymVectorEnv(AdapterBase):
     """``N`` copies of a gymnasium env, stepped in this process or one process per env.
 
     Built on gymnasium's ``SyncVectorEnv`` / ``AsyncVectorEnv`` in ``SAME_STEP`` autoreset
@@ -59,10 +59,7 @@ class GymVectorEnv:
         config: EnvConfig,
         make_single: Callable[[EnvConfig], ChunkedEpisodeEnv] = make_single_env,
     ) -> None:
-        self.config = config
-        self.env_id = config.env_id
-        self.num_envs = config.num_envs
-        self.chunk_size = config.chunk_size
+        self._init_adapter(config)
         fns = [functools.partial(make_single, config) for _ in range(config.num_envs)]
         mode = _autoreset_same_step()
         if config.backend == "sync":
@@ -88,9 +85,6 @@ class GymVectorEnv:
                 low=np.asarray(chunk_space.low[0], np.float64),
                 high=np.asarray(chunk_space.high[0], np.float64),
             )
-        self._rng = np.random.default_rng(config.seed)
-        self._reset_once = False
-        self._closed = False
 
     def reset(self, *, seed: int | None = None) -> Obs:
         """Reset all envs (env ``i`` seeded ``seed + i``; the first reset defaults to
@@ -99,30 +93,11 @@ class GymVectorEnv:
         Returns:
             dict of ``[N, ...]`` arrays.
         """
-        self._check_open()
-        if seed is None and not self._reset_once:
-            seed = self.config.seed
-        obs, _ = self._env.reset(seed=seed)
+        obs, _ = self._env.reset(seed=self._reset_seed(seed))
         self._reset_once = True
         return dict(obs)
 
-    def step(self, actions: Any) -> StepResult:
-        """One action chunk per env; see :class:`~rlinf.envs.VectorEnv` for the semantics.
-
-        Args:
-            actions: ``[N, K, *action_shape]`` (``[N, *action_shape]`` when ``K == 1``).
-        """
-        self._check_open()
-        if not self._reset_once:
-            raise RuntimeError(f"env {self.env_id!r}: call reset() before step()")
-        acts = check_actions(
-            actions,
-            self.action_spec,
-            num_envs=self.num_envs,
-            chunk_size=self.chunk_size,
-            env_id=self.env_id,
-            clip=self.config.clip_actions,
-        )
+    def _step(self, acts: np.ndarray) -> StepResult:
         obs, reward, terminated, truncated, raw = self._env.step(acts)
         obs = dict(obs)
         done = np.logical_or(terminated, truncated)
@@ -170,35 +145,3 @@ class GymVectorEnv:
             raw=raw,
             **ended,
         )
-
-    def sample_actions(self) -> np.ndarray:
-        """Uniformly random valid actions ``[N, K, *action_shape]`` (seeded by ``config.seed``);
-        continuous spaces with infinite bounds sample a standard normal there."""
-        shape = (self.num_envs, self.chunk_size, *self.action_spec.shape)
-        spec = self.action_spec
-        if spec.discrete:
-            return self._rng.integers(0, spec.n, size=shape)
-        low, high = spec.low, spec.high
-        bounded = np.isfinite(low) & np.isfinite(high)
-        u = self._rng.uniform(np.where(bounded, low, 0.0), np.where(bounded, high, 1.0), shape)
-        return np.where(bounded, u, self._rng.standard_normal(shape)).astype(np.float32)
-
-    def close(self) -> None:
-        """Close the envs and their worker processes; idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._env.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"env {self.env_id!r} is closed")
-
-    def __enter__(self) -> GymVectorEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        c = self.config
-        return f"GymVectorEnv({c.env_id!r}, num_envs={c.num_envs}, backend={c.backend!r}, chunk_size={c.chunk_size})"
