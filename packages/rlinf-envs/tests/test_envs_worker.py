@@ -1,13 +1,19 @@
-"""EnvWorker <-> channels on a real CartPole vector env; the test itself plays the rollout."""
+"""EnvWorker <-> direct connections on a real CartPole vector env; the test plays the
+rollout (a listening socket in the test process answering like a rollout worker)."""
 
 from __future__ import annotations
+
+import secrets
+import socket
+from multiprocessing.connection import Connection, wait
 
 import numpy as np
 import pytest
 
 pytest.importorskip("ray")
 
-from rlinf.channel import Channel
+import ray
+
 from rlinf.core import Cluster, ClusterConfig, WorkerError
 from rlinf.envs import EnvConfig, EnvWorker, GymVectorEnv, stage_reply_key
 
@@ -18,40 +24,70 @@ def cluster():
         yield c
 
 
-def _serve(obs_ch, act_ch, key, num_requests, rng):
-    """Answer requests like a rollout worker: random actions; record each obs' first
-    feature as a per-step field and each final obs' first feature for the previous step."""
-    seen = []
-    for _ in range(num_requests):
-        req = obs_ch.get(key=key, timeout=60)
-        seen.append(req["reply_key"])
-        reply = {}
-        if req["obs"] is not None:
-            n = len(req["obs"]["state"])
-            reply["action"] = rng.integers(0, 2, n)
-            reply["record"] = {"x": req["obs"]["state"][:, 0].copy()}
-        if req["final_obs"] is not None:
-            reply["record_prev"] = {"final_x": req["final_obs"]["state"][:, 0].copy()}
-        act_ch.put(reply, key=req["reply_key"], timeout=60)
-    return seen
+class _Rollout:
+    """A listening socket that plays the rollout worker's side of the protocol."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_bytes(32)
+        self.server = socket.create_server((ray.util.get_node_ip_address(), 0))
+        self.endpoint = (*self.server.getsockname()[:2], self.token)
+        self.peers: dict[Connection, tuple] = {}
+
+    def accept(self, n: int, timeout: float = 60.0) -> None:
+        self.server.settimeout(timeout)
+        while len(self.peers) < n:
+            conn = Connection(self.server.accept()[0].detach())
+            assert conn.recv_bytes() == self.token
+            self.peers[conn] = conn.recv()
+
+    def serve(self, num_requests: int, rng: np.random.Generator) -> list[tuple]:
+        """Random actions; record each obs' first feature as a per-step field and each
+        final obs' first feature (rows not sent are the new obs) for the previous step."""
+        seen = []
+        while len(seen) < num_requests:
+            for conn in wait(list(self.peers), 60):
+                req = conn.recv()
+                seen.append(self.peers[conn])
+                reply = {}
+                if req["obs"] is not None:
+                    n = len(req["obs"]["state"])
+                    reply["action"] = rng.integers(0, 2, n)
+                    reply["record"] = {"x": req["obs"]["state"][:, 0].copy()}
+                if req["final"] is not None:
+                    index, rows = req["final"]
+                    if req["obs"] is None:
+                        final_x = np.empty(len(index))
+                    else:
+                        final_x = req["obs"]["state"][:, 0].copy()
+                    final_x[index] = rows["state"][:, 0]
+                    reply["record_prev"] = {"final_x": final_x}
+                conn.send(reply)
+        return seen
+
+    def close(self) -> None:
+        for conn in self.peers:
+            conn.close()
+        self.server.close()
 
 
-def test_env_worker_exchanges_through_channels_in_stages(cluster):
+def test_env_worker_exchanges_through_connections_in_stages(cluster):
     pgs = cluster.allocate({"env": "0-1"})
     cfg = EnvConfig("CartPole-v1", num_envs=4, seed=10)
     group = cluster.launch(EnvWorker, pgs, "env", args=(cfg, 2))
-    obs_ch, act_ch = Channel.create("test-env-obs"), Channel.create("test-env-act")
+    rollout = _Rollout()
     try:
         horizon = 30
-        fut = group.call_per_rank(
-            "rollout",
-            [(obs_ch, act_ch, ["r", "r"], horizon), (obs_ch, act_ch, ["r", "r"], horizon)],
-        )
-        seen = _serve(obs_ch, act_ch, "r", 2 * 2 * (horizon + 1), np.random.default_rng(0))
+        endpoints = [rollout.endpoint, rollout.endpoint]
+        fut = group.call_per_rank("rollout", [(endpoints, horizon), (endpoints, horizon)])
+        rollout.accept(4)
+        seen = rollout.serve(2 * 2 * (horizon + 1), np.random.default_rng(0))
         results = fut.wait(120)
+        # A second rollout reuses the open connections (no new ones are accepted).
+        fut = group.call_per_rank("rollout", [(endpoints, 2), (endpoints, 2)])
+        rollout.serve(2 * 2 * 3, np.random.default_rng(1))
+        assert [r["env_steps"] for r in fut.wait(120)] == [8, 8]
     finally:
-        obs_ch.kill()
-        act_ch.kill()
+        rollout.close()
         group.kill()
         pgs.remove()  # give the CPU slots back for the next test
     assert {stage_reply_key(r, s) for r in (0, 1) for s in (0, 1)} == set(seen)
@@ -67,6 +103,10 @@ def test_env_worker_exchanges_through_channels_in_stages(cluster):
         np.testing.assert_array_equal(
             traj["final_x"][:, :-1][cont], traj["obs"]["state"][:, 1:, 0][cont]
         )
+        # Where an episode ended, the final rows were sent: the terminal state, not the reset.
+        ended = ~cont
+        assert ended.any()
+        assert np.all(traj["final_x"][:, :-1][ended] != traj["obs"]["state"][:, 1:, 0][ended])
         assert res["env_steps"] == 4 * horizon
         assert len(res["episodes"]["return"]) == int(
             traj["terminated"].sum() + traj["truncated"].sum()
@@ -91,11 +131,22 @@ def test_env_worker_rejects_uneven_stages_and_times_out(cluster):
     group = cluster.launch(
         EnvWorker, pgs, "env", name="env-lonely", args=(EnvConfig("CartPole-v1", num_envs=2), 1)
     )
-    obs_ch, act_ch = Channel.create("test-env-obs2"), Channel.create("test-env-act2")
+    silent, rollout = _Rollout(), _Rollout()
     try:
         # Nobody answers: the worker must fail with a timeout, not hang.
-        with pytest.raises(WorkerError, match="ChannelTimeout"):
-            group.call("rollout", obs_ch, act_ch, ["nobody"], 3, channel_timeout=1.0).wait(90)
+        with pytest.raises(WorkerError, match=r"TimeoutError.*no reply"):
+            group.call("rollout", [silent.endpoint], 3, reply_timeout=1.0).wait(90)
+        # The peer goes away mid-rollout: a clear connection error, at once.
+        fut = group.call("rollout", [rollout.endpoint], 3, reply_timeout=60.0)
+        rollout.accept(1)
+        rollout.close()
+        with pytest.raises(WorkerError, match=r"ConnectionError.*closed its connection"):
+            fut.wait(30)
+        # Nothing listens any more: the worker names the endpoint it could not reach.
+        with pytest.raises(WorkerError, match="cannot connect"):
+            group.call("rollout", [rollout.endpoint], 3, reply_timeout=5.0).wait(30)
     finally:
-        obs_ch.kill()
-        act_ch.kill()
+        silent.close()
+        rollout.close()
+        group.kill()
+        pgs.remove()

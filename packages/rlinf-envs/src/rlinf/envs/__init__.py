@@ -8,7 +8,7 @@
   lazily so optional simulators load only when chosen.
 * :class:`EnvWorker` (``rlinf.envs.EnvWorker``, imported on first use so that plain env
   users never load Ray): a share of the envs in pipeline stages, exchanging plain-dict
-  requests and replies with rollout workers through ``rlinf.channel`` channels.
+  requests and replies with rollout workers over one direct connection per stage.
 
 Importing the package registers the adapters and does nothing else.
 """

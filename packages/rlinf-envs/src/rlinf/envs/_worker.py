@@ -1,31 +1,46 @@
-"""EnvWorker: a share of the envs, stepped in pipeline stages, talking through channels.
+"""EnvWorker: a share of the envs, stepped in pipeline stages, talking to rollout workers.
 
 The worker knows nothing about policies (rlinf.envs never imports rlinf.models): it sends
 observation requests as plain dicts of numpy arrays and records whatever per-env arrays the
 replies carry, so any rollout worker that speaks the protocol below can drive it.
 
-Protocol, per pipeline stage ``s`` of worker rank ``r`` (reply key ``("env", r, s)``):
+Transport: each stage holds one direct connection (TCP, ``multiprocessing.connection``
+framing, pickled dicts) to the rollout worker that serves it. A step's exchange is one
+message each way between the two processes, with no Ray call and no third process on the
+path: through a channel the same exchange took four Ray calls to the hosting actor (about
+8 ms per step on a loaded 2-core machine, against 0.1 ms for a socket round trip). The
+rollout side listens; an *endpoint* is ``(host, port, token)`` and a connecting stage first
+sends ``token`` (so a stray process cannot feed pickles to the rollout), then its identity
+:func:`stage_reply_key`. Connections are opened on a stage's first rollout and reused.
 
-* request (env -> rollout, on the observation channel under the stage's rollout key):
-  ``{"reply_key": ("env", r, s), "obs": obs | None, "final_obs": obs | None}``. Step 0 of a
-  rollout sends only ``obs``; steps ``1..T-1`` send the new ``obs`` and the previous step's
-  ``final_obs``; a last request after step ``T`` sends only ``final_obs``.
-* reply (rollout -> env, on the action channel under the reply key):
-  ``{"action": [n, ...] (when obs was sent), "record": {name: [n, ...]},
-  "record_prev": {name: [n, ...]}}``; ``record`` arrays are stored at this step,
+Protocol, per pipeline stage (``n`` envs), on its connection:
+
+* request (env -> rollout): ``{"obs": obs | None, "final": (index [m], obs rows) | None}``.
+  ``obs`` is a dict of ``[n, ...]`` arrays. ``final`` describes the state each env reached
+  at the end of the previous step: rows ``index`` of it (the envs whose episode ended, so
+  that an auto-reset replaced the observation) are given as ``final_obs`` rows ``[m, ...]``;
+  every other row equals ``obs``. Step 0 of a rollout sends ``final=None``; steps
+  ``1..T-1`` send both; a last request after step ``T`` sends ``obs=None`` and every row in
+  ``final``.
+* reply (rollout -> env): ``{"action": [n, ...] (when obs was sent), "record": {name:
+  [n, ...]}, "record_prev": {name: [n, ...]}}``; ``record`` arrays are stored at this step,
   ``record_prev`` at the previous one (e.g. ``V(final_obs)``).
+
+Replies are small (actions and a few per-env numbers), so they never fill a socket buffer
+and a stage's large request can never deadlock against another stage's reply.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
 
-from rlinf.channel import Channel
 from rlinf.core import Worker
 
 from ._base import VectorEnv
@@ -33,11 +48,14 @@ from ._config import EnvConfig
 from ._registry import make_env
 from ._spec import ActionSpec, ArraySpec, Obs
 
-__all__ = ["EnvWorker", "stage_reply_key"]
+__all__ = ["Endpoint", "EnvWorker", "stage_reply_key"]
+
+Endpoint = tuple[str, int, bytes]
+"""``(host, port, token)`` of a rollout worker's listening socket."""
 
 
 def stage_reply_key(rank: int, stage: int) -> tuple[str, int, int]:
-    """The action-channel key on which env worker ``rank`` waits for stage ``stage``."""
+    """The identity stage ``stage`` of env worker ``rank`` announces when it connects."""
     return ("env", rank, stage)
 
 
@@ -73,6 +91,7 @@ class EnvWorker(Worker):
             for seed in self._seeds
         ]
         self._obs: list[Obs | None] = [None] * num_stages
+        self._conns: list[tuple[Endpoint, Connection] | None] = [None] * num_stages
 
     def specs(self) -> tuple[dict[str, ArraySpec], ActionSpec]:
         """``(observation_spec, action_spec)`` of one env."""
@@ -85,22 +104,18 @@ class EnvWorker(Worker):
 
     def rollout(
         self,
-        obs_channel: Channel,
-        act_channel: Channel,
-        rollout_keys: Sequence[Hashable],
+        endpoints: Sequence[Endpoint],
         num_steps: int,
         *,
-        channel_timeout: float = 120.0,
+        reply_timeout: float = 120.0,
     ) -> dict[str, Any]:
         """Run ``num_steps`` steps of every stage, exchanging requests and replies.
 
         Args:
-            obs_channel, act_channel: the request and reply channels.
-            rollout_keys: per stage, the observation-channel key its requests go to.
+            endpoints: per stage, the endpoint of the rollout worker that serves it.
             num_steps: ``T``.
-            channel_timeout: seconds to wait for any reply or for room to send (a dead
-                rollout never hangs the worker; named so as not to clash with
-                ``WorkerGroup.call``'s own ``timeout``).
+            reply_timeout: seconds to wait for any reply (a stuck rollout never hangs the
+                worker; named so as not to clash with ``WorkerGroup.call``'s ``timeout``).
 
         Returns:
             ``{"trajectory": {"obs": {k: [N, T, ...]}, "actions": [N, T, ...],
@@ -108,9 +123,25 @@ class EnvWorker(Worker):
             "episodes": {"return", "length", "success": [E]}, "env_steps": int,
             "time/env_step": s, "time/env_wait": s}``; ``N`` is this worker's envs, stages
             concatenated in order.
+
+        Raises:
+            TimeoutError: no reply within ``reply_timeout``.
+            ConnectionError: a rollout worker could not be reached or closed its connection.
         """
-        if len(rollout_keys) != self.num_stages:
-            raise ValueError(f"{len(rollout_keys)} rollout keys for {self.num_stages} stages")
+        if len(endpoints) != self.num_stages:
+            raise ValueError(f"{len(endpoints)} rollout endpoints for {self.num_stages} stages")
+        try:
+            return self._rollout(endpoints, num_steps, reply_timeout)
+        except BaseException:
+            # The peer's state is unknown now (a request may be half answered): start over
+            # with fresh connections next time.
+            self._disconnect()
+            raise
+
+    def _rollout(
+        self, endpoints: Sequence[Endpoint], num_steps: int, timeout: float
+    ) -> dict[str, Any]:
+        conns = [self._connect(s, tuple(endpoints[s]), timeout) for s in range(self.num_stages)]
         for s in range(self.num_stages):
             if self._obs[s] is None:
                 self._obs[s] = self.envs[s].reset()
@@ -118,11 +149,11 @@ class EnvWorker(Worker):
         episodes: dict[str, list[np.ndarray]] = {"return": [], "length": [], "success": []}
         step_time = wait_time = 0.0
         for s in range(self.num_stages):
-            self._request(obs_channel, rollout_keys[s], s, self._obs[s], None, channel_timeout)
+            conns[s].send({"obs": self._obs[s], "final": None})
         for t in range(num_steps + 1):
             for s, env in enumerate(self.envs):
                 start = time.perf_counter()
-                reply = act_channel.get(key=stage_reply_key(self.rank, s), timeout=channel_timeout)
+                reply = self._receive(s, conns[s], timeout)
                 wait_time += time.perf_counter() - start
                 bufs[s].record(reply)
                 if t == num_steps:
@@ -130,20 +161,18 @@ class EnvWorker(Worker):
                 start = time.perf_counter()
                 result = env.step(np.asarray(reply["action"]))
                 step_time += time.perf_counter() - start
+                last = t + 1 == num_steps
+                # Only the rows an auto-reset replaced travel: the rest equal the new obs.
+                done = np.ones(env.num_envs, bool) if last else np.asarray(result.info.done)
+                index = np.flatnonzero(done)
+                rows = {k: np.asarray(v)[index] for k, v in result.info.final_obs.items()}
+                # Request first, bookkeeping after: the rollout infers meanwhile.
+                conns[s].send({"obs": None if last else result.obs, "final": (index, rows)})
                 bufs[s].step(self._obs[s], reply["action"], result)
                 for k, v in result.info.completed_episodes().items():
                     if k in episodes:
                         episodes[k].append(v)
                 self._obs[s] = result.obs
-                last = t + 1 == num_steps
-                self._request(
-                    obs_channel,
-                    rollout_keys[s],
-                    s,
-                    None if last else result.obs,
-                    result.info.final_obs,
-                    channel_timeout,
-                )
         trajectory = _StageBuffer.concat([b.arrays() for b in bufs])
         n = sum(env.num_envs for env in self.envs)
         return {
@@ -154,23 +183,52 @@ class EnvWorker(Worker):
             "time/env_wait": wait_time,
         }
 
-    def _request(
-        self,
-        channel: Channel,
-        key: Hashable,
-        stage: int,
-        obs: Obs | None,
-        final_obs: Obs | None,
-        timeout: float,
-    ) -> None:
-        channel.put(
-            {"reply_key": stage_reply_key(self.rank, stage), "obs": obs, "final_obs": final_obs},
-            key=key,
-            timeout=timeout,
-        )
+    def _connect(self, stage: int, endpoint: Endpoint, timeout: float) -> Connection:
+        """The stage's connection to ``endpoint``, opened (and announced) on first use."""
+        cached = self._conns[stage]
+        if cached is not None and cached[0] == endpoint:
+            return cached[1]
+        if cached is not None:
+            cached[1].close()
+        host, port, token = endpoint
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as e:
+            raise ConnectionError(
+                f"env worker {self.rank} stage {stage}: cannot connect to the rollout worker "
+                f"at {host}:{port}: {e}"
+            ) from e
+        # Small messages must leave at once, not wait for Nagle's algorithm to batch them.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)
+        conn = Connection(sock.detach())
+        conn.send_bytes(token)
+        conn.send(stage_reply_key(self.rank, stage))
+        self._conns[stage] = (endpoint, conn)
+        return conn
+
+    def _receive(self, stage: int, conn: Connection, timeout: float) -> dict[str, Any]:
+        where = f"env worker {self.rank} stage {stage}"
+        try:
+            reply = conn.recv() if conn.poll(timeout) else None
+        except (EOFError, OSError) as e:
+            raise ConnectionError(
+                f"{where}: the rollout worker closed its connection (it failed or died; its "
+                f"own error says why): {type(e).__name__} {e}"
+            ) from e
+        if reply is None:
+            raise TimeoutError(f"{where}: no reply from the rollout worker within {timeout} s")
+        return reply
+
+    def _disconnect(self) -> None:
+        for s, cached in enumerate(self._conns):
+            if cached is not None:
+                cached[1].close()
+            self._conns[s] = None
 
     def close(self) -> None:
-        """Close every stage's envs."""
+        """Close every stage's envs and connections."""
+        self._disconnect()
         for env in self.envs:
             env.close()
 

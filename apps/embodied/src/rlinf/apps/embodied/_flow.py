@@ -1,9 +1,9 @@
-"""The embodied flow: env workers <-> rollout workers over channels, actor update, sync.
+"""The embodied flow: env workers <-> rollout workers, actor update, weight sync.
 
 One training iteration::
 
-    env workers --requests (obs, final_obs)--> [obs channel] --> rollout workers
-    env workers <--replies (actions, logp, V)-- [act channel] <-- rollout workers
+    env workers --requests (obs, final_obs rows)--> rollout workers   (one direct connection
+    env workers <--replies (actions, logp, V)------ rollout workers    per pipeline stage)
     env workers --trajectories [N, T]--> actor.update (GAE, PPO) --> weights v+1
     actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
 
@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import secrets
 import time
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import ray
 
-from rlinf.channel import Channel
-from rlinf.core import Cluster, ClusterConfig, WorkerGroup
+from rlinf.core import CallTimeout, Cluster, ClusterConfig, GroupFuture, WorkerError, WorkerGroup
 from rlinf.envs import EnvWorker
 from rlinf.models.embodied import EmbodiedActorWorker, EmbodiedRolloutWorker
 
@@ -45,6 +45,7 @@ class EmbodiedFlow:
         r = cfg.runner
         self.steps_per_update = cfg.env.num_envs * r.horizon * cfg.env.chunk_size
         self.total_updates = r.total_env_steps // self.steps_per_update
+        self.last_episode_returns = np.zeros(0)
         self.cluster = Cluster(
             ClusterConfig(
                 address=cfg.cluster.address,
@@ -92,20 +93,23 @@ class EmbodiedFlow:
             kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
         )
         self.mode = pgs.placement.mode
-        self.obs_channel = Channel.create(f"embodied-obs-{tag}")
-        self.act_channel = Channel.create(f"embodied-act-{tag}")
-        # Shard (env rank, stage) -> rollout rank, round robin: with 2 stages and one
-        # rollout rank, that rank serves both stages of every env worker in arrival order.
+        # Every (env rank, stage) gets a direct connection to a rollout rank, round robin:
+        # with 2 stages and one rollout rank, that rank serves both stages of every env
+        # worker, answering whichever request arrives first (batched when several wait).
+        token = secrets.token_bytes(32)
+        endpoints = self.rollout.call("open_endpoint", token).wait(r.timeout_s)
         n_roll = self.rollout.world_size
-        self.keys: list[list[Hashable]] = []
+        self.endpoints: list[list[tuple[str, int, bytes]]] = []
         self.requests = [0] * n_roll
+        self.peers = [0] * n_roll
         for e in range(env_ranks):
             row = []
             for s in range(r.pipeline_stages):
                 rank = (e * r.pipeline_stages + s) % n_roll
-                row.append(("rollout", rank))
+                row.append(endpoints[rank])
                 self.requests[rank] += r.horizon + 1
-            self.keys.append(row)
+                self.peers[rank] += 1
+            self.endpoints.append(row)
 
     def actor_version(self) -> int:
         """The actor's weight version."""
@@ -122,30 +126,24 @@ class EmbodiedFlow:
             raise RuntimeError(f"rollout ranks hold versions {versions}, not {snapshot.version}")
         return snapshot.version
 
-    def collect(self, version: int) -> list[dict[str, Any]]:
-        """One rollout of ``horizon`` steps of every env; the env workers' results."""
+    def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+        """One rollout of ``horizon`` steps of every env: the env workers' results and the
+        rollout ranks' serving statistics."""
         r = self.cfg.runner
         envs = self.env.call_per_rank(
             "rollout",
-            [(self.obs_channel, self.act_channel, keys, r.horizon) for keys in self.keys],
-            channel_timeout=r.timeout_s,
+            [(endpoints, r.horizon) for endpoints in self.endpoints],
+            reply_timeout=r.timeout_s,
             timeout=r.timeout_s * 2,
         )
         serve = self.rollout.call_per_rank(
             "serve",
-            [
-                (self.obs_channel, self.act_channel, ("rollout", rank), n)
-                for rank, n in enumerate(self.requests)
-            ],
+            [(n, p) for n, p in zip(self.requests, self.peers, strict=True)],
             version=version,
-            channel_timeout=r.timeout_s,
+            request_timeout=r.timeout_s,
             timeout=r.timeout_s * 2,
         )
-        # Wait on both so an error on either side surfaces (the other times out on its
-        # channel rather than hanging).
-        results = envs.wait()
-        serve.wait()
-        return results
+        return _wait_both(envs, serve, r.timeout_s * 2)
 
     def reset_envs(self, seed_offset: int) -> None:
         """Reset every env worker (used after resuming, so episodes start fresh)."""
@@ -154,7 +152,7 @@ class EmbodiedFlow:
     def iteration(self, version: int) -> tuple[dict[str, float], int]:
         """Collect, update, sync; returns ``(metrics, env_steps of this iteration)``."""
         start = time.perf_counter()
-        results = self.collect(version)
+        results, serving = self.collect(version)
         t_collect = time.perf_counter() - start
         trajectories = [res["trajectory"] for res in results]
         metrics = self.actor.call("update", trajectories).wait(self.cfg.runner.timeout_s)[0]
@@ -162,7 +160,11 @@ class EmbodiedFlow:
         self.sync_weights()
         t_total = time.perf_counter() - start
         steps = sum(res["env_steps"] for res in results)
-        metrics.update(_episode_metrics(results))
+        episodes = _episodes(results)
+        # Per-episode returns of this iteration, for callers that average over episodes
+        # rather than iterations (e.g. "the last 100 episodes" of benchmarks).
+        self.last_episode_returns = episodes["return"]
+        metrics.update(_episode_metrics(episodes))
         metrics.update(
             {
                 "time/rollout": t_collect,
@@ -171,6 +173,10 @@ class EmbodiedFlow:
                 "time/iteration": t_total,
                 "time/env_step": max(res["time/env_step"] for res in results),
                 "time/env_wait": max(res["time/env_wait"] for res in results),
+                "time/rollout_infer": max(st["time/rollout_infer"] for st in serving),
+                "time/rollout_wait": max(st["time/rollout_wait"] for st in serving),
+                "rollout/requests_per_forward": sum(st["rollout/requests"] for st in serving)
+                / sum(st["rollout/forward_passes"] for st in serving),
                 "throughput/env_steps_per_s": steps / t_total,
                 "throughput/rollout_env_steps_per_s": steps / t_collect,
             }
@@ -182,20 +188,46 @@ class EmbodiedFlow:
         return self.actor.call(method, *args).wait(self.cfg.runner.timeout_s)[0]
 
     def shutdown(self) -> None:
-        """Close the channels, kill the workers, stop Ray if this flow started it."""
-        for group in (getattr(self, "env", None),):
-            if isinstance(group, WorkerGroup):
-                _quietly(lambda g=group: g.call("close").wait(30))
-        for ch in (getattr(self, "obs_channel", None), getattr(self, "act_channel", None)):
-            if ch is not None:
-                _quietly(ch.kill)
+        """Close the envs, kill the workers, stop Ray if this flow started it."""
+        group = getattr(self, "env", None)
+        if isinstance(group, WorkerGroup):
+            _quietly(lambda: group.call("close").wait(30))
         self.cluster.shutdown()
 
 
-def _episode_metrics(results: list[dict[str, Any]]) -> dict[str, float]:
-    eps = {
+def _wait_both(
+    envs: GroupFuture, serve: GroupFuture, timeout: float
+) -> tuple[list[Any], list[Any]]:
+    """Both sides' results; a failure on either side is raised as soon as it happens.
+
+    The side that fails first holds the cause; the other one only sees its connections
+    close (or a timeout), so the serving side is checked between short waits on the envs.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            results = envs.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            break
+        except CallTimeout:
+            if serve.done():
+                serve.wait()  # raises the rollout's error, if it failed
+            if time.monotonic() >= deadline:
+                raise
+        except WorkerError as env_error:
+            with contextlib.suppress(CallTimeout):
+                serve.wait(10.0)  # the rollout's own error names the cause, if it failed
+            raise env_error
+    return results, serve.wait(max(1.0, deadline - time.monotonic()))
+
+
+def _episodes(results: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The env workers' finished episodes, concatenated: key -> ``[E]``."""
+    return {
         k: np.concatenate([res["episodes"][k] for res in results]) for k in results[0]["episodes"]
     }
+
+
+def _episode_metrics(eps: dict[str, np.ndarray]) -> dict[str, float]:
     out = {"env/episodes": float(len(eps["return"]))}
     if len(eps["return"]):
         out["env/return_mean"] = float(eps["return"].mean())

@@ -6,7 +6,7 @@
 * :class:`EmbodiedActorWorker`: the trained policy in a worker; ``update`` and versioned
   ``export_weights``.
 * :class:`EmbodiedRolloutWorker`: an inference copy that loads weights strictly in version
-  order and serves env workers' observation requests through channels.
+  order and serves env workers' observation requests over direct per-stage connections.
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
+import socket
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import numpy as np
 import ray
 import torch
 
-from rlinf.channel import Channel
 from rlinf.core import Worker
 
 from .._actor_critic import build_policy
@@ -25,13 +27,22 @@ __all__ = ["EmbodiedRolloutWorker"]
 class EmbodiedRolloutWorker(Worker):
     """Batched action sampling (action, log-prob, value) with version-checked weights.
 
-    Request protocol on the observation channel (plain dicts, so the env side needs no
-    models): ``{"reply_key": key, "obs": obs | None, "final_obs": obs | None}`` where each
-    obs is a dict of ``[n, ...]`` arrays. The reply, put on the action channel under
-    ``reply_key``, is ``{"action": [n, ...] (when obs), "record": {"log_probs": [n],
-    "values": [n]} (when obs), "record_prev": {"next_values": [n]} (when final_obs),
-    "version": int}``: ``record`` belongs to this step, ``record_prev`` to the previous one
-    (``V(final_obs)`` of the step that just ran).
+    Env workers (or anything speaking the same protocol, see ``rlinf.envs.EnvWorker``)
+    connect to the socket opened by :meth:`open_endpoint`, one connection per pipeline
+    stage, and exchange one message each way per step:
+
+    * request: ``{"obs": obs | None, "final": (index [m], final_obs rows) | None}``; ``obs``
+      is a dict of ``[n, ...]`` arrays; ``final`` gives the rows of the previous step's
+      final observations that differ from ``obs`` (envs whose episode ended), all rows when
+      ``obs`` is None; ``None`` when there is no previous step.
+    * reply: ``{"action": [n, ...], "record": {"log_probs": [n], "values": [n]}`` (when
+      obs), ``"record_prev": {"next_values": [n]}`` (when final), ``"version": int}``:
+      ``record`` belongs to this step, ``record_prev`` to the previous one (``V`` of the
+      state the previous step reached before any reset: ``values`` of this step's obs,
+      overwritten at ``index`` by ``V(final_obs rows)``).
+
+    Requests that are waiting at the same time (several stages or env workers) are answered
+    with one forward pass over their concatenated observations.
 
     Args:
         policy_config: must match the actor's, so its weights load.
@@ -50,12 +61,15 @@ class EmbodiedRolloutWorker(Worker):
     ) -> None:
         super().__init__()
         torch.set_num_threads(torch_threads)
-        # Requests arrive as read-only zero-copy arrays from the object store; the policy
-        # only reads them, so torch's warning about non-writable arrays is noise here.
+        # ``act`` called through Ray gets read-only zero-copy arrays; the policy only reads
+        # them, so torch's warning about non-writable arrays is noise here.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         torch.manual_seed(seed + 7919 * (self.rank + 1))
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device).eval()
         self.weights = VersionedWeights(self.policy)
+        self._listener: socket.socket | None = None
+        self._token = b""
+        self._peers: dict[Connection, Any] = {}
 
     def get_version(self) -> int:
         """Version of the loaded weights (-1 before the first load)."""
@@ -81,54 +95,180 @@ class EmbodiedRolloutWorker(Worker):
         Raises ``StaleWeightsError`` unless exactly ``version`` is loaded.
         """
         self.weights.require(version)
-        action, logp, value = self.policy.act(obs, deterministic)
+        with torch.no_grad():
+            action, logp, value = self.policy.act(obs, deterministic)
         return {
             "action": action.cpu().numpy(),
             "log_prob": logp.cpu().numpy(),
             "value": value.cpu().numpy(),
         }
 
+    def open_endpoint(self, token: bytes) -> tuple[str, int, bytes]:
+        """Listen for env workers; returns the endpoint ``(host, port, token)`` they connect
+        to. Only connections that first send ``token`` are served."""
+        if len(token) < 16:
+            raise ValueError("the endpoint token must have at least 16 bytes")
+        if self._listener is None:
+            host = ray.util.get_node_ip_address()
+            self._listener = socket.create_server((host, 0), backlog=128)
+        self._token = bytes(token)
+        host, port = self._listener.getsockname()[:2]
+        return host, port, self._token
+
     def serve(
-        self,
-        obs_channel: Channel,
-        act_channel: Channel,
-        key: Any,
-        num_requests: int,
-        *,
-        version: int,
-        channel_timeout: float = 120.0,
+        self, num_requests: int, peers: int, *, version: int, request_timeout: float = 120.0
     ) -> dict[str, float]:
-        """Answer ``num_requests`` requests arriving under ``key`` (see the class doc).
+        """Answer ``num_requests`` requests from ``peers`` connected stages (see the class
+        doc), in arrival order, then return.
 
-        Requests of different env workers / pipeline stages share the key and are served in
-        arrival order, so whichever stage is ready first is served first.
+        Args:
+            num_requests: requests to answer over all peers.
+            version: the weight version to act with.
+            peers: stage connections this rank serves; missing ones are accepted first.
+            request_timeout: longest wait for a connection or a request (named so as not
+                to clash with ``WorkerGroup.call``'s ``timeout``).
 
-        Returns ``{"rollout/requests", "time/rollout_infer", "time/rollout_wait"}``.
-        Raises ``StaleWeightsError`` before serving anything unless ``version`` is loaded.
+        Returns ``{"rollout/requests", "rollout/forward_passes", "time/rollout_infer",
+        "time/rollout_wait"}``.
+
+        Raises:
+            StaleWeightsError: before serving anything, unless ``version`` is loaded.
+            TimeoutError, ConnectionError: a peer stayed silent or went away; every
+            connection is then closed, so the peers fail at once instead of waiting.
         """
         self.weights.require(version)
-        infer = wait = 0.0
-        for _ in range(num_requests):
+        try:
+            return self._serve(num_requests, peers, request_timeout)
+        except BaseException:
+            self._close_peers()
+            raise
+
+    def _serve(self, num_requests: int, peers: int, timeout: float) -> dict[str, float]:
+        self._accept(peers, timeout)
+        infer = waited = 0.0
+        served = passes = 0
+        while served < num_requests:
             start = time.perf_counter()
-            request = obs_channel.get(key=key, timeout=channel_timeout)
+            ready = wait(list(self._peers), timeout)
+            if not ready:
+                names = sorted(map(str, self._peers.values()))
+                raise TimeoutError(
+                    f"rollout rank {self.rank}: no request within {timeout} s from {names}"
+                )
+            requests = [self._receive(conn) for conn in ready]
             mid = time.perf_counter()
-            reply: dict[str, Any] = {"version": self.weights.version}
-            with torch.no_grad():
-                if request["obs"] is not None:
-                    action, logp, value = self.policy.act(request["obs"])
-                    reply["action"] = action.cpu().numpy()
-                    reply["record"] = {
-                        "log_probs": logp.cpu().numpy(),
-                        "values": value.cpu().numpy(),
-                    }
-                if request["final_obs"] is not None:
-                    next_value = self.policy.value(request["final_obs"])
-                    reply["record_prev"] = {"next_values": next_value.cpu().numpy()}
+            replies = self._answer(requests)
+            for conn, reply in zip(ready, replies, strict=True):
+                conn.send(reply)
             infer += time.perf_counter() - mid
-            wait += mid - start
-            act_channel.put(reply, key=request["reply_key"], timeout=channel_timeout)
+            waited += mid - start
+            served += len(ready)
+            passes += 1
         return {
-            "rollout/requests": float(num_requests),
+            "rollout/requests": float(served),
+            "rollout/forward_passes": float(passes),
             "time/rollout_infer": infer,
-            "time/rollout_wait": wait,
+            "time/rollout_wait": waited,
         }
+
+    def _answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One forward pass for the obs of all ``requests``, one for their final rows."""
+        with_obs = [r for r in requests if r["obs"] is not None]
+        with_final = [r for r in requests if r["final"] is not None]
+        acted: list[tuple[np.ndarray, ...]] = []
+        with torch.no_grad():
+            if with_obs:
+                sizes = [_rows(r["obs"]) for r in with_obs]
+                action, logp, value = self.policy.act(_concat([r["obs"] for r in with_obs]))
+                cuts = np.cumsum(sizes)[:-1]
+                acted = list(
+                    zip(
+                        *(np.split(x.cpu().numpy(), cuts) for x in (action, logp, value)),
+                        strict=True,
+                    )
+                )
+            finals: list[np.ndarray] = []
+            rows = [r["final"][1] for r in with_final]
+            sizes = [len(r["final"][0]) for r in with_final]
+            if sum(sizes):
+                final_values = self.policy.value(_concat(rows)).cpu().numpy()
+                finals = np.split(final_values, np.cumsum(sizes)[:-1])
+            else:
+                finals = [np.zeros(0, np.float32) for _ in with_final]
+        replies: list[dict[str, Any]] = []
+        it_obs, it_final = iter(acted), iter(finals)
+        for request in requests:
+            reply: dict[str, Any] = {"version": self.weights.version}
+            values = None
+            if request["obs"] is not None:
+                action, logp, values = next(it_obs)
+                reply["action"] = action
+                reply["record"] = {"log_probs": logp, "values": values}
+            if request["final"] is not None:
+                index = np.asarray(request["final"][0])
+                final_v = next(it_final)
+                next_values = values.copy() if values is not None else np.empty_like(final_v)
+                next_values[index] = final_v
+                reply["record_prev"] = {"next_values": next_values}
+            replies.append(reply)
+        return replies
+
+    def _accept(self, peers: int, timeout: float) -> None:
+        """Accept connections until ``peers`` stages are connected and authenticated."""
+        if len(self._peers) >= peers:
+            return
+        if self._listener is None:
+            raise RuntimeError(f"rollout rank {self.rank}: call open_endpoint before serve")
+        deadline = time.monotonic() + timeout
+        while len(self._peers) < peers:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"rollout rank {self.rank}: {len(self._peers)} of {peers} env stages "
+                    f"connected within {timeout} s"
+                )
+            self._listener.settimeout(remaining)
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(None)
+            conn = Connection(sock.detach())
+            try:
+                ok = conn.poll(remaining) and hmac.compare_digest(
+                    conn.recv_bytes(maxlength=len(self._token)), self._token
+                )
+                hello = conn.recv() if ok and conn.poll(remaining) else None
+            except (EOFError, OSError):
+                ok, hello = False, None
+            if not ok or hello is None:
+                # Not one of ours (or it gave up): drop it and keep waiting for the stages.
+                conn.close()
+                continue
+            self._peers[conn] = hello
+
+    def _receive(self, conn: Connection) -> dict[str, Any]:
+        try:
+            return conn.recv()
+        except (EOFError, OSError) as e:
+            raise ConnectionError(
+                f"rollout rank {self.rank}: {self._peers.get(conn)} closed its connection "
+                f"(it failed or died; its own error says why): {type(e).__name__} {e}"
+            ) from e
+
+    def _close_peers(self) -> None:
+        for conn in self._peers:
+            conn.close()
+        self._peers.clear()
+
+
+def _rows(obs: Mapping[str, Any]) -> int:
+    return len(next(iter(obs.values())))
+
+
+def _concat(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Concatenate obs dicts along the batch axis (one part is passed through as is)."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
