@@ -28,5 +28,7 @@ def test_grpo_preset_raises_heldout_accuracy(tmp_path):
     after = sum(r["eval/accuracy"] for r in evals[-3:]) / 3
     curve = ", ".join(f"{int(r['step'])}: {r['eval/accuracy']:.3f}" for r in evals)
     print(f"\nheld-out accuracy (grpo preset, seed 0): {curve}; {wall:.0f}s")
-    # Measured: 0.615 after SFT -> 0.705 at steps 130, 140, 150.
-    assert after >= before + 0.05, curve
+    # Measured on the development machine, 0.615 after SFT, mean of the last three evals:
+    # seed 0 0.705 (+0.09), seed 1 0.670 (+0.055). Another CPU's float rounding changes the
+    # sampled trajectory as a seed does, so the bar sits below the weakest seed measured.
+    assert after >= before + 0.03, curve

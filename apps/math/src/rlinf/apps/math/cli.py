@@ -22,6 +22,9 @@ _ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 
 
 def _ensure_ray_env(argv: Sequence[str]) -> None:
+    # A private local cluster: token auth only adds a warning and a token file. A user who
+    # joins an authenticated cluster sets the variable themselves.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     missing = {k: v for k, v in _ENV.items() if os.environ.get(k) != v}
     if not missing:
         return
