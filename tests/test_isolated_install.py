@@ -60,6 +60,9 @@ def test_member_installs_alone_and_passes_its_tests(member: Member, tmp_path: Pa
             str(requirements),
             "-r",
             str(test_tools),
+            # uv's cache keys a local build on pyproject.toml alone: without a refresh, a
+            # module added since the last build would be missing from the installed wheel.
+            *(arg for m in MEMBERS for arg in ("--refresh-package", m.dist)),
         ],
         cwd=ROOT,
         env=env,

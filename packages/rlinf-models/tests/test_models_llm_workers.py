@@ -5,10 +5,10 @@ from __future__ import annotations
 import functools
 import sys
 
-import cloudpickle
 import pytest
 import ray
 import torch
+from ray import cloudpickle
 
 from rlinf.channel import Channel
 from rlinf.core import Cluster, ClusterConfig, WorkerError
