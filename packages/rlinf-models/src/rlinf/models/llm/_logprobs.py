@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rlinf.algos import entropy_from_logits, log_probs_from_logits
 
-__all__ = ["position_ids_from_mask", "response_logprobs"]
+__all__ = ["check_sequence_layout", "position_ids_from_mask", "response_logprobs"]
 
 # Config attributes that make logits differ from ``lm_head(last_hidden_state)``: such models
 # take the (less memory-frugal) path through the model's own logits.
@@ -28,6 +28,21 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """``[B, L]`` positions counting only real tokens, so a left-padded row's first real
     token is at position 0, exactly as when it is run alone (padding gets 0)."""
     return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def check_sequence_layout(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int
+) -> None:
+    """Raise ``ValueError`` unless ``input_ids`` / ``attention_mask`` are both ``[B, P+R]``
+    and ``prompt_length`` (``P``) leaves a prefix of at least one token."""
+    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"input_ids {tuple(input_ids.shape)} and attention_mask "
+            f"{tuple(attention_mask.shape)} must both be [B, P+R]"
+        )
+    total = input_ids.shape[1]
+    if not 1 <= prompt_length <= total:
+        raise ValueError(f"prompt_length {prompt_length} must be in [1, {total}]")
 
 
 def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
@@ -91,14 +106,8 @@ def response_logprobs(
         ``(logprobs [B, R], entropy [B, R] or None)``, float32, differentiable when autograd
         is on. Values where ``attention_mask`` is 0 are meaningless (mask them).
     """
-    if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"input_ids {tuple(input_ids.shape)} and attention_mask "
-            f"{tuple(attention_mask.shape)} must both be [B, P+R]"
-        )
+    check_sequence_layout(input_ids, attention_mask, prompt_length)
     total = input_ids.shape[1]
-    if not 1 <= prompt_length <= total:
-        raise ValueError(f"prompt_length {prompt_length} must be in [1, {total}]")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if chunk_size < 1:

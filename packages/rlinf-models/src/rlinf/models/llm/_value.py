@@ -9,7 +9,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 
 from ._load import check_model_dir
-from ._logprobs import position_ids_from_mask
+from ._logprobs import check_sequence_layout, position_ids_from_mask
 
 __all__ = ["ValueModel"]
 
@@ -73,14 +73,8 @@ class ValueModel(nn.Module):
         """Values ``[B, R]`` (float32) for ``input_ids`` / ``attention_mask`` ``[B, P+R]``
         in the :class:`~rlinf.models.llm.RolloutBatch` layout. Entries at padding are
         meaningless (mask them)."""
-        if input_ids.dim() != 2 or attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"input_ids {tuple(input_ids.shape)} and attention_mask "
-                f"{tuple(attention_mask.shape)} must both be [B, P+R]"
-            )
+        check_sequence_layout(input_ids, attention_mask, prompt_length)
         total = input_ids.shape[1]
-        if not 1 <= prompt_length <= total:
-            raise ValueError(f"prompt_length {prompt_length} must be in [1, {total}]")
         hidden = self.backbone(
             input_ids=input_ids,
             attention_mask=attention_mask,
