@@ -156,6 +156,13 @@ class WorkerGroup(Generic[W]):
         return self._placement
 
     @property
+    def handles(self) -> list[Any]:
+        """The ranks' Ray actor handles, in rank order (picklable, for code that calls
+        ranks from other processes, e.g. a rollout worker sending tool calls); each serves
+        ``handle.call.remote(method, args, kwargs)``."""
+        return list(self._handles)
+
+    @property
     def world_size(self) -> int:
         """Number of ranks."""
         return len(self._handles)
