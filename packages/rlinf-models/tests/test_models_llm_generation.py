@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -197,3 +199,57 @@ def test_cuda_generation_matches_training_logprobs(tiny_dir, prompts):
         )
     diff = ((logp.cpu() - batch.rollout_logprobs) * batch.response_mask).abs().max()
     assert diff < 1e-4
+
+
+def test_stop_config_validation():
+    assert GenerationConfig(stop=["</a>", "x"]).stop == ("</a>", "x")  # YAML lists -> tuple
+    assert GenerationConfig().stop == ()
+    with pytest.raises(ValueError, match="non-empty strings"):
+        GenerationConfig(stop=("ok", ""))
+    with pytest.raises(ValueError, match="non-empty strings"):
+        GenerationConfig(stop=(3,))
+    with pytest.raises(TypeError, match="list or tuple of strings"):
+        GenerationConfig(stop="</a>")
+
+
+def test_stop_strings_end_responses_where_they_first_complete(backend, prompts):
+    tok = backend.tokenizer
+    # Without stop strings (and EOS as an ordinary token) every row runs the full length;
+    # one shared generator per batch means each row's tokens do not depend on other rows
+    # stopping, so the stopped run must be each reference row cut after its first stop.
+    base = GenerationConfig(max_new_tokens=30, n=6, seed=11, stop_on_eos=False)
+    ref = backend.generate(prompts, base)
+    texts = tok.batch_decode(ref.response_ids.tolist(), skip_special_tokens=True)
+    # Single chars, a 2-char string taken from a reference row (a stop across tokens) and
+    # one that never occurs.
+    stop = ("e", "a", "o", texts[0][10:12], "~~~~~~~~")
+    out = backend.generate(prompts, dataclasses.replace(base, stop=stop))
+    assert out.version == ref.version
+    hits = 0
+    for row in range(ref.batch_size):
+        ids = ref.response_ids[row].tolist()
+        # Special tokens (EOS sampled as an ordinary token) do not count as text.
+        prefixes = tok.batch_decode([ids[:k] for k in range(1, 31)], skip_special_tokens=True)
+        cut = next((k + 1 for k, t in enumerate(prefixes) if any(s in t for s in stop)), None)
+        n = int(out.response_lengths[row])
+        got = out.response_ids[row, :n].tolist()
+        if cut is None:
+            assert got == ids and bool(out.truncated[row])
+            continue
+        hits += 1
+        text = tok.decode(got, skip_special_tokens=True)
+        assert got == ids[:cut] and not bool(out.truncated[row])
+        assert any(text.endswith(s) for s in stop)
+        assert out.attention_mask[row, out.prompt_length + n :].sum() == 0  # nothing follows
+        torch.testing.assert_close(out.rollout_logprobs[row, :n], ref.rollout_logprobs[row, :n])
+    assert hits >= 4 and hits < ref.batch_size  # both outcomes really occurred
+    assert not bool(out.truncated[0])  # row 0 stops at the latest on its own 2-char string
+
+
+def test_stop_that_never_matches_changes_nothing(backend, prompts):
+    config = GenerationConfig(max_new_tokens=12, n=2, seed=4)
+    plain = backend.generate(prompts, config)
+    never = backend.generate(prompts, dataclasses.replace(config, stop=("~~~~~~~~~~~~~~",)))
+    assert torch.equal(never.input_ids, plain.input_ids)
+    assert torch.equal(never.rollout_logprobs, plain.rollout_logprobs)
+    assert torch.equal(never.truncated, plain.truncated)

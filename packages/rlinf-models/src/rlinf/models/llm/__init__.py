@@ -10,14 +10,22 @@
 * :class:`GenerationConfig`, :class:`GenerationBackend` (protocol) and
   :class:`HFGenerationBackend`: batched KV-cache sampling with versioned weight loading.
 * :class:`ValueModel`: backbone + linear value head, the PPO critic.
+* :func:`run_sft` (:class:`SFTConfig`, :class:`SFTExample`, :func:`sft_batch`): supervised
+  fine-tuning (full or LoRA) with the loss only on trained segments.
+* :func:`multi_turn_generate` (:class:`MultiTurnConfig`, :class:`MultiTurnResult`,
+  :class:`AgentEnv` / :class:`ToolSession` protocols): agent rollouts alternating model turns
+  and tool observations; :class:`AgentRolloutWorker` runs them in a rollout worker.
 """
 
 from ._advantages import group_size_of, outcome_token_rewards, token_advantages
+from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult, ToolSession
 from ._batch import RolloutBatch
 from ._generation import GenerationBackend, GenerationConfig, check_prompts
 from ._hf_backend import HFGenerationBackend, sample_next_token
 from ._load import check_model_dir, load_causal_lm, load_tokenizer
 from ._logprobs import position_ids_from_mask, response_logprobs
+from ._multiturn import multi_turn_generate
+from ._sft import SFTConfig, SFTExample, run_sft, sft_batch
 from ._tiny import TinyLMConfig, build_char_tokenizer, build_tiny_causal_lm
 from ._updater import LLMUpdater
 from ._updater_config import ALGORITHMS, LLMUpdaterConfig
@@ -25,6 +33,8 @@ from ._value import ValueModel
 
 __all__ = [
     "ALGORITHMS",
+    "AgentEnv",
+    "AgentRolloutWorker",
     "GenerationBackend",
     "GenerationConfig",
     "HFGenerationBackend",
@@ -32,9 +42,14 @@ __all__ = [
     "LLMRolloutWorker",
     "LLMUpdater",
     "LLMUpdaterConfig",
+    "MultiTurnConfig",
+    "MultiTurnResult",
     "RewardWorker",
     "RolloutBatch",
+    "SFTConfig",
+    "SFTExample",
     "TinyLMConfig",
+    "ToolSession",
     "ValueModel",
     "build_char_tokenizer",
     "build_tiny_causal_lm",
@@ -43,10 +58,13 @@ __all__ = [
     "group_size_of",
     "load_causal_lm",
     "load_tokenizer",
+    "multi_turn_generate",
     "outcome_token_rewards",
     "position_ids_from_mask",
     "response_logprobs",
+    "run_sft",
     "sample_next_token",
+    "sft_batch",
     "token_advantages",
 ]
 
@@ -61,4 +79,8 @@ def __getattr__(name: str) -> object:
         from . import _workers
 
         return getattr(_workers, name)
+    if name == "AgentRolloutWorker":
+        from ._agent_rollout_worker import AgentRolloutWorker
+
+        return AgentRolloutWorker
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ from ._load import load_causal_lm
 from ._updater import LLMUpdater
 from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
-from ._worker_utils import _dtype
+from ._worker_utils import _dtype, _load_worker_model
 
 __all__ = ["LLMActorWorker"]
 
@@ -54,10 +54,9 @@ class LLMActorWorker(Worker):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        torch.set_num_threads(torch_threads)
         torch.manual_seed(seed)
-        self.model, self.tokenizer = load_causal_lm(
-            model_path, dtype=_dtype(dtype), device=self.device
+        self.model, self.tokenizer = _load_worker_model(
+            model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
         )
         ref = critic = None
         if updater_config.uses_reference:

@@ -30,6 +30,9 @@ class GenerationConfig:
         stop_on_eos: a sequence ends at its first EOS; False generates exactly
             ``max_new_tokens`` tokens per sequence (EOS tokens are then ordinary tokens).
         do_sample: False = greedy (argmax of the logits; top_p / top_k / seed unused).
+        stop: stop strings: a response also ends (finished, not truncated) at the token
+            that completes one of them in its decoded text; the stop text stays part of the
+            response (trained on). A list (e.g. from YAML) is converted to a tuple.
     """
 
     max_new_tokens: int = 32
@@ -40,8 +43,19 @@ class GenerationConfig:
     seed: int | None = None
     stop_on_eos: bool = True
     do_sample: bool = True
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.stop, str) or not isinstance(self.stop, Sequence):
+            raise TypeError(
+                f"GenerationConfig.stop must be a list or tuple of strings, got {self.stop!r}"
+            )
+        stop = tuple(self.stop)
+        bad = [s for s in stop if not isinstance(s, str) or not s]
+        if bad:
+            raise ValueError(f"GenerationConfig.stop must hold non-empty strings, got {bad!r}")
+        # Frozen: set the normalized tuple through object.__setattr__ (keeps hashing valid).
+        object.__setattr__(self, "stop", stop)
         if self.max_new_tokens < 1:
             raise ValueError(
                 f"GenerationConfig.max_new_tokens must be >= 1, got {self.max_new_tokens}"
@@ -69,8 +83,10 @@ class GenerationBackend(Protocol):
       lists of any lengths, none empty) and return a :class:`RolloutBatch` of
       ``B = len(prompts) * n`` rows in prompt order, the ``n`` samples of a prompt
       consecutive (``prompt_index`` says which prompt), prompts left-padded and responses
-      right-padded, masks as documented there, ``truncated`` set for responses cut at
-      ``max_new_tokens``, ``version`` = the weights version used, all tensors on CPU.
+      right-padded, masks as documented there, a response ending at its first EOS (when
+      ``stop_on_eos``) or at the token completing one of ``config.stop`` in its decoded
+      text, ``truncated`` set for responses cut at ``max_new_tokens`` instead, ``version``
+      = the weights version used, all tensors on CPU.
       ``rollout_logprobs`` must be ``log_softmax(logits / temperature)`` of each sampled
       token, before any top-p / top-k filtering, so that they equal
       :func:`~rlinf.models.llm.response_logprobs` on the same weights (up to numerics): the

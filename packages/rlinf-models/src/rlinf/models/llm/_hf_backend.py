@@ -51,13 +51,45 @@ def _eos_ids(model: nn.Module, tokenizer: Any) -> list[int]:
     return sorted(set(ids))
 
 
+class _StopChecker:
+    """Finds rows whose decoded response has just completed a stop string.
+
+    Only the last ``window`` generated tokens of a row are decoded: every token decodes to at
+    least one character, so a stop string completed by the newest token lies within its last
+    ``len(stop)`` tokens; one extra token absorbs decoding artefacts at the window's start
+    (a dropped leading space, half of a multi-byte character). The check is "the window's
+    text contains a stop string", not "ends with": a multi-character token may complete the
+    stop string and run past it (e.g. ``">\\n"`` after ``"</search"``), and the row must
+    still end there. An older occurrence cannot match, since it would have ended the row
+    at an earlier step. Special tokens are skipped (an EOS sampled with ``stop_on_eos=False``
+    must not match through its text, e.g. the ``"e"`` of ``"<|endoftext|>"``), as in the
+    response text a caller decodes.
+    """
+
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...]) -> None:
+        self.tokenizer = tokenizer
+        self.stop = stop
+        self.window = max(len(s) for s in stop) + 1
+
+    def hits(self, history: list[list[int]], rows: list[int]) -> list[int]:
+        """The subset of ``rows`` whose last ``window`` tokens of ``history`` contain a stop
+        string."""
+        if not rows:
+            return []
+        texts = self.tokenizer.batch_decode(
+            [history[i][-self.window :] for i in rows], skip_special_tokens=True
+        )
+        return [i for i, text in zip(rows, texts, strict=True) if any(s in text for s in self.stop)]
+
+
 class HFGenerationBackend:
     """:class:`~rlinf.models.llm.GenerationBackend` over a Hugging Face causal LM.
 
     All ``len(prompts) * n`` sequences are sampled together: one prefill over the
     left-padded prompts, then one cached forward per new token until every sequence has
-    emitted an EOS or ``max_new_tokens`` are reached. Sampling applies temperature, then
-    top-k, then top-p; the reported ``rollout_logprobs`` are ``log_softmax(logits /
+    emitted an EOS or completed a stop string (``config.stop``, checked on the decoded tail
+    of each live sequence) or ``max_new_tokens`` are reached. Sampling applies temperature,
+    then top-k, then top-p; the reported ``rollout_logprobs`` are ``log_softmax(logits /
     temperature)`` of the sampled token *without* top-k / top-p, so that they equal
     :func:`~rlinf.models.llm.response_logprobs` on the same weights (the training-side
     ratio then starts at 1 even with filtering).
@@ -143,7 +175,7 @@ class HFGenerationBackend:
         generator: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns CPU ``tokens [B, R]``, ``logprobs [B, R]``, ``alive [B, R]`` (bool, the
-        token is real) and ``finished [B]`` (ended by EOS)."""
+        token is real) and ``finished [B]`` (ended by EOS or a stop string)."""
         dev = self.device
         attn = prompt_mask.to(dev)
         positions = position_ids_from_mask(attn)
@@ -158,6 +190,8 @@ class HFGenerationBackend:
         )
         next_pos = positions[:, -1:] + 1
         tokens, logps, alive = [], [], []
+        stopper = _StopChecker(self.tokenizer, config.stop) if config.stop else None
+        history: list[list[int]] = [[] for _ in range(attn.shape[0])]
         for step in range(config.max_new_tokens):
             logits = out.logits[:, -1].float() / config.temperature
             token = sample_next_token(logits, config, generator)
@@ -169,6 +203,13 @@ class HFGenerationBackend:
             alive.append(live)
             if config.stop_on_eos:
                 finished = finished | (live & torch.isin(token, eos))
+            if stopper is not None:
+                for i, t in enumerate(token.tolist()):
+                    history[i].append(t)
+                candidates = (live & ~finished).nonzero().squeeze(1).tolist()
+                hit = stopper.hits(history, candidates)
+                if hit:
+                    finished[torch.tensor(hit, device=dev)] = True
             if step == config.max_new_tokens - 1 or bool(finished.all()):
                 break
             # The token just sampled is real for rows that were still generating.

@@ -8,15 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
-import torch
 
 from rlinf.channel import Channel
 from rlinf.core import Worker
 
 from .._weights import StaleWeightsError, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
-from ._load import load_causal_lm
-from ._worker_utils import _dtype, _resolve
+from ._worker_utils import _load_worker_model, _resolve
 
 __all__ = ["LLMRolloutWorker"]
 
@@ -44,8 +42,9 @@ class LLMRolloutWorker(Worker):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        torch.set_num_threads(torch_threads)
-        model, self.tokenizer = load_causal_lm(model_path, dtype=_dtype(dtype), device=self.device)
+        model, self.tokenizer = _load_worker_model(
+            model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
+        )
         self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
         self.generation = generation
         self.seed = seed

@@ -1,0 +1,155 @@
+"""AgentRolloutWorker: version-checked multi-turn (tool-using) rollouts."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rlinf.channel import Channel
+
+from .._weights import StaleWeightsError
+from ._agent_types import AgentEnv, MultiTurnConfig
+from ._generation import GenerationConfig
+from ._multiturn import multi_turn_generate
+from ._rollout_worker import LLMRolloutWorker
+
+__all__ = ["AgentRolloutWorker"]
+
+
+class AgentRolloutWorker(LLMRolloutWorker):
+    """An :class:`~rlinf.models.llm.LLMRolloutWorker` whose responses are multi-turn agent
+    trajectories (:func:`~rlinf.models.llm.multi_turn_generate`): model turns interleaved
+    with tool observations, the observations masked out of training.
+
+    Args:
+        model_path: HF model directory (its weights are replaced by the first sync).
+        generation: per-turn :class:`~rlinf.models.llm.GenerationConfig` of training
+            rollouts (``n`` = trajectories per prompt).
+        multi_turn: :class:`~rlinf.models.llm.MultiTurnConfig` (turn and token limits).
+        env_factory: picklable callable building the :class:`~rlinf.models.llm.AgentEnv`;
+            called once, in the worker process (tool pools and handles live there).
+        seed: base sampling seed (rank and weight version are mixed in).
+        torch_threads: intra-op threads.
+        dtype: torch dtype name of the weights.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        generation: GenerationConfig,
+        multi_turn: MultiTurnConfig,
+        env_factory: Callable[[], AgentEnv],
+        *,
+        seed: int = 0,
+        torch_threads: int = 1,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(
+            model_path, generation, seed=seed, torch_threads=torch_threads, dtype=dtype
+        )
+        if not isinstance(multi_turn, MultiTurnConfig):
+            raise TypeError(f"multi_turn must be a MultiTurnConfig, got {type(multi_turn)}")
+        self.multi_turn = multi_turn
+        self.env = env_factory()
+
+    def _sampling_seed(self, version: int) -> int | None:
+        # The parent's derivation: distinct streams per rank and weight version,
+        # reproducible across a resume; None keeps torch's global RNG.
+        if self.generation.seed is None:
+            return None
+        return self.generation.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
+
+    def generate(  # type: ignore[override]  # tasks: one per prompt, for the tool sessions
+        self,
+        prompts: Sequence[str],
+        tasks: Sequence[Any],
+        *,
+        version: int,
+        prompt_offset: int = 0,
+        greedy: bool = False,
+        n: int | None = None,
+    ) -> dict[str, Any]:
+        """Multi-turn trajectories for ``prompts`` with weights ``version``.
+
+        Args:
+            prompts: prompt texts.
+            tasks: one task per prompt, handed to ``env.session``.
+            version: the weight version the caller expects; any other raises
+                ``StaleWeightsError`` before generating.
+            prompt_offset: added to the batch's ``prompt_index`` (unique groups across ranks).
+            greedy: one greedy trajectory per prompt (evaluation) instead of ``n`` samples.
+            n: trajectories per prompt (default: the generation config's).
+
+        Returns:
+            ``{"batch": RolloutBatch, "responses": transcripts, "time/generate": s,
+            "time/tool_wait": s, "tokens": model tokens, "turns": [B] int64,
+            "tool_calls": [B] int64}``.
+        """
+        if self.backend.version != version:
+            raise StaleWeightsError(
+                f"{self.address}: asked to generate with weights version {version}, "
+                f"but holding {self.backend.version}"
+            )
+        if len(tasks) != len(prompts):
+            raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
+        seed = self._sampling_seed(version)
+        cfg = self.generation
+        if greedy:
+            cfg = dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
+        else:
+            cfg = dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        start = time.perf_counter()
+        with self.device_turn():
+            result = multi_turn_generate(
+                self.backend, self.tokenizer, ids, tasks, self.env, cfg, self.multi_turn
+            )
+        elapsed = time.perf_counter() - start
+        batch = result.batch
+        if prompt_offset:
+            batch = dataclasses.replace(batch, prompt_index=batch.prompt_index + prompt_offset)
+        return {
+            "batch": batch,
+            "responses": result.transcripts,
+            "time/generate": elapsed,
+            "time/tool_wait": result.tool_wait_s,
+            "tokens": int(batch.response_mask.sum()),
+            "turns": result.turns,
+            "tool_calls": result.tool_calls,
+        }
+
+    def rollout(  # type: ignore[override]  # tasks: one per prompt, for the tool sessions
+        self,
+        prompts: Sequence[str],
+        tasks: Sequence[Any],
+        answers: Sequence[Any],
+        out_channel: Channel,
+        prompt_offset: int = 0,
+        *,
+        version: int,
+        key: Any = "rollout",
+        channel_timeout: float = 300.0,
+    ) -> dict[str, float]:
+        """Roll out ``prompts`` and put ``{"batch", "responses", "answers"}`` on
+        ``out_channel`` (``answers``, one per prompt, repeated per trajectory row), the
+        format :class:`~rlinf.models.llm.RewardWorker` consumes.
+
+        Returns ``{"time/generate", "time/tool_wait", "rollout/generated_tokens"}`` and the
+        per-trajectory means ``rollout/turns``, ``rollout/tool_calls``.
+        """
+        if len(answers) != len(prompts):
+            raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
+        out = self.generate(prompts, tasks, version=version, prompt_offset=prompt_offset)
+        batch = out["batch"]
+        per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
+        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
+        out_channel.put(item, key=key, timeout=channel_timeout)
+        return {
+            "time/generate": out["time/generate"],
+            "time/tool_wait": out["time/tool_wait"],
+            "rollout/generated_tokens": float(out["tokens"]),
+            "rollout/turns": float(out["turns"].float().mean()),
+            "rollout/tool_calls": float(out["tool_calls"].float().mean()),
+        }

@@ -1,0 +1,299 @@
+"""Multi-turn rollouts: the model alternates with tool sessions until each trajectory ends.
+
+Every trajectory (row) re-prefills ``prompt + response so far`` for each model turn, so the
+log-probabilities reported for a later turn are those of the full concatenated sequence,
+exactly what the trainer recomputes (its PPO ratio starts at 1). Rows advance
+independently: a row whose tool is still running never holds back the rows that are ready.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult, ToolSession
+from ._batch import RolloutBatch
+from ._generation import GenerationBackend, GenerationConfig
+
+__all__ = ["multi_turn_generate"]
+
+# Spacing of the per-call sampling seeds (a prime, so the streams of nearby base seeds and
+# call indices do not collide).
+_SEED_STRIDE = 104_729
+
+
+@dataclass
+class _Row:
+    """Mutable state of one trajectory while the loop runs."""
+
+    index: int
+    prompt_index: int
+    prompt: list[int]
+    session: ToolSession
+    tokens: list[int] = field(default_factory=list)
+    mask: list[float] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    turns: int = 0
+    tool_calls: int = 0
+    done: bool = False
+    truncated: bool = False
+    pending: concurrent.futures.Future[str] | None = None
+    submitted_at: float = 0.0  # time.perf_counter() when ``pending`` was submitted
+
+    def finish(self, truncated: bool) -> None:
+        self.done, self.truncated = True, truncated
+
+
+def multi_turn_generate(
+    backend: GenerationBackend,
+    tokenizer: Any,
+    prompts: list[list[int]],
+    tasks: Sequence[Any],
+    env: AgentEnv,
+    generation: GenerationConfig,
+    config: MultiTurnConfig,
+) -> MultiTurnResult:
+    """Roll out ``generation.n`` trajectories per prompt, alternating model turns and tools.
+
+    Rows are each prompt repeated ``n`` times (consecutive; ``prompt_index`` as in
+    ``backend.generate``); row ``i`` gets ``env.session(tasks[i // n])``. Loop: every *ready*
+    row (not done, no tool pending) generates its next turn in one batched
+    ``backend.generate`` (``n=1``, stop = ``generation.stop`` + ``env.stop``,
+    ``max_new_tokens`` = the largest ``min(generation.max_new_tokens, budget left)`` of the
+    batch, each row then cut to its own budget, sampling seed derived from
+    ``generation.seed`` and the call index). A turn that ends in EOS ends the row; one cut by
+    the budget or ``max_new_tokens`` ends it truncated; otherwise the turn text goes to the
+    row's session: None ends the row, a future yields the observation, tokenized without
+    special tokens and cut to ``max_observation_tokens`` and the budget. At ``max_turns``
+    (or a spent budget) a requested tool call is cancelled and the row ends truncated.
+    The loop only blocks on tools when no row is ready, and then for no tool call longer
+    than ``config.tool_timeout_s`` since its submission.
+
+    With tools finishing in a timing-dependent order the batching of turns, hence the
+    sampled tokens, can differ between equally seeded runs.
+
+    Args:
+        backend: generation engine (holds the weights version put on the batch).
+        tokenizer: its tokenizer (observation text -> ids, transcripts).
+        prompts: token-id lists, none empty.
+        tasks: one task per prompt, handed to ``env.session``.
+        env: the :class:`AgentEnv`.
+        generation: per-turn sampling; ``n`` = trajectories per prompt.
+        config: :class:`MultiTurnConfig`.
+
+    Raises:
+        RuntimeError: a session's ``submit`` or its future raised (the message names the
+            row and prompt; pending futures are cancelled).
+        TimeoutError: with no row ready, a tool future was still pending
+            ``config.tool_timeout_s`` after its submission (the message names the row, the
+            prompt and the timeout; pending futures are cancelled).
+    """
+    if not isinstance(generation, GenerationConfig):
+        raise TypeError(f"generation must be a GenerationConfig, got {type(generation).__name__}")
+    if not isinstance(config, MultiTurnConfig):
+        raise TypeError(f"config must be a MultiTurnConfig, got {type(config).__name__}")
+    if len(tasks) != len(prompts):
+        raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
+    if not prompts:
+        raise ValueError("prompts is empty")
+    empty = [i for i, p in enumerate(prompts) if len(p) == 0]
+    if empty:
+        raise ValueError(f"prompt {empty[0]} is empty")
+    n = generation.n
+    rows = [
+        _Row(i, i // n, [int(t) for t in prompts[i // n]], env.session(tasks[i // n]))
+        for i in range(len(prompts) * n)
+    ]
+    stop = tuple(dict.fromkeys((*generation.stop, *env.stop)))
+    loop = _Loop(backend, tokenizer, dataclasses.replace(generation, n=1, stop=stop), config)
+    try:
+        loop.run(rows)
+    except BaseException:
+        for row in rows:
+            if row.pending is not None:
+                row.pending.cancel()
+        raise
+    return MultiTurnResult(
+        batch=_build_batch(rows, loop.version, loop.pad_token_id),
+        transcripts=[tokenizer.decode(r.tokens, skip_special_tokens=True) for r in rows],
+        turns=torch.tensor([r.turns for r in rows], dtype=torch.long),
+        tool_calls=torch.tensor([r.tool_calls for r in rows], dtype=torch.long),
+        tool_wait_s=loop.tool_wait_s,
+    )
+
+
+class _Loop:
+    """The scheduling loop of :func:`multi_turn_generate` and its per-call state."""
+
+    def __init__(
+        self,
+        backend: GenerationBackend,
+        tokenizer: Any,
+        turn_config: GenerationConfig,
+        config: MultiTurnConfig,
+    ) -> None:
+        self.backend, self.tokenizer = backend, tokenizer
+        self.turn_config, self.config = turn_config, config
+        self.eos = set(getattr(backend, "eos_token_ids", None) or ())
+        if tokenizer.eos_token_id is not None:
+            self.eos.add(int(tokenizer.eos_token_id))
+        pad = getattr(backend, "pad_token_id", None)
+        if pad is None:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.pad_token_id = int(pad)
+        self.version = backend.version
+        self.calls = 0
+        self.tool_wait_s = 0.0
+
+    def run(self, rows: list[_Row]) -> None:
+        while True:
+            for row in rows:
+                if row.pending is not None and row.pending.done():
+                    self._observe(row)
+            ready = [r for r in rows if not r.done and r.pending is None]
+            if ready:
+                self._model_turn(ready)
+                continue
+            waiting = [r for r in rows if r.pending is not None]
+            if not waiting:
+                return
+            self._wait(waiting)
+
+    def _wait(self, waiting: list[_Row]) -> None:
+        """Nothing to generate: sleep until the first tool finishes, but never past the
+        deadline (``tool_timeout_s`` after submission) of the oldest pending call."""
+        timeout = self.config.tool_timeout_s
+        start = time.perf_counter()
+        oldest = min(r.submitted_at for r in waiting)
+        concurrent.futures.wait(
+            [r.pending for r in waiting if r.pending is not None],
+            timeout=max(0.0, oldest + timeout - start),
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+        now = time.perf_counter()
+        self.tool_wait_s += now - start
+        for row in waiting:
+            late = now - row.submitted_at >= timeout
+            if late and row.pending is not None and not row.pending.done():
+                # multi_turn_generate cancels every pending future on the way out.
+                raise TimeoutError(
+                    f"tool call of row {row.index} (prompt {row.prompt_index}) gave no "
+                    f"observation within tool_timeout_s={timeout} s; cancelling the "
+                    f"{len(waiting) - 1} other pending tool call(s)"
+                )
+
+    def _model_turn(self, ready: list[_Row]) -> None:
+        """One batched generate for the ``ready`` rows; appends each turn and submits it."""
+        budget = self.config.max_response_tokens
+        cfg = self.turn_config
+        limits = [min(cfg.max_new_tokens, budget - len(r.tokens)) for r in ready]
+        # One call for all ready rows, sized for the roomiest; rows with less budget left are
+        # cut afterwards (sampling is causal, so their kept tokens are unaffected).
+        seed = None if cfg.seed is None else cfg.seed + _SEED_STRIDE * self.calls
+        self.calls += 1
+        cfg = dataclasses.replace(cfg, max_new_tokens=max(limits), seed=seed)
+        out = self.backend.generate([r.prompt + r.tokens for r in ready], cfg)
+        if out.version != self.version:
+            raise RuntimeError(
+                f"the backend's weights changed from version {self.version} to {out.version} "
+                "during a multi-turn rollout"
+            )
+        lengths = out.response_lengths.tolist()
+        for j, (row, limit) in enumerate(zip(ready, limits, strict=True)):
+            length = min(lengths[j], limit)
+            ids = out.response_ids[j, :length].tolist()
+            row.tokens += ids
+            row.mask += [1.0] * length
+            row.logprobs += out.rollout_logprobs[j, :length].tolist()
+            row.turns += 1
+            if lengths[j] > limit or bool(out.truncated[j]):
+                # Cut by the budget or by max_new_tokens: an incomplete turn ends the row.
+                row.finish(truncated=True)
+            elif cfg.stop_on_eos and ids[-1] in self.eos:
+                row.finish(truncated=False)
+            else:
+                self._submit(row, self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def _submit(self, row: _Row, text: str) -> None:
+        try:
+            future = row.session.submit(text)
+        except Exception as exc:
+            raise RuntimeError(
+                f"tool session of row {row.index} (prompt {row.prompt_index}) raised "
+                f"in submit: {exc!r}"
+            ) from exc
+        if future is None:
+            row.finish(truncated=False)
+            return
+        if not isinstance(future, concurrent.futures.Future):
+            raise TypeError(
+                f"tool session of row {row.index} (prompt {row.prompt_index}) returned a "
+                f"{type(future).__name__}; expected a concurrent.futures.Future or None"
+            )
+        if row.turns >= self.config.max_turns or len(row.tokens) >= self.config.max_response_tokens:
+            # The session wants another round but no turn or token is left for it.
+            future.cancel()
+            row.finish(truncated=True)
+            return
+        row.pending, row.submitted_at = future, time.perf_counter()
+
+    def _observe(self, row: _Row) -> None:
+        """Append the finished tool future's observation to ``row``."""
+        future, row.pending = row.pending, None
+        assert future is not None
+        try:
+            text = future.result()
+        except Exception as exc:
+            raise RuntimeError(
+                f"tool call of row {row.index} (prompt {row.prompt_index}) failed: {exc!r}"
+            ) from exc
+        if not isinstance(text, str):
+            raise TypeError(
+                f"tool future of row {row.index} (prompt {row.prompt_index}) returned a "
+                f"{type(text).__name__}; expected the observation text (str)"
+            )
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        left = self.config.max_response_tokens - len(row.tokens)
+        ids = ids[: min(self.config.max_observation_tokens, left)]
+        row.tokens += ids
+        row.mask += [0.0] * len(ids)
+        row.logprobs += [0.0] * len(ids)
+        row.tool_calls += 1
+        if len(row.tokens) >= self.config.max_response_tokens:
+            # No room for another model turn.
+            row.finish(truncated=True)
+
+
+def _build_batch(rows: list[_Row], version: int, pad_token_id: int) -> RolloutBatch:
+    """Left-pad the prompts to the longest, right-pad the responses to the longest."""
+    b = len(rows)
+    p = max(len(r.prompt) for r in rows)
+    width = max(len(r.tokens) for r in rows)
+    ids = torch.full((b, p + width), pad_token_id, dtype=torch.long)
+    attn = torch.zeros((b, p + width), dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.float32)
+    logps = torch.zeros((b, width), dtype=torch.float32)
+    for i, row in enumerate(rows):
+        q, t = len(row.prompt), len(row.tokens)
+        ids[i, p - q : p] = torch.tensor(row.prompt)
+        ids[i, p : p + t] = torch.tensor(row.tokens, dtype=torch.long)
+        attn[i, p - q : p + t] = 1
+        mask[i, :t] = torch.tensor(row.mask)
+        logps[i, :t] = torch.tensor(row.logprobs)
+    return RolloutBatch(
+        input_ids=ids,
+        attention_mask=attn,
+        prompt_length=p,
+        response_mask=mask,
+        rollout_logprobs=logps,
+        prompt_index=torch.tensor([r.prompt_index for r in rows], dtype=torch.long),
+        truncated=torch.tensor([r.truncated for r in rows], dtype=torch.bool),
+        version=version,
+        pad_token_id=pad_token_id,
+    )
