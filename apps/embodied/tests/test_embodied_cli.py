@@ -11,8 +11,8 @@ import pytest
 import ray
 import torch
 
-from rlinf.apps.embodied._plot import read_metrics
 from rlinf.apps.embodied.cli import main
+from rlinf.core import read_metrics
 
 SHORT = ["runner.horizon=128", "runner.progress=false", "runner.checkpoint_every=1"]
 

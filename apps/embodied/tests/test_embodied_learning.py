@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from rlinf.apps.embodied._plot import read_metrics
 from rlinf.apps.embodied.cli import main
+from rlinf.core import read_metrics
 
 
 @pytest.mark.slow

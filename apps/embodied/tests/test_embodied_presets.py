@@ -12,12 +12,13 @@ import ray
 import torch
 
 from rlinf.apps.embodied import load_embodied_config
-from rlinf.apps.embodied._config import preset_path
-from rlinf.apps.embodied._plot import read_metrics
 from rlinf.apps.embodied.cli import main
+from rlinf.core import find_preset, read_metrics
 from rlinf.envs import ENVS
 
-PRESETS = sorted(p.stem for p in preset_path("cartpole").parent.glob("*.yaml"))
+PRESETS = sorted(
+    p.stem for p in find_preset("cartpole", "rlinf.apps.embodied").parent.glob("*.yaml")
+)
 HAS_MANISKILL = importlib.util.find_spec("mani_skill") is not None
 
 # ManiSkill 3.0.1 calls np.isnan on torch tensors (numpy 2 deprecation): its issue, not ours.

@@ -13,8 +13,8 @@ import ray
 import torch
 from safetensors.torch import load_file
 
-from rlinf.apps.math._plot import read_metrics
 from rlinf.apps.math.cli import main
+from rlinf.core import read_metrics
 
 # One-digit sums: a tiny model learns some of them in a few SFT steps, so GRPO groups have
 # reward spread and the RL updates really move the weights.

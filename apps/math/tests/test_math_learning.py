@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from rlinf.apps.math._plot import read_metrics
 from rlinf.apps.math.cli import main
+from rlinf.core import read_metrics
 
 
 @pytest.mark.slow

@@ -2,31 +2,33 @@
 
 Cluster (start or join Ray), Worker and WorkerGroup (launch a class on a placement, call
 methods on all or some ranks, scatter/gather), point-to-point send/recv and broadcast of
-tensors between workers, typed config loading, timers and metric logging, and the
-``Registry`` helper.
+tensors between workers, typed config loading, timers and metric logging, the ``Registry``
+helper, and what every app shares: run directories and checkpoints, preset lookup and
+placement validation, the CLI's Ray environment, weight sync between groups.
+
+Nothing is imported until used (PEP 562): a CLI can import :func:`ensure_ray_env` and set
+Ray's environment variables before anything imports Ray.
 """
 
-from ._batch import concat_batches, split_batch
-from ._cluster import Cluster, ClusterConfig
-from ._comm import WorkerAddress
-from ._config import ConfigError, apply_overrides, config_from_dict, config_to_dict, load_config
-from ._errors import CallTimeout, CommError, WorkerDied, WorkerError
-from ._future import GroupFuture
-from ._group import WorkerGroup
-from ._metrics import MetricLogger, Timers
-from ._registry import Registry, RegistryError
-from ._worker import Worker, WorkerContext
+from __future__ import annotations
+
+from ._lazy import lazy_exports
 
 __all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "MODEL_DIR",
     "CallTimeout",
     "Cluster",
     "ClusterConfig",
+    "ClusterSection",
     "CommError",
     "ConfigError",
     "GroupFuture",
     "MetricLogger",
     "Registry",
     "RegistryError",
+    "RunnerSection",
     "Timers",
     "Worker",
     "WorkerAddress",
@@ -34,10 +36,84 @@ __all__ = [
     "WorkerDied",
     "WorkerError",
     "WorkerGroup",
+    "add_train_command",
     "apply_overrides",
+    "best_effort",
     "concat_batches",
     "config_from_dict",
     "config_to_dict",
+    "ensure_ray_env",
+    "find_preset",
+    "find_run_dir",
+    "latest_checkpoint",
+    "lazy_exports",
+    "load_app_config",
+    "load_checkpoint",
     "load_config",
+    "new_run_dir",
+    "read_metrics",
+    "restore_driver_rng",
+    "resume_run",
+    "run_cli",
+    "save_checkpoint",
     "split_batch",
+    "sync_weights",
+    "train_or_resume",
+    "validate_placement",
+    "write_config",
 ]
+
+_HOMES = {
+    "concat_batches": "._batch",
+    "split_batch": "._batch",
+    "Cluster": "._cluster",
+    "ClusterConfig": "._cluster",
+    "WorkerAddress": "._comm",
+    "ConfigError": "._config",
+    "apply_overrides": "._config",
+    "config_from_dict": "._config",
+    "config_to_dict": "._config",
+    "load_config": "._config",
+    "CallTimeout": "._errors",
+    "CommError": "._errors",
+    "WorkerDied": "._errors",
+    "WorkerError": "._errors",
+    "GroupFuture": "._future",
+    "WorkerGroup": "._group",
+    "MetricLogger": "._metrics",
+    "Timers": "._metrics",
+    "Registry": "._registry",
+    "RegistryError": "._registry",
+    "Worker": "._worker",
+    "WorkerContext": "._worker",
+    "ClusterSection": "._appconfig",
+    "RunnerSection": "._appconfig",
+    "find_preset": "._appconfig",
+    "load_app_config": "._appconfig",
+    "validate_placement": "._appconfig",
+    "add_train_command": "._cli",
+    "ensure_ray_env": "._cli",
+    "run_cli": "._cli",
+    "train_or_resume": "._cli",
+    "best_effort": "._flowutil",
+    "sync_weights": "._flowutil",
+    "CONFIG_FILE": "._rundir",
+    "METRICS_FILE": "._rundir",
+    "MODEL_DIR": "._rundir",
+    "find_run_dir": "._rundir",
+    "latest_checkpoint": "._rundir",
+    "load_checkpoint": "._rundir",
+    "new_run_dir": "._rundir",
+    "read_metrics": "._rundir",
+    "restore_driver_rng": "._rundir",
+    "resume_run": "._rundir",
+    "save_checkpoint": "._rundir",
+    "write_config": "._rundir",
+}
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,10 +8,10 @@ import pathlib
 import numpy as np
 import torch
 
+from rlinf.core import CONFIG_FILE, find_run_dir, load_checkpoint
 from rlinf.envs import make_env
 from rlinf.models import build_policy
 
-from ._checkpoint import CONFIG_FILE, load_checkpoint
 from ._config import load_embodied_config
 
 __all__ = ["evaluate"]
@@ -31,8 +31,7 @@ def evaluate(
     "eval/success_rate" (when the env reports success), "eval/episodes"}``.
     """
     state = load_checkpoint(pathlib.Path(checkpoint))
-    run_dir = state["dir"].parent.parent
-    cfg = load_embodied_config(run_dir / CONFIG_FILE)
+    cfg = load_embodied_config(find_run_dir(state["dir"]) / CONFIG_FILE)
     env = make_env(dataclasses.replace(cfg.env, num_envs=num_envs, seed=seed))
     try:
         policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)

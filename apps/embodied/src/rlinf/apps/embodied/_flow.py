@@ -18,13 +18,19 @@ import dataclasses
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import ray
 
-from rlinf.core import CallTimeout, Cluster, ClusterConfig, GroupFuture, WorkerError, WorkerGroup
+from rlinf.core import (
+    CallTimeout,
+    Cluster,
+    GroupFuture,
+    WorkerError,
+    WorkerGroup,
+    best_effort,
+    sync_weights,
+)
 from rlinf.envs import EnvWorker
 from rlinf.models.embodied import EmbodiedActorWorker, EmbodiedRolloutWorker
 
@@ -46,13 +52,7 @@ class EmbodiedFlow:
         self.steps_per_update = cfg.env.num_envs * r.horizon * cfg.env.chunk_size
         self.total_updates = r.total_env_steps // self.steps_per_update
         self.last_episode_returns = np.zeros(0)
-        self.cluster = Cluster(
-            ClusterConfig(
-                address=cfg.cluster.address,
-                num_cpus=cfg.cluster.num_cpus,
-                devices_per_node=cfg.cluster.devices,
-            )
-        )
+        self.cluster = Cluster(cfg.cluster.cluster_config())
         try:
             self._start()
         except BaseException:
@@ -118,13 +118,7 @@ class EmbodiedFlow:
     def sync_weights(self) -> int:
         """Push the actor's weights to every rollout rank (through the object store: one
         ``ray.put``, each rank fetches it); returns the version now loaded everywhere."""
-        timeout = self.cfg.runner.timeout_s
-        snapshot = self.actor.call("export_weights").wait(timeout)[0]
-        ref = ray.put(snapshot)
-        versions = self.rollout.call("load_weights", ref).wait(timeout)
-        if len(set(versions)) != 1 or versions[0] != snapshot.version:
-            raise RuntimeError(f"rollout ranks hold versions {versions}, not {snapshot.version}")
-        return snapshot.version
+        return sync_weights(self.actor, self.rollout, self.cfg.runner.timeout_s)
 
     def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
         """One rollout of ``horizon`` steps of every env: the env workers' results and the
@@ -191,7 +185,7 @@ class EmbodiedFlow:
         """Close the envs, kill the workers, stop Ray if this flow started it."""
         group = getattr(self, "env", None)
         if isinstance(group, WorkerGroup):
-            _quietly(lambda: group.call("close").wait(30))
+            best_effort(lambda: group.call("close").wait(30))
         self.cluster.shutdown()
 
 
@@ -236,9 +230,3 @@ def _episode_metrics(eps: dict[str, np.ndarray]) -> dict[str, float]:
         if len(success):
             out["env/success_rate"] = float(success.mean())
     return out
-
-
-def _quietly(fn: Callable[[], Any]) -> None:
-    # Best effort during shutdown: the error that ended the run is the one to report.
-    with contextlib.suppress(Exception):
-        fn()

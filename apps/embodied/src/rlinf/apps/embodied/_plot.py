@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
-__all__ = ["plot_learning_curve", "read_metrics"]
+from rlinf.core import read_metrics
 
-
-def read_metrics(path: pathlib.Path) -> list[dict[str, float]]:
-    """Rows of a ``metrics.jsonl`` (non-finite values, stored as strings, become NaN)."""
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            rows.append({k: float(v) for k, v in row.items()})
-    return rows
+__all__ = ["plot_learning_curve"]
 
 
 def plot_learning_curve(run_dir: pathlib.Path, title: str = "") -> pathlib.Path:
@@ -26,7 +17,7 @@ def plot_learning_curve(run_dir: pathlib.Path, title: str = "") -> pathlib.Path:
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
-    rows = read_metrics(run_dir / "metrics.jsonl")
+    rows = read_metrics(run_dir)
     fig, (ax_r, ax_s) = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in (
         (ax_r, "env/return_mean", "episode return"),

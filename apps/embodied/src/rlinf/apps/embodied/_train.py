@@ -7,16 +7,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlinf.core import MetricLogger
-
-from ._checkpoint import (
-    CONFIG_FILE,
-    load_checkpoint,
+from rlinf.core import (
+    MetricLogger,
     new_run_dir,
     restore_driver_rng,
+    resume_run,
     save_checkpoint,
     write_config,
 )
+
 from ._config import EmbodiedConfig, load_embodied_config
 from ._flow import EmbodiedFlow
 from ._plot import plot_learning_curve
@@ -53,7 +52,7 @@ def train(
     The config is fully validated before the run directory or any worker is created.
     """
     cfg = load_embodied_config(config, overrides)
-    path = new_run_dir(cfg, run_dir)
+    path = new_run_dir(cfg.runner.runs_root, cfg.runner.name, run_dir)
     write_config(cfg, path)
     return _run(cfg, path, state=None)
 
@@ -61,11 +60,7 @@ def train(
 def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainResult:
     """Continue a run from its latest checkpoint (overrides may e.g. raise
     ``runner.total_env_steps``); metrics append to the same files."""
-    path = pathlib.Path(run_dir)
-    cfg = load_embodied_config(path / CONFIG_FILE, overrides)
-    state = load_checkpoint(path)
-    if overrides:
-        write_config(cfg, path)
+    cfg, path, state = resume_run(run_dir, load_embodied_config, overrides)
     return _run(cfg, path, state=state)
 
 
@@ -106,7 +101,12 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
             )
             every = cfg.runner.checkpoint_every
             if (every and update % every == 0) or update == flow.total_updates:
-                save_checkpoint(run_dir, update, env_steps, flow.call_actor("checkpoint_state"))
+                actor_state = flow.call_actor("checkpoint_state")
+                save_checkpoint(
+                    run_dir,
+                    f"update_{update:06d}",
+                    {"update": update, "env_steps": env_steps, "actor": actor_state},
+                )
         bar.close()
         mode = str(flow.mode)
     finally:

@@ -11,8 +11,7 @@ variables before Ray is imported (see :mod:`rlinf.apps.math.cli`).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rlinf.core import lazy_exports
 
 __all__ = [
     "MathConfig",
@@ -43,7 +42,4 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _HOMES:
-        return getattr(importlib.import_module(_HOMES[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOMES)

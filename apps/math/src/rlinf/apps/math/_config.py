@@ -5,13 +5,18 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Literal
 
-from rlinf.core import ConfigError, load_config
+from rlinf.core import (
+    ClusterSection,
+    ConfigError,
+    RunnerSection,
+    load_app_config,
+    validate_placement,
+)
 from rlinf.envs.math import ARITHMETIC_PRESETS, ArithmeticConfig, MathCheckerConfig, MathDataConfig
 from rlinf.models.llm import GenerationConfig, LLMUpdaterConfig, TinyLMConfig
-from rlinf.sched import Placement, PlacementError, Topology
+from rlinf.sched import Placement
 
 from ._sft import SFTConfig
 
@@ -23,8 +28,6 @@ __all__ = [
     "ModelSection",
     "RunnerConfig",
     "load_math_config",
-    "preset_path",
-    "resolve_placement",
 ]
 
 COMPONENTS = ("actor", "rollout", "reward")
@@ -80,61 +83,33 @@ class ModelSection:
 
 
 @dataclass(frozen=True)
-class RunnerConfig:
-    """How long to train and what to record.
+class RunnerConfig(RunnerSection):
+    """How long to train and what to record: the fields of :class:`rlinf.core.RunnerSection`
+    (``name``, ``seed``, ``checkpoint_every``, ``runs_root``, ``metric_backends``,
+    ``torch_threads``, ``timeout_s``, ``progress``) plus the run length below. ``seed``
+    seeds the initial weights' shuffling, sampling and the prompt order's offset.
 
     Attributes:
-        name: run name (suffix of the run directory).
-        seed: seed of the initial weights' shuffling, sampling and prompt order offset.
         steps: RL updates (one batch of prompts each).
         prompts_per_step: prompts per update (each sampled ``generation.n`` times).
         eval_every: greedy held-out accuracy every this many updates (0: only before the
             first and after the last update).
         eval_prompts: held-out prompts per evaluation (0: all of the split).
-        checkpoint_every: save a checkpoint every this many updates (0: only at the end).
-        runs_root: directory under which ``<timestamp>-<name>`` run directories are made.
-        metric_backends: MetricLogger backends (``tensorboard``, ``jsonl``, ``wandb``).
-        torch_threads: intra-op torch threads per process.
-        timeout_s: longest wait for any worker or channel before the run fails.
-        progress: show a tqdm progress bar.
     """
 
     name: str = "math"
-    seed: int = 0
     steps: int = 100
     prompts_per_step: int = 32
     eval_every: int = 10
     eval_prompts: int = 0
-    checkpoint_every: int = 0
-    runs_root: str = "runs"
-    metric_backends: tuple[str, ...] = ("tensorboard", "jsonl")
-    torch_threads: int = 1
-    timeout_s: float = 600.0
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
-        for name in ("eval_every", "eval_prompts", "checkpoint_every"):
+        for name in ("eval_every", "eval_prompts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.timeout_s <= 0 or self.torch_threads < 1:
-            raise ValueError("timeout_s must be > 0 and torch_threads >= 1")
-
-
-@dataclass(frozen=True)
-class ClusterSection:
-    """The local Ray cluster (CPU slots stand in for devices on machines without GPUs).
-
-    Attributes:
-        num_cpus: CPUs Ray may use (``None``: all of the machine's).
-        devices: device slots on the node; placement indices refer to them.
-        address: join a running Ray cluster instead of starting one (``"auto"``).
-    """
-
-    num_cpus: int | None = 2
-    devices: int = 2
-    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,43 +143,15 @@ class MathConfig:
     cluster: ClusterSection = field(default_factory=ClusterSection)
 
 
-def preset_path(name_or_path: str | pathlib.Path) -> pathlib.Path:
-    """A file path as is, or the bundled preset ``<name>.yaml`` (e.g. ``"grpo"``)."""
-    path = pathlib.Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        return path
-    presets = resources.files("rlinf.apps.math") / "presets"
-    preset = presets / f"{name_or_path}.yaml"
-    if not preset.is_file():
-        names = sorted(p.name.removesuffix(".yaml") for p in presets.iterdir() if p.is_file())
-        raise ConfigError(f"no preset named {name_or_path!r}; presets: {', '.join(names)}")
-    return pathlib.Path(str(preset))
-
-
-def resolve_placement(cfg: MathConfig) -> Placement:
-    """Parse ``cfg.placement`` on the configured (not yet started) node."""
-    try:
-        return Placement.parse(
-            dict(cfg.placement), Topology.uniform(1, cfg.cluster.devices), components=COMPONENTS
-        )
-    except PlacementError as e:
-        raise ConfigError(f"placement: {e}") from e
-
-
 def validate(cfg: MathConfig) -> Placement:
     """Check combinations that each section alone cannot see; returns the placement.
 
     Raises:
         ConfigError: naming the offending key.
     """
-    placement = resolve_placement(cfg)
-    missing = [c for c in COMPONENTS if c not in cfg.placement]
-    if missing:
-        raise ConfigError(f"placement: missing components {missing}")
-    if placement["actor"].world_size != 1:
-        raise ConfigError("placement.actor: the math actor runs as exactly one process")
+    placement = validate_placement(
+        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
+    )
     algo, gen = cfg.algo, cfg.generation
     if algo.temperature != gen.temperature:
         raise ConfigError(
@@ -232,8 +179,8 @@ def validate(cfg: MathConfig) -> Placement:
 def load_math_config(
     source: str | pathlib.Path | Mapping[str, object], overrides: Sequence[str] = ()
 ) -> MathConfig:
-    """Load a preset name, a YAML path or a mapping, apply overrides and validate."""
-    src = source if isinstance(source, Mapping) else preset_path(source)
-    cfg = load_config(MathConfig, src, overrides)
-    validate(cfg)
-    return cfg
+    """Load a preset name (e.g. ``"grpo"``), a YAML path or a mapping, apply overrides
+    and validate."""
+    return load_app_config(
+        MathConfig, source, overrides, package="rlinf.apps.math", validate=validate
+    )

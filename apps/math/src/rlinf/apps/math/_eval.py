@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import torch
 
+from rlinf.core import CONFIG_FILE, MODEL_DIR, find_run_dir, load_checkpoint
 from rlinf.envs.math import MathChecker, MathCheckerConfig, MathRow
 from rlinf.models.llm import GenerationConfig, HFGenerationBackend, load_causal_lm
 
-from ._checkpoint import CONFIG_FILE, MODEL_DIR, load_checkpoint
 from ._config import load_math_config
 from ._data import load_splits
 
@@ -55,13 +55,6 @@ def greedy_accuracy(
     }
 
 
-def _run_dir_of(path: pathlib.Path) -> pathlib.Path:
-    for candidate in (path, *path.parents):
-        if (candidate / CONFIG_FILE).is_file():
-            return candidate
-    raise FileNotFoundError(f"{path} is not inside a run directory (no {CONFIG_FILE} above it)")
-
-
 def evaluate(checkpoint: str | pathlib.Path, num_prompts: int = 0) -> dict[str, float]:
     """Greedy accuracy on the run's held-out split of ``checkpoint``: a run directory (its
     latest checkpoint), a checkpoint directory, or an HF model directory inside a run (e.g.
@@ -75,7 +68,7 @@ def evaluate(checkpoint: str | pathlib.Path, num_prompts: int = 0) -> dict[str, 
         model_dir = load_checkpoint(path)["model_dir"]
         if not (model_dir / "config.json").is_file():
             raise FileNotFoundError(f"{model_dir} holds no model ({MODEL_DIR}/config.json)")
-    cfg = load_math_config(_run_dir_of(path) / CONFIG_FILE)
+    cfg = load_math_config(find_run_dir(path) / CONFIG_FILE)
     _, test = load_splits(cfg.data)
     rows = test[:num_prompts] if num_prompts else test
     dtype = getattr(torch, cfg.model.dtype)

@@ -15,17 +15,14 @@ lock. The code is the same; only the placement in the config differs.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import ray
-
 from rlinf.channel import Channel
-from rlinf.core import Cluster, ClusterConfig, WorkerGroup
+from rlinf.core import Cluster, WorkerGroup, best_effort, sync_weights
 from rlinf.envs.math import MathChecker, MathRow
 from rlinf.models.llm import LLMActorWorker, LLMRolloutWorker, RewardWorker
 
@@ -58,13 +55,7 @@ class MathFlow:
 
     def __init__(self, cfg: MathConfig, model_path: str, ref_path: str, total_updates: int) -> None:
         self.cfg = cfg
-        self.cluster = Cluster(
-            ClusterConfig(
-                address=cfg.cluster.address,
-                num_cpus=cfg.cluster.num_cpus,
-                devices_per_node=cfg.cluster.devices,
-            )
-        )
+        self.cluster = Cluster(cfg.cluster.cluster_config())
         try:
             self._start(model_path, ref_path, total_updates)
         except BaseException:
@@ -112,12 +103,7 @@ class MathFlow:
 
     def sync_weights(self) -> int:
         """Push the actor's weights to every rollout rank; returns the version loaded."""
-        snapshot = self.call_actor("export_weights")
-        ref = ray.put(snapshot)
-        versions = self._wait(self.rollout.call("load_weights", ref))
-        if len(set(versions)) != 1 or versions[0] != snapshot.version:
-            raise RuntimeError(f"rollout ranks hold versions {versions}, not {snapshot.version}")
-        return snapshot.version
+        return sync_weights(self.actor, self.rollout, self.cfg.runner.timeout_s)
 
     def step(self, rows: Sequence[MathRow], version: int) -> dict[str, float]:
         """One update on ``rows`` with rollouts from weights ``version``; then a sync.
@@ -203,11 +189,11 @@ class MathFlow:
         """Stop the checkers, close the channels, kill the workers, stop Ray if ours."""
         reward = getattr(self, "reward", None)
         if isinstance(reward, WorkerGroup):
-            _quietly(lambda: reward.call("close").wait(30))
+            best_effort(lambda: reward.call("close").wait(30))
         for name in ("rollout_channel", "scored_channel"):
             ch = getattr(self, name, None)
             if ch is not None:
-                _quietly(ch.kill)
+                best_effort(ch.kill)
         self.cluster.shutdown()
 
 
@@ -231,9 +217,3 @@ def _rollout_metrics(parts: Sequence[dict[str, float]]) -> dict[str, float]:
         "rollout/checker_errors": total.get("sum/status_error", 0.0),
         "rollout/responses": n,
     }
-
-
-def _quietly(fn: Callable[[], Any]) -> None:
-    # Best effort during shutdown: the error that ended the run is the one to report.
-    with contextlib.suppress(Exception):
-        fn()

@@ -11,17 +11,16 @@ from typing import Any
 
 import torch
 
-from rlinf.core import MetricLogger
-from rlinf.models.llm import build_tiny_causal_lm
-
-from ._checkpoint import (
-    CONFIG_FILE,
-    load_checkpoint,
+from rlinf.core import (
+    MetricLogger,
     new_run_dir,
     restore_driver_rng,
+    resume_run,
     save_checkpoint,
     write_config,
 )
+from rlinf.models.llm import build_tiny_causal_lm
+
 from ._config import MathConfig, load_math_config
 from ._data import load_splits, prompt_iterator
 from ._flow import MathFlow
@@ -61,7 +60,7 @@ def train(
     The config is fully validated before the run directory or any worker is created.
     """
     cfg = load_math_config(config, overrides)
-    path = new_run_dir(cfg, run_dir)
+    path = new_run_dir(cfg.runner.runs_root, cfg.runner.name, run_dir)
     write_config(cfg, path)
     return _run(cfg, path, state=None)
 
@@ -69,11 +68,7 @@ def train(
 def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainResult:
     """Continue a run from its latest checkpoint (overrides may e.g. raise
     ``runner.steps``); metrics append to the same files, prompts continue in order."""
-    path = pathlib.Path(run_dir)
-    cfg = load_math_config(path / CONFIG_FILE, overrides)
-    state = load_checkpoint(path)
-    if overrides:
-        write_config(cfg, path)
+    cfg, path, state = resume_run(run_dir, load_math_config, overrides)
     return _run(cfg, path, state=state)
 
 
@@ -143,9 +138,14 @@ def _run(cfg: MathConfig, run_dir: pathlib.Path, state: dict[str, Any] | None) -
                 actor_state = flow.call_actor("checkpoint_state")
                 save_checkpoint(
                     run_dir,
-                    step,
-                    lambda d: flow.call_actor("save_pretrained", d),
-                    {"actor": actor_state, "prompts": prompts.state_dict(), "init_model": init},
+                    f"step_{step:06d}",
+                    {
+                        "step": step,
+                        "actor": actor_state,
+                        "prompts": prompts.state_dict(),
+                        "init_model": init,
+                    },
+                    save_model=lambda d: flow.call_actor("save_pretrained", d),
                 )
         bar.close()
         mode = str(flow.mode)

@@ -1,0 +1,156 @@
+"""Config pieces every app shares: the ``cluster`` section, preset lookup, placement checks."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+from rlinf.sched import Placement, PlacementError, Topology
+
+from ._cluster import ClusterConfig
+from ._config import ConfigError, load_config
+
+__all__ = [
+    "ClusterSection",
+    "RunnerSection",
+    "find_preset",
+    "load_app_config",
+    "validate_placement",
+]
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    """The local Ray cluster of an app run (CPU slots stand in for devices without GPUs).
+
+    Attributes:
+        num_cpus: CPUs Ray may use (``None``: all of the machine's).
+        devices: device slots on the node; placement indices refer to them.
+        address: join a running Ray cluster instead of starting one (``"auto"``).
+    """
+
+    num_cpus: int | None = 2
+    devices: int = 2
+    address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.devices < 1:
+            raise ValueError(f"devices must be >= 1, got {self.devices}")
+
+    def cluster_config(self) -> ClusterConfig:
+        """The :class:`~rlinf.core.ClusterConfig` that starts (or joins) this cluster."""
+        return ClusterConfig(
+            address=self.address, num_cpus=self.num_cpus, devices_per_node=self.devices
+        )
+
+
+@dataclass(frozen=True)
+class RunnerSection:
+    """What every app's ``runner`` section has; apps subclass it with their run length
+    (and may redeclare a field to change its default, e.g. ``name``).
+
+    Attributes:
+        name: run name (suffix of the run directory).
+        seed: seed of the run (initial weights, sampling, data order; see the app).
+        checkpoint_every: save a checkpoint every this many updates (0: only at the end).
+        runs_root: directory under which ``<timestamp>-<name>`` run directories are made.
+        metric_backends: MetricLogger backends (``tensorboard``, ``jsonl``, ``wandb``,
+            ``console``).
+        torch_threads: intra-op torch threads per process.
+        timeout_s: longest wait for any worker or channel before the run fails.
+        progress: show a tqdm progress bar.
+    """
+
+    name: str = "run"
+    seed: int = 0
+    checkpoint_every: int = 0
+    runs_root: str = "runs"
+    metric_backends: tuple[str, ...] = ("tensorboard", "jsonl")
+    torch_threads: int = 1
+    timeout_s: float = 600.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "metric_backends", tuple(self.metric_backends))
+        if self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
+        if self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+
+
+def find_preset(name_or_path: str | pathlib.Path, package: str) -> pathlib.Path:
+    """A YAML path as is, or the preset ``<name>.yaml`` bundled in ``<package>/presets``.
+
+    Raises:
+        ConfigError: the file does not exist, or no preset has that name (the message lists
+            the presets there are).
+    """
+    path = pathlib.Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    presets = resources.files(package) / "presets"
+    preset = presets / f"{name_or_path}.yaml"
+    if not preset.is_file():
+        names = sorted(
+            p.name.removesuffix(".yaml") for p in presets.iterdir() if p.name.endswith(".yaml")
+        )
+        raise ConfigError(f"no preset named {name_or_path!r}; presets: {', '.join(names)}")
+    return pathlib.Path(str(preset))
+
+
+def validate_placement(
+    placement: Mapping[str, str | int],
+    devices: int,
+    components: Sequence[str],
+    *,
+    single_process: Sequence[str] = (),
+) -> Placement:
+    """Parse an app's ``placement`` section on a node of ``devices`` slots (not yet started).
+
+    Args:
+        placement: component -> device spec as in ``rlinf.sched`` (``"0"``, ``"0-1"``).
+        devices: device slots of the configured node.
+        components: the components the app runs; every one must be placed (and no other).
+        single_process: components that must run as exactly one process.
+
+    Raises:
+        ConfigError: naming ``placement`` or ``placement.<component>``.
+    """
+    try:
+        parsed = Placement.parse(
+            dict(placement), Topology.uniform(1, devices), components=components
+        )
+    except PlacementError as e:
+        raise ConfigError(f"placement: {e}") from e
+    for c in single_process:
+        if parsed[c].world_size != 1:
+            raise ConfigError(
+                f"placement.{c}: the {c} runs as exactly one process (got {parsed[c].world_size})"
+            )
+    return parsed
+
+
+def load_app_config(
+    cls: type[C],
+    source: str | pathlib.Path | Mapping[str, Any],
+    overrides: Sequence[str] = (),
+    *,
+    package: str,
+    validate: Callable[[C], Any],
+) -> C:
+    """An app's config from a preset name (see :func:`find_preset`), a YAML path or a
+    mapping, with ``key=value`` overrides, checked by ``validate(cfg)`` (which raises
+    :class:`ConfigError` naming the key) before any directory or worker exists."""
+    src = source if isinstance(source, Mapping) else find_preset(source, package)
+    cfg = load_config(cls, src, overrides)
+    validate(cfg)
+    return cfg

@@ -1,0 +1,94 @@
+"""What every app's command line shares: Ray's environment, the ``train`` command, errors.
+
+Under ``uv run``, Ray's uv hook makes every worker process rebuild the whole virtual
+environment in its runtime env (tens of seconds per worker, and a network dependency)
+unless ``RAY_ENABLE_UV_RUN_RUNTIME_ENV=0`` is set before Ray is imported. Ray reads it only
+at import, so a process that imported Ray already must start again to see it. This module
+imports no Ray, so that a CLI can import it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._config import ConfigError
+
+__all__ = ["add_train_command", "ensure_ray_env", "run_cli", "train_or_resume"]
+
+_ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
+
+
+def ensure_ray_env(module: str, argv: Sequence[str]) -> None:
+    """Set Ray's variables for a CLI run, before anything imports Ray.
+
+    ``RAY_AUTH_MODE`` defaults to ``disabled``: the CLI starts a private local cluster,
+    where token auth only adds a warning and a token file (a user who joins an
+    authenticated cluster sets the variable themselves). If Ray is already imported and a
+    variable is missing, the process re-executes itself as ``python -m <module> *argv``.
+    """
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    missing = {k: v for k, v in _ENV.items() if os.environ.get(k) != v}
+    if not missing:
+        return
+    os.environ.update(missing)
+    if "ray" in sys.modules:
+        os.execv(sys.executable, [sys.executable, "-m", module, *argv])
+
+
+def add_train_command(subparsers: Any, *, help: str, config_help: str) -> argparse.ArgumentParser:
+    """Add ``train (--config C | --resume RUN_DIR) [--run-dir D] [key=value ...]``.
+
+    ``subparsers`` is what ``ArgumentParser.add_subparsers`` returned; the new subparser is
+    returned so that an app can add options of its own.
+    """
+    t = subparsers.add_parser("train", help=help)
+    src = t.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", help=config_help)
+    src.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    t.add_argument("--run-dir", help="run directory (default: <runs_root>/<timestamp>-<name>)")
+    t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return t
+
+
+def train_or_resume(
+    args: argparse.Namespace,
+    train: Callable[[str, Sequence[str], str | None], Any],
+    resume: Callable[[str, Sequence[str]], Any],
+) -> Any:
+    """Run the ``train`` command parsed by :func:`add_train_command`; returns the result
+    of ``train(config, overrides, run_dir)`` or ``resume(run_dir, overrides)``."""
+    if args.resume:
+        if args.run_dir:
+            raise ConfigError("--run-dir cannot be combined with --resume")
+        return resume(args.resume, args.overrides)
+    return train(args.config, args.overrides, args.run_dir)
+
+
+def run_cli(
+    module: str,
+    parser: argparse.ArgumentParser,
+    command: Callable[[argparse.Namespace], None],
+    argv: Sequence[str] | None = None,
+    *,
+    errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, FileExistsError),
+) -> int:
+    """An app's ``main``: Ray's environment (:func:`ensure_ray_env` with ``module``), then
+    ``command(parser.parse_args(argv))``.
+
+    Returns the exit code: 0, or 2 after printing ``<prog>: error: <message>`` for the
+    ``errors`` a user can fix (bad config, missing or occupied paths); anything else
+    propagates with its traceback.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    ensure_ray_env(module, args_list)
+    args = parser.parse_args(args_list)
+    try:
+        command(args)
+    except errors as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0

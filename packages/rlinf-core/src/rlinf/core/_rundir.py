@@ -1,0 +1,182 @@
+"""Run directories: resolved config, checkpoints with a ``latest`` pointer, driver RNG, metrics.
+
+Layout shared by every app::
+
+    <run_dir>/config.yaml                  resolved config (every default filled in)
+    <run_dir>/metrics.jsonl                one row per logged step (MetricLogger "jsonl")
+    <run_dir>/checkpoints/<tag>/state.pt   counters, worker states, driver RNG
+    <run_dir>/checkpoints/<tag>/model/     HF model directory (apps that save one)
+    <run_dir>/checkpoints/latest           the newest checkpoint's tag
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import random
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+import yaml
+
+from ._config import config_to_dict
+
+__all__ = [
+    "CONFIG_FILE",
+    "METRICS_FILE",
+    "MODEL_DIR",
+    "find_run_dir",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "new_run_dir",
+    "read_metrics",
+    "restore_driver_rng",
+    "resume_run",
+    "save_checkpoint",
+    "write_config",
+]
+
+CONFIG_FILE = "config.yaml"
+MODEL_DIR = "model"
+METRICS_FILE = "metrics.jsonl"
+_STATE_FILE = "state.pt"
+_LATEST = "latest"
+
+C = TypeVar("C")
+
+
+def new_run_dir(
+    runs_root: str | pathlib.Path, name: str, run_dir: str | pathlib.Path | None = None
+) -> pathlib.Path:
+    """``run_dir`` if given, else ``<runs_root>/<UTC timestamp>-<name>``; created empty.
+
+    Raises:
+        FileExistsError: the directory exists and is not empty.
+    """
+    if run_dir is None:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+        run_dir = pathlib.Path(runs_root) / f"{stamp}-{name}"
+    path = pathlib.Path(run_dir)
+    if path.exists() and any(path.iterdir()):
+        raise FileExistsError(f"run directory {path} is not empty (use --resume to continue it)")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_config(cfg: Any, run_dir: str | pathlib.Path) -> pathlib.Path:
+    """Write the resolved config dataclass (every default filled in) as YAML."""
+    path = pathlib.Path(run_dir) / CONFIG_FILE
+    path.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    return path
+
+
+def save_checkpoint(
+    run_dir: str | pathlib.Path,
+    tag: str,
+    state: Mapping[str, Any],
+    save_model: Callable[[str], Any] | None = None,
+) -> pathlib.Path:
+    """Save ``checkpoints/<tag>/`` and point ``checkpoints/latest`` at it.
+
+    ``save_model(dir)``, when given, writes the model into ``<ckpt>/model`` first (e.g. a
+    plain HF directory). ``state`` goes to ``state.pt`` together with the driver's numpy and
+    python RNG states. The pointer moves only after both are complete, so a crash mid-save
+    leaves ``latest`` on the previous, whole checkpoint.
+    """
+    if not tag or "/" in tag or tag in (".", "..", _LATEST):
+        raise ValueError(f"checkpoint tag must be a plain directory name, got {tag!r}")
+    root = pathlib.Path(run_dir) / "checkpoints"
+    ckpt = root / tag
+    if ckpt.exists():
+        shutil.rmtree(ckpt)  # a re-save of the same tag must not keep stale model files
+    ckpt.mkdir(parents=True)
+    if save_model is not None:
+        save_model(str(ckpt / MODEL_DIR))
+    full = {**state, "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
+    tmp = ckpt / (_STATE_FILE + ".tmp")
+    torch.save(full, tmp)
+    tmp.replace(ckpt / _STATE_FILE)
+    (root / _LATEST).write_text(tag + "\n")
+    return ckpt
+
+
+def latest_checkpoint(run_dir: str | pathlib.Path) -> pathlib.Path:
+    """The checkpoint directory that ``checkpoints/latest`` names."""
+    root = pathlib.Path(run_dir) / "checkpoints"
+    pointer = root / _LATEST
+    if not pointer.is_file():
+        raise FileNotFoundError(f"{run_dir} has no checkpoint (no checkpoints/latest)")
+    return root / pointer.read_text().strip()
+
+
+def load_checkpoint(path: str | pathlib.Path) -> dict[str, Any]:
+    """Load a checkpoint directory (or a run directory: its latest checkpoint).
+
+    Returns the saved state with ``dir`` (the checkpoint directory) and ``model_dir``
+    (``<dir>/model``, which exists only if the app saved a model) added.
+    """
+    path = pathlib.Path(path)
+    if (path / CONFIG_FILE).is_file():
+        path = latest_checkpoint(path)
+    file = path / _STATE_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint directory (no {_STATE_FILE})")
+    # weights_only=False: the state holds numpy RNG tuples and plain Python objects that
+    # this process wrote itself.
+    state = torch.load(file, weights_only=False)
+    state["dir"] = path
+    state["model_dir"] = path / MODEL_DIR
+    return state
+
+
+def restore_driver_rng(state: Mapping[str, Any]) -> None:
+    """Restore the numpy and python RNG states saved with a checkpoint."""
+    np.random.set_state(state["numpy_rng"])
+    random.setstate(state["python_rng"])
+
+
+def find_run_dir(path: str | pathlib.Path) -> pathlib.Path:
+    """The nearest of ``path`` and its parents that holds a ``config.yaml``."""
+    path = pathlib.Path(path)
+    for candidate in (path, *path.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise FileNotFoundError(f"{path} is not inside a run directory (no {CONFIG_FILE} above it)")
+
+
+def resume_run(
+    run_dir: str | pathlib.Path,
+    load: Callable[[pathlib.Path, Sequence[str]], C],
+    overrides: Sequence[str] = (),
+) -> tuple[C, pathlib.Path, dict[str, Any]]:
+    """``(config, run_dir, latest checkpoint state)`` of a run to continue.
+
+    ``load(config_path, overrides)`` is the app's validating config loader; the config is
+    rewritten only when overrides changed it (e.g. more steps), so it stays the record of
+    what the run used.
+    """
+    path = pathlib.Path(run_dir)
+    cfg = load(path / CONFIG_FILE, overrides)
+    state = load_checkpoint(path)
+    if overrides:
+        write_config(cfg, path)
+    return cfg, path, state
+
+
+def read_metrics(path: str | pathlib.Path) -> list[dict[str, float]]:
+    """Rows of a run's ``metrics.jsonl`` (``path``: the file or its run directory).
+
+    Non-finite values, which the logger stores as strings, become NaN.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            rows.append({k: float(v) for k, v in json.loads(line).items()})
+    return rows
