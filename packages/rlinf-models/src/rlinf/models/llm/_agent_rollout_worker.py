@@ -9,7 +9,6 @@ from typing import Any
 
 from rlinf.channel import Channel
 
-from .._weights import StaleWeightsError
 from ._agent_types import AgentEnv, MultiTurnConfig
 from ._generation import GenerationConfig
 from ._multiturn import multi_turn_generate
@@ -54,13 +53,6 @@ class AgentRolloutWorker(LLMRolloutWorker):
         self.multi_turn = multi_turn
         self.env = env_factory()
 
-    def _sampling_seed(self, version: int) -> int | None:
-        # The parent's derivation: distinct streams per rank and weight version,
-        # reproducible across a resume; None keeps torch's global RNG.
-        if self.generation.seed is None:
-            return None
-        return self.generation.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
-
     def generate(  # type: ignore[override]  # tasks: one per prompt, for the tool sessions
         self,
         prompts: Sequence[str],
@@ -87,19 +79,9 @@ class AgentRolloutWorker(LLMRolloutWorker):
             "time/tool_wait": s, "tokens": model tokens, "turns": [B] int64,
             "tool_calls": [B] int64}``.
         """
-        if self.backend.version != version:
-            raise StaleWeightsError(
-                f"{self.address}: asked to generate with weights version {version}, "
-                f"but holding {self.backend.version}"
-            )
+        cfg = self._sampling_config(version, greedy=greedy, n=n)
         if len(tasks) != len(prompts):
             raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
-        seed = self._sampling_seed(version)
-        cfg = self.generation
-        if greedy:
-            cfg = dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
-        else:
-            cfg = dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
         with self.device_turn():
@@ -142,10 +124,7 @@ class AgentRolloutWorker(LLMRolloutWorker):
         if len(answers) != len(prompts):
             raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
         out = self.generate(prompts, tasks, version=version, prompt_offset=prompt_offset)
-        batch = out["batch"]
-        per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
-        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
-        out_channel.put(item, key=key, timeout=channel_timeout)
+        self._publish(out, answers, prompt_offset, out_channel, key, channel_timeout)
         return {
             "time/generate": out["time/generate"],
             "time/tool_wait": out["time/tool_wait"],

@@ -58,6 +58,40 @@ class LLMRolloutWorker(Worker):
         self.backend.load_weights(_resolve(snapshot))
         return self.backend.version
 
+    def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:
+        """The generation config of one call with weights ``version`` (greedy: one sample
+        per prompt), after checking that ``version`` is the one held."""
+        if self.backend.version != version:
+            raise StaleWeightsError(
+                f"{self.address}: asked to generate with weights version {version}, "
+                f"but holding {self.backend.version}"
+            )
+        cfg = self.generation
+        # Distinct streams per rank and weight version, reproducible across a resume (a
+        # call counter would restart at 0); None keeps torch's global RNG.
+        seed = None
+        if cfg.seed is not None:
+            seed = cfg.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
+        if greedy:
+            return dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
+        return dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
+
+    def _publish(
+        self,
+        out: dict[str, Any],
+        answers: Sequence[Any],
+        prompt_offset: int,
+        out_channel: Channel,
+        key: Any,
+        timeout: float,
+    ) -> None:
+        """Put ``{"batch", "responses", "answers"}`` on ``out_channel``, with ``answers``
+        (one per prompt) repeated for each of a prompt's response rows."""
+        batch = out["batch"]
+        per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
+        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
+        out_channel.put(item, key=key, timeout=timeout)
+
     def generate(
         self,
         prompts: Sequence[str],
@@ -82,21 +116,7 @@ class LLMRolloutWorker(Worker):
             ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
             "tokens": generated tokens}``.
         """
-        if self.backend.version != version:
-            raise StaleWeightsError(
-                f"{self.address}: asked to generate with weights version {version}, "
-                f"but holding {self.backend.version}"
-            )
-        cfg = self.generation
-        # Distinct streams per rank and weight version, reproducible across a resume (a
-        # call counter would restart at 0); None keeps torch's global RNG.
-        seed = None
-        if cfg.seed is not None:
-            seed = cfg.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
-        if greedy:
-            cfg = dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
-        else:
-            cfg = dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
+        cfg = self._sampling_config(version, greedy=greedy, n=n)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
         with self.device_turn():
@@ -127,14 +147,10 @@ class LLMRolloutWorker(Worker):
 
         Returns ``{"time/generate", "rollout/generated_tokens"}``.
         """
-        out = self.generate(prompts, version=version, prompt_offset=prompt_offset)
-        batch = out["batch"]
         if len(answers) != len(prompts):
             raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
-        # One answer per response row (n rows per prompt).
-        per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
-        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
-        out_channel.put(item, key=key, timeout=channel_timeout)
+        out = self.generate(prompts, version=version, prompt_offset=prompt_offset)
+        self._publish(out, answers, prompt_offset, out_channel, key, channel_timeout)
         return {
             "time/generate": out["time/generate"],
             "rollout/generated_tokens": float(out["tokens"]),
