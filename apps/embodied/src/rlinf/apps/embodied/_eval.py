@@ -14,7 +14,7 @@ from rlinf.models import build_policy
 
 from ._config import load_embodied_config
 
-__all__ = ["evaluate"]
+__all__ = ["episode_quota", "evaluate"]
 
 
 def evaluate(
@@ -37,25 +37,45 @@ def evaluate(
         policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)
         policy.load_state_dict(state["actor"]["policy"])
         policy.eval()
-        obs = env.reset()
+        # Each env contributes a fixed quota of its own first episodes. Taking the first
+        # ``episodes`` to finish over all envs would over-sample short episodes (often the
+        # successful ones), biasing every statistic.
+        quota = episode_quota(episodes, env.num_envs)
+        taken = np.zeros(env.num_envs, dtype=np.int64)
         returns, lengths, successes = [], [], []
-        while len(returns) < episodes:
+        obs = env.reset()
+        while (taken < quota).any():
             with torch.no_grad():
                 action, _, _ = policy.act(obs, deterministic=deterministic)
             res = env.step(action.numpy())
             done = res.info.completed_episodes()
-            returns += list(done["return"])
-            lengths += list(done["length"])
-            successes += [s for s in done["success"] if not np.isnan(s)]
+            for i, ret, length, success in zip(
+                done["env"], done["return"], done["length"], done["success"], strict=True
+            ):
+                if taken[i] < quota[i]:
+                    taken[i] += 1
+                    returns.append(ret)
+                    lengths.append(length)
+                    if not np.isnan(success):
+                        successes.append(success)
             obs = res.obs
     finally:
         env.close()
     out = {
-        "eval/episodes": float(len(returns[:episodes])),
-        "eval/return_mean": float(np.mean(returns[:episodes])),
-        "eval/return_std": float(np.std(returns[:episodes])),
-        "eval/length_mean": float(np.mean(lengths[:episodes])),
+        "eval/episodes": float(len(returns)),
+        "eval/return_mean": float(np.mean(returns)),
+        "eval/return_std": float(np.std(returns)),
+        "eval/length_mean": float(np.mean(lengths)),
     }
     if successes:
-        out["eval/success_rate"] = float(np.mean(successes[:episodes]))
+        out["eval/success_rate"] = float(np.mean(successes))
     return out
+
+
+def episode_quota(episodes: int, num_envs: int) -> np.ndarray:
+    """``[num_envs]`` episodes each env contributes: ``episodes`` split as evenly as
+    possible, the first envs taking one more."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    q, r = divmod(episodes, num_envs)
+    return np.array([q + (1 if i < r else 0) for i in range(num_envs)], dtype=np.int64)
