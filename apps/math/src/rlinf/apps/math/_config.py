@@ -9,13 +9,17 @@ from typing import Literal
 
 from rlinf.core import (
     ClusterSection,
-    ConfigError,
-    RunnerSection,
     load_app_config,
     validate_placement,
 )
 from rlinf.envs.math import ARITHMETIC_PRESETS, ArithmeticConfig, MathCheckerConfig, MathDataConfig
-from rlinf.models.llm import GenerationConfig, LLMUpdaterConfig, TinyLMConfig
+from rlinf.models.llm import (
+    GenerationConfig,
+    LLMModelSection,
+    LLMRunnerSection,
+    LLMUpdaterConfig,
+    check_llm_rl_config,
+)
 from rlinf.sched import Placement
 
 from ._sft import SFTConfig
@@ -25,7 +29,6 @@ __all__ = [
     "ClusterSection",
     "DataSection",
     "MathConfig",
-    "ModelSection",
     "RunnerConfig",
     "load_math_config",
 ]
@@ -67,49 +70,13 @@ class DataSection:
 
 
 @dataclass(frozen=True)
-class ModelSection:
-    """The policy to train.
-
-    Attributes:
-        path: a local Hugging Face causal-LM directory; ``None`` builds the tiny seeded
-            model of :attr:`tiny` (character tokenizer) in the run directory.
-        tiny: size of the tiny model when ``path`` is None.
-        dtype: torch dtype of the weights (``float32``, ``bfloat16``, ...).
-    """
-
-    path: str | None = None
-    tiny: TinyLMConfig = field(default_factory=TinyLMConfig)
-    dtype: str = "float32"
-
-
-@dataclass(frozen=True)
-class RunnerConfig(RunnerSection):
-    """How long to train and what to record: the fields of :class:`rlinf.core.RunnerSection`
-    (``name``, ``seed``, ``checkpoint_every``, ``runs_root``, ``metric_backends``,
-    ``torch_threads``, ``timeout_s``, ``progress``) plus the run length below. ``seed``
-    seeds the initial weights' shuffling, sampling and the prompt order's offset.
-
-    Attributes:
-        steps: RL updates (one batch of prompts each).
-        prompts_per_step: prompts per update (each sampled ``generation.n`` times).
-        eval_every: greedy held-out accuracy every this many updates (0: only before the
-            first and after the last update).
-        eval_prompts: held-out prompts per evaluation (0: all of the split).
-    """
+class RunnerConfig(LLMRunnerSection):
+    """How long to train and what to record: :class:`rlinf.models.llm.LLMRunnerSection`
+    (``steps``, ``prompts_per_step``, ``eval_every``, ``eval_prompts`` and the fields of
+    :class:`rlinf.core.RunnerSection`) named ``math``. ``seed`` seeds the initial weights'
+    shuffling, sampling and the prompt order's offset."""
 
     name: str = "math"
-    steps: int = 100
-    prompts_per_step: int = 32
-    eval_every: int = 10
-    eval_prompts: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps < 1 or self.prompts_per_step < 1:
-            raise ValueError("steps and prompts_per_step must be >= 1")
-        for name in ("eval_every", "eval_prompts"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +98,7 @@ class MathConfig:
     """
 
     data: DataSection = field(default_factory=DataSection)
-    model: ModelSection = field(default_factory=ModelSection)
+    model: LLMModelSection = field(default_factory=LLMModelSection)
     sft: SFTConfig = field(default_factory=SFTConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     algo: LLMUpdaterConfig = field(default_factory=LLMUpdaterConfig)
@@ -152,27 +119,7 @@ def validate(cfg: MathConfig) -> Placement:
     placement = validate_placement(
         cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
     )
-    algo, gen = cfg.algo, cfg.generation
-    if algo.temperature != gen.temperature:
-        raise ConfigError(
-            f"algo.temperature ({algo.temperature}) must equal generation.temperature "
-            f"({gen.temperature}): log-probs are compared with the sampling distribution"
-        )
-    if algo.group_advantages and gen.n < 2:
-        raise ConfigError(f"generation.n: {algo.algorithm} needs >= 2 samples per prompt")
-    if algo.overlong_buffer and algo.max_response_length != gen.max_new_tokens:
-        raise ConfigError(
-            f"algo.max_response_length ({algo.max_response_length}) must equal "
-            f"generation.max_new_tokens ({gen.max_new_tokens}) when algo.overlong_buffer is set"
-        )
-    if not gen.do_sample:
-        raise ConfigError("generation.do_sample: RL rollouts must sample (greedy is for eval)")
-    if cfg.model.path is not None and not pathlib.Path(cfg.model.path).is_dir():
-        raise ConfigError(f"model.path: {cfg.model.path} is not a directory")
-    backends = {"tensorboard", "jsonl", "wandb", "console"}
-    unknown = [b for b in cfg.runner.metric_backends if b not in backends]
-    if unknown:
-        raise ConfigError(f"runner.metric_backends: unknown {unknown}; valid: {sorted(backends)}")
+    check_llm_rl_config(cfg.algo, cfg.generation, cfg.model, cfg.runner)
     return placement
 
 

@@ -1,4 +1,5 @@
-"""Training driver: base model, SFT warm-up, RL steps, evaluation, checkpoints, resume, plot."""
+"""Training driver: the shared LLM RL loop (:func:`rlinf.models.llm.run_rl_loop`: base
+model, SFT warm-up, RL steps, evaluation, checkpoints, resume) on math rows, then the plot."""
 
 from __future__ import annotations
 
@@ -11,21 +12,14 @@ from typing import Any
 
 import torch
 
-from rlinf.core import (
-    MetricLogger,
-    new_run_dir,
-    restore_driver_rng,
-    resume_run,
-    save_checkpoint,
-    write_config,
-)
-from rlinf.models.llm import build_tiny_causal_lm
+from rlinf.core import new_run_dir, resume_run, write_config
+from rlinf.models.llm import prepare_initial_model, run_rl_loop
 
 from ._config import MathConfig, load_math_config
 from ._data import load_splits, prompt_iterator
 from ._flow import MathFlow
 from ._plot import plot_learning_curve
-from ._sft import run_sft
+from ._sft import sft_examples
 
 __all__ = ["TrainResult", "resume", "train"]
 
@@ -72,85 +66,29 @@ def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainR
     return _run(cfg, path, state=state)
 
 
-def _initial_model(cfg: MathConfig, run_dir: pathlib.Path, train_rows: list) -> str:
-    """The model RL starts from: the configured or tiny base, after the SFT warm-up."""
-    base = cfg.model.path or str(build_tiny_causal_lm(run_dir / "base_model", cfg.model.tiny))
-    if not cfg.sft.steps:
-        return str(base)
-    with MetricLogger(run_dir / "sft", backends=("jsonl",)) as log:
-        out = run_sft(
-            train_rows,
-            base,
-            run_dir / "sft_model",
-            cfg.sft,
-            dtype=getattr(torch, cfg.model.dtype),
-            log=log.log,
-        )
-    return str(out)
-
-
 def _run(cfg: MathConfig, run_dir: pathlib.Path, state: dict[str, Any] | None) -> TrainResult:
-    from tqdm import tqdm
-
     r = cfg.runner
     start = time.perf_counter()
     torch.set_num_threads(r.torch_threads)
     torch.manual_seed(r.seed)
     train_rows, test_rows = load_splits(cfg.data)
-    eval_rows = test_rows[: r.eval_prompts] if r.eval_prompts else test_rows
-    prompts = prompt_iterator(cfg.data, train_rows, r.seed)
-    if state is None:
-        init = _initial_model(cfg, run_dir, train_rows)
-        model_path, step = init, 0
-    else:
-        init, model_path, step = state["init_model"], str(state["model_dir"]), int(state["step"])
-        prompts.load_state_dict(state["prompts"])
-        restore_driver_rng(state)
-    initial = final = math.nan
-    flow = MathFlow(cfg, model_path, init, total_updates=r.steps)
-    logger = MetricLogger(run_dir, backends=r.metric_backends, run_name=r.name)
-    try:
-        if state is not None:
-            flow.call_actor("load_checkpoint_state", state["actor"])
-        version = flow.sync_weights()
-        if state is None:
-            metrics = flow.evaluate(eval_rows, version)
-            initial = final = metrics["eval/accuracy"]
-            logger.log(metrics, 0)
-        bar = tqdm(
-            total=r.steps, initial=step, unit="step", disable=not r.progress, dynamic_ncols=True
-        )
-        while step < r.steps:
-            metrics = flow.step(prompts.next_batch(r.prompts_per_step), version)
-            version += 1
-            step += 1
-            if (r.eval_every and step % r.eval_every == 0) or step == r.steps:
-                metrics.update(flow.evaluate(eval_rows, version))
-                final = metrics["eval/accuracy"]
-            logger.log(metrics, step)
-            bar.update(1)
-            bar.set_postfix(
-                reward=f"{metrics.get('rollout/reward_mean', math.nan):.2f}",
-                acc=f"{final:.2f}",
-                tok_s=f"{metrics['throughput/tokens_per_s']:.0f}",
-            )
-            if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == r.steps:
-                actor_state = flow.call_actor("checkpoint_state")
-                save_checkpoint(
-                    run_dir,
-                    f"step_{step:06d}",
-                    {
-                        "step": step,
-                        "actor": actor_state,
-                        "prompts": prompts.state_dict(),
-                        "init_model": init,
-                    },
-                    save_model=lambda d: flow.call_actor("save_pretrained", d),
-                )
-        bar.close()
-        mode = str(flow.mode)
-    finally:
-        logger.close()
-        flow.shutdown()
+    result = run_rl_loop(
+        r,
+        run_dir,
+        state,
+        initial_model=lambda: prepare_initial_model(
+            cfg.model, cfg.sft, run_dir, lambda: sft_examples(train_rows, cfg.sft)
+        ),
+        make_flow=lambda model, ref: MathFlow(cfg, model, ref, total_updates=r.steps),
+        prompts=prompt_iterator(cfg.data, train_rows, r.seed),
+        eval_rows=test_rows,
+    )
     plot_learning_curve(run_dir, title=f"math ({cfg.algo.algorithm}, {r.name})")
-    return TrainResult(run_dir, step, initial, final, time.perf_counter() - start, mode)
+    return TrainResult(
+        run_dir,
+        result.steps,
+        result.first_eval.get("eval/accuracy", math.nan),
+        result.last_eval.get("eval/accuracy", math.nan),
+        time.perf_counter() - start,
+        result.placement_mode,
+    )

@@ -15,7 +15,13 @@
 * :func:`multi_turn_generate` (:class:`MultiTurnConfig`, :class:`MultiTurnResult`,
   :class:`AgentEnv` / :class:`ToolSession` protocols): agent rollouts alternating model turns
   and tool observations; :class:`AgentRolloutWorker` runs them in a rollout worker.
+* :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
+  weight sync that the LLM apps share; :func:`run_rl_loop` (:class:`LLMRunnerSection`,
+  :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`):
+  their training loop and config sections.
 """
+
+import importlib
 
 from ._advantages import group_size_of, outcome_token_rewards, token_advantages
 from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult, ToolSession
@@ -39,11 +45,17 @@ __all__ = [
     "GenerationConfig",
     "HFGenerationBackend",
     "LLMActorWorker",
+    "LLMFlowConfig",
+    "LLMModelSection",
+    "LLMRLFlow",
     "LLMRolloutWorker",
+    "LLMRunnerSection",
     "LLMUpdater",
     "LLMUpdaterConfig",
+    "LoopResult",
     "MultiTurnConfig",
     "MultiTurnResult",
+    "PromptSource",
     "RewardWorker",
     "RolloutBatch",
     "SFTConfig",
@@ -53,6 +65,7 @@ __all__ = [
     "ValueModel",
     "build_char_tokenizer",
     "build_tiny_causal_lm",
+    "check_llm_rl_config",
     "check_model_dir",
     "check_prompts",
     "group_size_of",
@@ -61,7 +74,9 @@ __all__ = [
     "multi_turn_generate",
     "outcome_token_rewards",
     "position_ids_from_mask",
+    "prepare_initial_model",
     "response_logprobs",
+    "run_rl_loop",
     "run_sft",
     "sample_next_token",
     "sft_batch",
@@ -69,18 +84,26 @@ __all__ = [
 ]
 
 
-# The workers import Ray (through rlinf.core); load them only when asked for (PEP 562), so
-# `import rlinf.models.llm` stays Ray-free.
-_WORKERS = ("LLMActorWorker", "LLMRolloutWorker", "RewardWorker")
+# The workers, the flow and the loop import Ray (through rlinf.core); load them only when
+# asked for (PEP 562), so `import rlinf.models.llm` stays Ray-free.
+_LAZY = {
+    "LLMActorWorker": "._workers",
+    "LLMRolloutWorker": "._workers",
+    "RewardWorker": "._workers",
+    "AgentRolloutWorker": "._agent_rollout_worker",
+    "LLMFlowConfig": "._rl_flow",
+    "LLMRLFlow": "._rl_flow",
+    "LLMModelSection": "._rl_loop",
+    "LLMRunnerSection": "._rl_loop",
+    "LoopResult": "._rl_loop",
+    "PromptSource": "._rl_loop",
+    "check_llm_rl_config": "._rl_loop",
+    "prepare_initial_model": "._rl_loop",
+    "run_rl_loop": "._rl_loop",
+}
 
 
 def __getattr__(name: str) -> object:
-    if name in _WORKERS:
-        from . import _workers
-
-        return getattr(_workers, name)
-    if name == "AgentRolloutWorker":
-        from ._agent_rollout_worker import AgentRolloutWorker
-
-        return AgentRolloutWorker
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,303 @@
+"""LLMRLFlow: the one LLM RL flow, rollout -> channel -> reward -> channel -> actor -> sync.
+
+One training step::
+
+    driver --rows--> rollout ranks --{batch, responses, answers}--> [rollout channel]
+    [rollout channel] --> reward ranks (scorer) --{+ rewards, statuses}--> [scored channel]
+    [scored channel] --> actor (log-probs, ref KL, advantages, update) --> weights v+1
+    actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
+
+All groups start at once and stream through the channels, so on disjoint devices
+(disaggregated) a reward rank scores one rollout rank's responses while another still
+generates; on shared devices (collocated) rollout and actor take turns through the device
+lock. Apps differ only in what they hand in: the rollout worker class and its arguments
+(single-turn :class:`LLMRolloutWorker`, multi-turn :class:`AgentRolloutWorker` with a task
+per row), the scorer factory, and extra groups (e.g. tool workers) launched before the
+rollout. Imports Ray: exported lazily by :mod:`rlinf.models.llm`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from rlinf.channel import Channel
+from rlinf.core import (
+    Cluster,
+    ClusterSection,
+    RunnerSection,
+    WorkerGroup,
+    best_effort,
+    sync_weights,
+)
+
+from ._rl_merge import merge_step_metrics, split_evenly
+from ._rollout_worker import LLMRolloutWorker
+from ._updater_config import LLMUpdaterConfig
+from ._workers import LLMActorWorker, RewardWorker
+
+__all__ = ["LLMFlowConfig", "LLMRLFlow", "PromptRow"]
+
+
+class PromptRow(Protocol):
+    """One prompt of a step or an evaluation (e.g. ``rlinf.envs.math.MathRow``)."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    @property
+    def answer(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class LLMFlowConfig:
+    """Where and how the flow's groups run.
+
+    Attributes:
+        name: prefix of group and channel names (``"math"`` -> ``math-actor-<tag>``).
+        runner: the app's runner section; ``seed``, ``torch_threads`` and ``timeout_s``
+            (longest wait on any group or channel) are used.
+        cluster: the Ray cluster to start or join.
+        placement: component -> device spec as in ``rlinf.sched``.
+        components: every placed component: ``actor``, ``rollout``, ``reward`` and the
+            extra groups' (e.g. ``tools``).
+        dtype: torch dtype name of the actor's and rollout's weights.
+        correct_statuses: scorer statuses counted as correct in ``rollout/accuracy``.
+        no_answer_statuses: statuses counted in ``rollout/no_answer_rate`` and
+            ``eval/no_answer_rate``.
+    """
+
+    name: str
+    runner: RunnerSection
+    cluster: ClusterSection
+    placement: Mapping[str, str | int]
+    components: tuple[str, ...] = ("actor", "rollout", "reward")
+    dtype: str = "float32"
+    correct_statuses: tuple[str, ...] = ("correct",)
+    no_answer_statuses: tuple[str, ...] = ("no_answer",)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in ("actor", "rollout", "reward") if c not in self.components]
+        if missing:
+            raise ValueError(f"components {self.components} lack {missing}")
+
+
+class LLMRLFlow:
+    """Starts the cluster, the extra groups, then actor / rollout / reward; runs steps.
+
+    Args:
+        config: names, placement and limits.
+        model_path: HF directory the policy starts from (the SFT output, or a checkpoint's
+            model when resuming).
+        ref_path: HF directory of the KL reference (the policy before RL).
+        algo: the actor's updater config.
+        total_updates: updates of the whole run (learning-rate schedule).
+        scorer_factory: picklable callable building the reward ranks' scorer.
+        rollout_args: the rollout worker's positional arguments after ``model_path``
+            (``(generation,)`` for :class:`LLMRolloutWorker`).
+        rollout_worker: :class:`LLMRolloutWorker` or a subclass.
+        task_of: ``None``: the rollout worker's ``rollout`` / ``generate`` take
+            ``(prompts, answers, ...)``; else ``row -> task`` and they take
+            ``(prompts, tasks, answers, ...)`` (:class:`AgentRolloutWorker`).
+        launch_extra: called with :meth:`launch` before the actor starts; launches extra
+            groups (killed with the cluster) and returns positional arguments appended to
+            ``rollout_args`` (e.g. an env factory holding the tool workers' handles).
+    """
+
+    def __init__(
+        self,
+        config: LLMFlowConfig,
+        *,
+        model_path: str,
+        ref_path: str,
+        algo: LLMUpdaterConfig,
+        total_updates: int,
+        scorer_factory: Callable[[], Any],
+        rollout_args: Sequence[Any],
+        rollout_worker: type[LLMRolloutWorker] = LLMRolloutWorker,
+        task_of: Callable[[Any], Any] | None = None,
+        launch_extra: Callable[[Callable[..., WorkerGroup]], Sequence[Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self.task_of = task_of
+        self.groups: dict[str, WorkerGroup] = {}
+        self._tag = uuid.uuid4().hex[:8]
+        self.cluster = Cluster(config.cluster.cluster_config())
+        try:
+            self._pgs = self.cluster.allocate(dict(config.placement), components=config.components)
+            self.mode = self._pgs.placement.mode
+            extra = tuple(launch_extra(self.launch)) if launch_extra is not None else ()
+            r = config.runner
+            common = {"seed": r.seed, "torch_threads": r.torch_threads, "dtype": config.dtype}
+            self.actor = self.launch(
+                LLMActorWorker,
+                "actor",
+                args=(model_path, algo),
+                kwargs={"total_updates": total_updates, "ref_path": ref_path, **common},
+            )
+            self.rollout = self.launch(
+                rollout_worker, "rollout", args=(model_path, *rollout_args, *extra), kwargs=common
+            )
+            self.reward = self.launch(RewardWorker, "reward", args=(scorer_factory,))
+            self.rollout_channel = Channel.create(f"{config.name}-rollout-{self._tag}")
+            self.scored_channel = Channel.create(f"{config.name}-scored-{self._tag}")
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def launch(
+        self,
+        worker_cls: type,
+        component: str,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> WorkerGroup:
+        """Launch ``worker_cls`` on ``component``'s devices as ``<name>-<component>-<tag>``
+        (``options``: e.g. ``max_concurrency``, see ``WorkerGroup.launch``)."""
+        group = self.cluster.launch(
+            worker_cls,
+            self._pgs,
+            component,
+            name=f"{self.config.name}-{component}-{self._tag}",
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            **options,
+        )
+        self.groups[component] = group
+        return group
+
+    def _wait(self, future: Any) -> list[Any]:
+        return future.wait(self.config.runner.timeout_s)
+
+    def call_actor(self, method: str, *args: Any) -> Any:
+        """Call an actor method and return its result."""
+        return self._wait(self.actor.call(method, *args))[0]
+
+    def sync_weights(self) -> int:
+        """Push the actor's weights to every rollout rank; returns the version loaded."""
+        return sync_weights(self.actor, self.rollout, self.config.runner.timeout_s)
+
+    def _texts(self, rows: Sequence[PromptRow]) -> tuple[Any, ...]:
+        """The rollout worker's leading arguments for ``rows``: prompts (and tasks)."""
+        prompts = [row.prompt for row in rows]
+        if self.task_of is None:
+            return (prompts,)
+        return (prompts, [self.task_of(row) for row in rows])
+
+    def step(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
+        """One update on ``rows`` with rollouts from weights ``version``; then a sync.
+
+        Returns the actor's ``train/*`` plus :func:`merge_step_metrics` of the rollout and
+        reward ranks, ``time/weight_sync``, ``time/step`` and ``throughput/*``
+        (``tokens_per_s``: generated plus trained tokens per second of the whole step).
+        """
+        if not rows:
+            raise ValueError("a step needs at least one row")
+        timeout = self.config.runner.timeout_s
+        start = time.perf_counter()
+        shards = split_evenly(rows, self.rollout.world_size)
+        offsets = [sum(len(s) for s in shards[:i]) for i in range(len(shards))]
+        live = [i for i, s in enumerate(shards) if s]
+        rollout = self.rollout.call_per_rank(
+            "rollout",
+            [
+                (
+                    *self._texts(shards[i]),
+                    [row.answer for row in shards[i]],
+                    self.rollout_channel,
+                    offsets[i],
+                )
+                for i in live
+            ],
+            ranks=live,
+            version=version,
+            channel_timeout=timeout,
+        )
+        per_reward = split_evenly(live, self.reward.world_size)
+        reward = self.reward.call_per_rank(
+            "serve",
+            [(self.rollout_channel, self.scored_channel, len(p)) for p in per_reward],
+            channel_timeout=timeout,
+        )
+        actor = self.actor.call(
+            "update_from_channel", self.scored_channel, len(live), channel_timeout=timeout
+        )
+        # Wait on all three, actor last: an error in any group surfaces here (the others
+        # then time out on their channels instead of hanging).
+        roll_metrics = self._wait(rollout)
+        reward_metrics = self._wait(reward)
+        metrics = self._wait(actor)[0]
+        t_update_done = time.perf_counter()
+        self.sync_weights()
+        total = time.perf_counter() - start
+        metrics.update(
+            merge_step_metrics(
+                roll_metrics,
+                [len(shards[i]) for i in live],
+                reward_metrics,
+                correct=self.config.correct_statuses,
+                no_answer=self.config.no_answer_statuses,
+            )
+        )
+        generated = metrics["rollout/generated_tokens"]
+        metrics["time/weight_sync"] = total - (t_update_done - start)
+        metrics["time/step"] = total
+        metrics["throughput/tokens_per_s"] = (generated + metrics["train/trained_tokens"]) / total
+        metrics["throughput/generated_tokens_per_s"] = generated / total
+        return metrics
+
+    def evaluate(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
+        """One greedy response per row from weights ``version``, scored by reward rank 0.
+
+        Returns ``eval/accuracy`` (mean score), ``eval/no_answer_rate``,
+        ``eval/response_length`` (tokens per row), ``eval/prompts``, and ``eval/<key>``: the
+        mean of every per-row ``[B]`` tensor the rollout worker's ``generate`` returns
+        besides the batch (e.g. ``turns``, ``tool_calls``).
+        """
+        if not rows:
+            raise ValueError("no rows to evaluate")
+        shards = [s for s in split_evenly(rows, self.rollout.world_size) if s]
+        outs = self._wait(
+            self.rollout.call_per_rank(
+                "generate",
+                [self._texts(s) for s in shards],
+                ranks=list(range(len(shards))),
+                version=version,
+                greedy=True,
+            )
+        )
+        responses = [text for out in outs for text in out["responses"]]
+        scored = self._wait(
+            self.reward.call("score", responses, [row.answer for row in rows], ranks=0)
+        )[0]
+        statuses, n = scored["statuses"], len(rows)
+        out = {
+            "eval/accuracy": float(scored["rewards"].mean()),
+            "eval/no_answer_rate": sum(s in self.config.no_answer_statuses for s in statuses) / n,
+        }
+        per_row = [k for k, v in outs[0].items() if k != "batch" and isinstance(v, torch.Tensor)]
+        for key in per_row:
+            out[f"eval/{key}"] = sum(float(o[key].float().sum()) for o in outs) / n
+        out["eval/response_length"] = (
+            sum(float(o["batch"].response_lengths.sum()) for o in outs) / n
+        )
+        out["eval/prompts"] = float(n)
+        return out
+
+    def shutdown(self) -> None:
+        """Stop the scorers, close the channels, kill every group, stop Ray if ours."""
+        reward = getattr(self, "reward", None)
+        if isinstance(reward, WorkerGroup):
+            best_effort(lambda: reward.call("close").wait(30))
+        for name in ("rollout_channel", "scored_channel"):
+            ch = getattr(self, name, None)
+            if ch is not None:
+                best_effort(ch.kill)
+        self.cluster.shutdown()
