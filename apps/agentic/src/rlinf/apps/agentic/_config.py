@@ -1,0 +1,235 @@
+"""The agentic app's config: task, tools, model, SFT, generation, multi-turn limits,
+algorithm, runner, placement."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rlinf.core import (
+    ClusterSection,
+    ConfigError,
+    RunnerSection,
+    load_app_config,
+    validate_placement,
+)
+from rlinf.envs.agentic import CodingConfig, MultiHopConfig, SandboxConfig
+from rlinf.models.llm import (
+    GenerationConfig,
+    LLMUpdaterConfig,
+    MultiTurnConfig,
+    SFTConfig,
+    TinyLMConfig,
+)
+from rlinf.sched import Placement
+
+__all__ = [
+    "COMPONENTS",
+    "AgenticConfig",
+    "ModelSection",
+    "RunnerConfig",
+    "TaskSection",
+    "ToolsSection",
+    "load_agentic_config",
+]
+
+COMPONENTS = ("actor", "rollout", "reward", "tools")
+
+
+@dataclass(frozen=True)
+class TaskSection:
+    """What the agent works on.
+
+    Attributes:
+        kind: ``"multihop"``: two-hop questions over a generated corpus, the ``search``
+            tool (BM25), answer scored by normalized exact match; ``"coding"``: write a
+            function, the ``code`` tool (sandboxed Python), scored by unit tests.
+        multihop: the multi-hop generator (``kind="multihop"``).
+        coding: the coding-task generator (``kind="coding"``).
+        sandbox: limits of the code tool's and the scorer's sandboxed runs (coding).
+        sft_traces: train rows whose gold tool-use traces the SFT warm-up learns from
+            (the first ones of the train split; coding traces are made by running the
+            reference solution through the real code tool).
+        format_reward: reward of a wrong but well-formed ``<answer>`` (multihop; 0:
+            outcome only).
+        call_format: ``"tagged"`` (``<search>q</search>``) or ``"json"``
+            (``<tool_call>{"name": ..., "arguments": ...}</tool_call>``); the SFT traces
+            are tagged, so the warm-up needs ``"tagged"``.
+    """
+
+    kind: Literal["multihop", "coding"] = "multihop"
+    multihop: MultiHopConfig = field(default_factory=MultiHopConfig)
+    coding: CodingConfig = field(default_factory=CodingConfig)
+    sandbox: SandboxConfig = field(
+        default_factory=lambda: SandboxConfig(cpu_time_s=2, wall_time_s=5.0, memory_mb=256)
+    )
+    sft_traces: int = 200
+    format_reward: float = 0.0
+    call_format: Literal["tagged", "json"] = "tagged"
+
+    def __post_init__(self) -> None:
+        if self.sft_traces < 0:
+            raise ValueError(f"sft_traces must be >= 0, got {self.sft_traces}")
+        if not 0.0 <= self.format_reward < 1.0:
+            raise ValueError(f"format_reward must be in [0, 1), got {self.format_reward}")
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The tool names of this task."""
+        return ("search",) if self.kind == "multihop" else ("code",)
+
+
+@dataclass(frozen=True)
+class ToolsSection:
+    """The tool workers beside the rollout.
+
+    Attributes:
+        max_concurrency: calls one tool worker runs at once (threads), > 1 so that many
+            trajectories' calls overlap.
+        local: run the tools in a thread pool inside each rollout worker instead of on
+            ToolWorker actors (no ``tools`` placement is used then).
+    """
+
+    max_concurrency: int = 8
+    local: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """The policy to train.
+
+    Attributes:
+        path: a local Hugging Face causal-LM directory; ``None`` builds the tiny seeded
+            model of :attr:`tiny` (character tokenizer) in the run directory.
+        tiny: size of the tiny model when ``path`` is None.
+        dtype: torch dtype of the weights (``float32``, ``bfloat16``, ...).
+    """
+
+    path: str | None = None
+    tiny: TinyLMConfig = field(default_factory=TinyLMConfig)
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class RunnerConfig(RunnerSection):
+    """How long to train and what to record: the fields of :class:`rlinf.core.RunnerSection`
+    (``name``, ``seed``, ``checkpoint_every``, ``runs_root``, ``metric_backends``,
+    ``torch_threads``, ``timeout_s``, ``progress``) plus the run length below.
+
+    Attributes:
+        steps: RL updates (one batch of prompts each).
+        prompts_per_step: prompts per update (each rolled out ``generation.n`` times).
+        eval_every: greedy held-out evaluation every this many updates (0: only before the
+            first and after the last update).
+        eval_prompts: held-out prompts per evaluation (0: all of the split).
+    """
+
+    name: str = "agentic"
+    steps: int = 60
+    prompts_per_step: int = 16
+    eval_every: int = 10
+    eval_prompts: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.steps < 1 or self.prompts_per_step < 1:
+            raise ValueError("steps and prompts_per_step must be >= 1")
+        for name in ("eval_every", "eval_prompts"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class AgenticConfig:
+    """Everything a run needs; see the presets in ``rlinf/apps/agentic/presets``.
+
+    Attributes:
+        task: questions / problems, tools and scoring.
+        tools: the tool workers.
+        model: the policy.
+        sft: supervised warm-up on the task's gold traces (``sft.steps=0`` skips it).
+        generation: sampling of one model turn (``n`` trajectories per prompt,
+            ``max_new_tokens`` per turn).
+        multi_turn: turn limit, token budget and observation cut of a trajectory.
+        algo: the updater (GRPO / DAPO / PPO / REINFORCE++).
+        runner: run length and recording.
+        placement: component (``actor``, ``rollout``, ``reward``, ``tools``) -> device
+            spec as in ``rlinf.sched``. Same devices for all: collocated; disjoint:
+            disaggregated. The flow is the same.
+        cluster: the Ray cluster.
+    """
+
+    task: TaskSection = field(default_factory=TaskSection)
+    tools: ToolsSection = field(default_factory=ToolsSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    multi_turn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
+    algo: LLMUpdaterConfig = field(default_factory=LLMUpdaterConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    placement: Mapping[str, str | int] = field(
+        default_factory=lambda: {"actor": "0", "rollout": "0", "reward": "0", "tools": "0"}
+    )
+    cluster: ClusterSection = field(default_factory=ClusterSection)
+
+
+def validate(cfg: AgenticConfig) -> Placement:
+    """Check combinations that each section alone cannot see; returns the placement.
+
+    Raises:
+        ConfigError: naming the offending key.
+    """
+    placement = validate_placement(
+        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
+    )
+    algo, gen, task = cfg.algo, cfg.generation, cfg.task
+    if algo.temperature != gen.temperature:
+        raise ConfigError(
+            f"algo.temperature ({algo.temperature}) must equal generation.temperature "
+            f"({gen.temperature}): log-probs are compared with the sampling distribution"
+        )
+    if algo.group_advantages and gen.n < 2:
+        raise ConfigError(f"generation.n: {algo.algorithm} needs >= 2 samples per prompt")
+    if not gen.do_sample:
+        raise ConfigError("generation.do_sample: RL rollouts must sample (greedy is for eval)")
+    if algo.overlong_buffer and algo.max_response_length != cfg.multi_turn.max_response_tokens:
+        raise ConfigError(
+            f"algo.max_response_length ({algo.max_response_length}) must equal "
+            f"multi_turn.max_response_tokens ({cfg.multi_turn.max_response_tokens}) when "
+            "algo.overlong_buffer is set"
+        )
+    if cfg.sft.steps and task.kind == "multihop":
+        if task.sft_traces < 1:
+            raise ConfigError("task.sft_traces: the SFT warm-up needs at least one trace")
+        if task.call_format != "tagged":
+            raise ConfigError("task.call_format: the SFT traces are in the tagged format")
+        train = task.multihop.num_people - task.multihop.test_people
+        if task.sft_traces > train:
+            raise ConfigError(
+                f"task.sft_traces ({task.sft_traces}) exceeds the {train} train questions"
+            )
+    if cfg.sft.steps and task.kind == "coding" and task.call_format != "tagged":
+        raise ConfigError("task.call_format: the SFT traces are in the tagged format")
+    if cfg.model.path is not None and not pathlib.Path(cfg.model.path).is_dir():
+        raise ConfigError(f"model.path: {cfg.model.path} is not a directory")
+    backends = {"tensorboard", "jsonl", "wandb", "console"}
+    unknown = [b for b in cfg.runner.metric_backends if b not in backends]
+    if unknown:
+        raise ConfigError(f"runner.metric_backends: unknown {unknown}; valid: {sorted(backends)}")
+    return placement
+
+
+def load_agentic_config(
+    source: str | pathlib.Path | Mapping[str, object], overrides: Sequence[str] = ()
+) -> AgenticConfig:
+    """Load a preset name (``"search"``, ``"coder"``), a YAML path or a mapping, apply
+    overrides and validate."""
+    return load_app_config(
+        AgenticConfig, source, overrides, package="rlinf.apps.agentic", validate=validate
+    )

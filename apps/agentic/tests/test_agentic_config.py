@@ -1,0 +1,78 @@
+"""Config errors are reported, naming the key, before any worker (or Ray) starts."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import ray
+
+from rlinf.apps.agentic import load_agentic_config
+from rlinf.apps.agentic.cli import main
+from rlinf.core import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("preset", "kind"),
+    [("search", "multihop"), ("search_disaggregated", "multihop"), ("coder", "coding")],
+)
+def test_presets_load(preset, kind):
+    cfg = load_agentic_config(preset)
+    assert cfg.task.kind == kind
+    assert cfg.sft.steps > 0 and cfg.generation.n >= 2
+    assert set(cfg.placement) == {"actor", "rollout", "reward", "tools"}
+
+
+def test_overrides_apply():
+    cfg = load_agentic_config(
+        "search", ["multi_turn.max_turns=4", "task.multihop.num_countries=7", "tools.local=true"]
+    )
+    assert cfg.multi_turn.max_turns == 4 and cfg.task.multihop.num_countries == 7
+    assert cfg.tools.local and cfg.task.tools == ("search",)
+    assert isinstance(cfg.generation.stop, tuple)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("algo.clip_hihg=0.3", "algo.clip_hihg"),
+        ("task.multihop.num_peple=5", "task.multihop.num_peple"),
+        ("multi_turn.max_turn=2", "multi_turn.max_turn"),
+        ("runner.steps=abc", "runner.steps"),
+        ("task.kind=chess", "task.kind"),
+        ("task.call_format=xml", "task.call_format"),
+        ("task.call_format=json", "task.call_format"),
+        ("task.sft_traces=5000", "task.sft_traces"),
+        ("task.format_reward=1.5", "format_reward"),
+        ("tools.max_concurrency=0", "max_concurrency"),
+        ("multi_turn.max_turns=0", "max_turns"),
+        ("task.multihop.test_people=0", "test_people"),
+        ("algo.temperature=0.5", "algo.temperature"),
+        ("generation.n=1", "generation.n"),
+        ("generation.do_sample=false", "generation.do_sample"),
+        ("placement.tools=5", "placement"),
+        ("placement.critic=0", "critic"),
+        ("placement.actor=0-1", "placement.actor"),
+        ("model.path=/no/such/model", "model.path"),
+        ("runner.metric_backends=[tb]", "runner.metric_backends"),
+    ],
+)
+def test_bad_keys_and_values_are_named(override, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_agentic_config("search", [override])
+
+
+def test_unknown_preset_and_missing_file():
+    with pytest.raises(ConfigError, match="search"):
+        load_agentic_config("no-such-preset")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_agentic_config("missing.yaml")
+
+
+def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", "search", "--run-dir", str(run_dir), "algo.lr=fast"])
+    assert code == 2
+    assert "algo.lr" in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert not ray.is_initialized()
