@@ -193,6 +193,9 @@ def test_config_validation_and_protocols(env):
         with pytest.raises(ValueError, match="tool_timeout_s must be > 0 and finite"):
             MultiTurnConfig(tool_timeout_s=bad)
     assert MultiTurnConfig().tool_timeout_s == 120.0
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="batch_window_s must be >= 0 and finite"):
+            MultiTurnConfig(batch_window_s=bad)
     assert calculate("xx12+30yy 4*5") == "<r>20</r>" and calculate("ab") == "<r>no expression</r>"
 
 
@@ -295,6 +298,33 @@ def test_updater_gradient_is_zero_on_observation_tokens(lm, env, monkeypatch):
     assert (entropy.grad[observation] == 0).all()
     assert (logp.grad[model_tokens] != 0).all()
     assert metrics["train/logprob_mismatch"] < 1e-4
+
+
+class CountingBackend(HFGenerationBackend):
+    """The HF backend, recording the batch size of every generate call."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.batch_sizes: list[int] = []
+
+    def generate(self, prompts, config):
+        self.batch_sizes.append(len(prompts))
+        return super().generate(prompts, config)
+
+
+def test_batch_window_regroups_rows_whose_tools_finish_soon(lm, env):
+    model, tok, _ = lm
+    backend = CountingBackend(model, tok)
+    prompts = [tok.encode(t) for t in ("1+2=", "3+4=", "5+6=", "7+8=", "9+1=", "2*3=")]
+    tasks = [{"id": i, "calls": 2} for i in range(len(prompts))]
+    gen = GenerationConfig(max_new_tokens=40, seed=0, stop_on_eos=False)
+    # Tools answer in milliseconds on the pool; a generous window lets every row of a turn
+    # rejoin before the next generate, whatever order the threads finish in.
+    config = MultiTurnConfig(max_turns=4, max_response_tokens=300, batch_window_s=10.0)
+    result = multi_turn_generate(backend, tok, prompts, tasks, env, gen, config)
+    check_trajectories(result, prompts, 1, tok, config, gen)
+    assert result.turns.tolist() == [3] * 6
+    assert backend.batch_sizes == [6, 6, 6]
 
 
 def test_slow_tool_does_not_block_ready_rows(lm):

@@ -29,12 +29,19 @@ class MultiTurnConfig:
         tool_timeout_s: longest time, in seconds since it was submitted, that the loop waits
             for one tool observation once no row is ready; past it the rollout fails with a
             TimeoutError (so a lost tool call cannot hang training). > 0 and finite.
+        batch_window_s: when some rows are ready and others wait on tools, wait up to
+            this long (once per turn) for those tools to finish before generating, so that
+            the next turn runs as one larger batch instead of several small ones (each
+            generate call costs a prefill and a per-token loop). Bounded, so a slow tool
+            holds back the ready rows by at most this much per turn. >= 0; 0 generates as
+            soon as any row is ready.
     """
 
     max_turns: int = 4
     max_response_tokens: int = 256
     max_observation_tokens: int = 64
     tool_timeout_s: float = 120.0
+    batch_window_s: float = 0.05
 
     def __post_init__(self) -> None:
         for name, low in (
@@ -46,6 +53,10 @@ class MultiTurnConfig:
                 raise ValueError(
                     f"MultiTurnConfig.{name} must be >= {low}, got {getattr(self, name)}"
                 )
+        if not (self.batch_window_s >= 0 and math.isfinite(self.batch_window_s)):
+            raise ValueError(
+                f"MultiTurnConfig.batch_window_s must be >= 0 and finite, got {self.batch_window_s}"
+            )
         # Written so that NaN fails too.
         if not (self.tool_timeout_s > 0 and math.isfinite(self.tool_timeout_s)):
             raise ValueError(

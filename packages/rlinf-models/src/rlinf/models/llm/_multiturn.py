@@ -72,8 +72,10 @@ def multi_turn_generate(
     row's session: None ends the row, a future yields the observation, tokenized without
     special tokens and cut to ``max_observation_tokens`` and the budget. At ``max_turns``
     (or a spent budget) a requested tool call is cancelled and the row ends truncated.
-    The loop only blocks on tools when no row is ready, and then for no tool call longer
-    than ``config.tool_timeout_s`` since its submission.
+    While rows are ready the loop waits on tools only for ``config.batch_window_s``, once
+    per turn (so that rows whose tools finish soon join the same batch);
+    with no row ready it blocks until a tool finishes, but for no tool call longer than
+    ``config.tool_timeout_s`` since its submission.
 
     With tools finishing in a timing-dependent order the batching of turns, hence the
     sampled tokens, can differ between equally seeded runs.
@@ -152,18 +154,38 @@ class _Loop:
         self.tool_wait_s = 0.0
 
     def run(self, rows: list[_Row]) -> None:
+        gathered = False  # at most one batch window per model turn
         while True:
             for row in rows:
                 if row.pending is not None and row.pending.done():
                     self._observe(row)
             ready = [r for r in rows if not r.done and r.pending is None]
+            waiting = [r for r in rows if r.pending is not None]
+            if ready and waiting and not gathered:
+                gathered = True
+                if self._gather(waiting):
+                    continue  # more rows became ready: regroup them into this turn's batch
             if ready:
+                gathered = False
                 self._model_turn(ready)
                 continue
-            waiting = [r for r in rows if r.pending is not None]
             if not waiting:
                 return
             self._wait(waiting)
+
+    def _gather(self, waiting: list[_Row]) -> bool:
+        """Wait up to ``batch_window_s`` for the pending tools; True if any finished."""
+        window = self.config.batch_window_s
+        if window <= 0:
+            return False
+        start = time.perf_counter()
+        done, _ = concurrent.futures.wait(
+            [r.pending for r in waiting if r.pending is not None],
+            timeout=window,
+            return_when=concurrent.futures.ALL_COMPLETED,
+        )
+        self.tool_wait_s += time.perf_counter() - start
+        return bool(done)
 
     def _wait(self, waiting: list[_Row]) -> None:
         """Nothing to generate: sleep until the first tool finishes, but never past the
