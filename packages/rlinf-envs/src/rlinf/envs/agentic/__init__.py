@@ -53,6 +53,8 @@ _EXPORTS = {
     "MultiHopData": "_multihop",
     "AgentRow": "_multihop",
     "AnswerScorer": "_multihop",
+    "AnswerResult": "_multihop",
+    "normalize_answer": "_multihop",
     "generate_multihop": "_multihop",
     # sessions and workers
     "ToolAgentEnv": "_agent_env",
