@@ -17,7 +17,14 @@ from typing import Any
 
 from ._config import ConfigError
 
-__all__ = ["add_train_command", "ensure_ray_env", "run_cli", "train_or_resume"]
+__all__ = [
+    "add_checkpoint_eval_command",
+    "add_sft_command",
+    "add_train_command",
+    "ensure_ray_env",
+    "run_cli",
+    "train_or_resume",
+]
 
 _ENV = {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
 
@@ -52,6 +59,24 @@ def add_train_command(subparsers: Any, *, help: str, config_help: str) -> argpar
     t.add_argument("--run-dir", help="run directory (default: <runs_root>/<timestamp>-<name>)")
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return t
+
+
+def add_checkpoint_eval_command(subparsers: Any, *, help: str) -> argparse.ArgumentParser:
+    """Add ``eval --checkpoint DIR [--num-prompts N]`` (a run, checkpoint or model
+    directory; the first N held-out rows, 0: all); returns the new subparser."""
+    e = subparsers.add_parser("eval", help=help)
+    e.add_argument("--checkpoint", required=True, help="run, checkpoint or model directory")
+    e.add_argument("--num-prompts", type=int, default=0, help="first N held-out rows (0: all)")
+    return e
+
+
+def add_sft_command(subparsers: Any, *, help: str, out_help: str) -> argparse.ArgumentParser:
+    """Add ``sft --config C --out DIR [key=value ...]``; returns the new subparser."""
+    s = subparsers.add_parser("sft", help=help)
+    s.add_argument("--config", required=True, help="preset name or YAML (its sft section)")
+    s.add_argument("--out", required=True, help=out_help)
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return s
 
 
 def train_or_resume(

@@ -36,7 +36,9 @@ __all__ = [
     "read_metrics",
     "restore_driver_rng",
     "resume_run",
+    "run_model_dir",
     "save_checkpoint",
+    "start_run",
     "write_config",
 ]
 
@@ -148,6 +150,26 @@ def find_run_dir(path: str | pathlib.Path) -> pathlib.Path:
     raise FileNotFoundError(f"{path} is not inside a run directory (no {CONFIG_FILE} above it)")
 
 
+def start_run(
+    load: Callable[[str | pathlib.Path, Sequence[str]], C],
+    config: str | pathlib.Path,
+    overrides: Sequence[str] = (),
+    run_dir: str | pathlib.Path | None = None,
+) -> tuple[C, pathlib.Path]:
+    """``(config, run_dir)`` of a new run.
+
+    ``load(config, overrides)`` is the app's validating config loader: a bad config fails
+    before the directory exists. The directory is :func:`new_run_dir` of the config's
+    ``runner.runs_root`` and ``runner.name`` (or ``run_dir``), with the resolved config
+    written into it.
+    """
+    cfg = load(config, overrides)
+    runner = cfg.runner  # type: ignore[attr-defined]  # every app config has a runner
+    path = new_run_dir(runner.runs_root, runner.name, run_dir)
+    write_config(cfg, path)
+    return cfg, path
+
+
 def resume_run(
     run_dir: str | pathlib.Path,
     load: Callable[[pathlib.Path, Sequence[str]], C],
@@ -165,6 +187,29 @@ def resume_run(
     if overrides:
         write_config(cfg, path)
     return cfg, path, state
+
+
+def run_model_dir(
+    checkpoint: str | pathlib.Path, load: Callable[[pathlib.Path, Sequence[str]], C]
+) -> tuple[C, pathlib.Path]:
+    """``(run config, HF model directory)`` of ``checkpoint``: a run directory (its latest
+    checkpoint's model), a checkpoint directory, or an HF model directory inside a run
+    (e.g. ``<run>/sft_model``). ``load(config_path, ())`` is the app's config loader.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist, is no checkpoint, holds no model,
+            or is not inside a run directory.
+    """
+    path = pathlib.Path(checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    if (path / "config.json").is_file() and not (path / CONFIG_FILE).is_file():
+        model_dir = path
+    else:
+        model_dir = load_checkpoint(path)["model_dir"]
+        if not (model_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{model_dir} holds no model ({MODEL_DIR}/config.json)")
+    return load(find_run_dir(path) / CONFIG_FILE, ()), model_dir
 
 
 def read_metrics(path: str | pathlib.Path) -> list[dict[str, float]]:

@@ -8,27 +8,22 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rlinf.core import (
-    ClusterSection,
-    ConfigError,
-    RunnerSection,
-    load_app_config,
-    validate_placement,
-)
+from rlinf.core import ClusterSection, ConfigError, load_app_config, validate_placement
 from rlinf.envs.agentic import CodingConfig, MultiHopConfig, SandboxConfig
 from rlinf.models.llm import (
     GenerationConfig,
+    LLMModelSection,
+    LLMRunnerSection,
     LLMUpdaterConfig,
     MultiTurnConfig,
     SFTConfig,
-    TinyLMConfig,
+    check_llm_rl_config,
 )
 from rlinf.sched import Placement
 
 __all__ = [
     "COMPONENTS",
     "AgenticConfig",
-    "ModelSection",
     "RunnerConfig",
     "TaskSection",
     "ToolsSection",
@@ -101,48 +96,16 @@ class ToolsSection:
 
 
 @dataclass(frozen=True)
-class ModelSection:
-    """The policy to train.
-
-    Attributes:
-        path: a local Hugging Face causal-LM directory; ``None`` builds the tiny seeded
-            model of :attr:`tiny` (character tokenizer) in the run directory.
-        tiny: size of the tiny model when ``path`` is None.
-        dtype: torch dtype of the weights (``float32``, ``bfloat16``, ...).
-    """
-
-    path: str | None = None
-    tiny: TinyLMConfig = field(default_factory=TinyLMConfig)
-    dtype: str = "float32"
-
-
-@dataclass(frozen=True)
-class RunnerConfig(RunnerSection):
-    """How long to train and what to record: the fields of :class:`rlinf.core.RunnerSection`
-    (``name``, ``seed``, ``checkpoint_every``, ``runs_root``, ``metric_backends``,
-    ``torch_threads``, ``timeout_s``, ``progress``) plus the run length below.
-
-    Attributes:
-        steps: RL updates (one batch of prompts each).
-        prompts_per_step: prompts per update (each rolled out ``generation.n`` times).
-        eval_every: greedy held-out evaluation every this many updates (0: only before the
-            first and after the last update).
-        eval_prompts: held-out prompts per evaluation (0: all of the split).
-    """
+class RunnerConfig(LLMRunnerSection):
+    """How long to train and what to record: :class:`rlinf.models.llm.LLMRunnerSection`
+    (``steps``, ``prompts_per_step``, ``eval_every``, ``eval_prompts`` and the fields of
+    :class:`rlinf.core.RunnerSection`) named ``agentic``, with this app's run length:
+    ``steps`` RL updates of ``prompts_per_step`` prompts (each rolled out
+    ``generation.n`` times). ``seed`` seeds sampling and the prompt order's offset."""
 
     name: str = "agentic"
     steps: int = 60
     prompts_per_step: int = 16
-    eval_every: int = 10
-    eval_prompts: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps < 1 or self.prompts_per_step < 1:
-            raise ValueError("steps and prompts_per_step must be >= 1")
-        for name in ("eval_every", "eval_prompts"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +130,7 @@ class AgenticConfig:
 
     task: TaskSection = field(default_factory=TaskSection)
     tools: ToolsSection = field(default_factory=ToolsSection)
-    model: ModelSection = field(default_factory=ModelSection)
+    model: LLMModelSection = field(default_factory=LLMModelSection)
     sft: SFTConfig = field(default_factory=SFTConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     multi_turn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
@@ -188,22 +151,14 @@ def validate(cfg: AgenticConfig) -> Placement:
     placement = validate_placement(
         cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
     )
-    algo, gen, task = cfg.algo, cfg.generation, cfg.task
-    if algo.temperature != gen.temperature:
-        raise ConfigError(
-            f"algo.temperature ({algo.temperature}) must equal generation.temperature "
-            f"({gen.temperature}): log-probs are compared with the sampling distribution"
-        )
-    if algo.group_advantages and gen.n < 2:
-        raise ConfigError(f"generation.n: {algo.algorithm} needs >= 2 samples per prompt")
-    if not gen.do_sample:
-        raise ConfigError("generation.do_sample: RL rollouts must sample (greedy is for eval)")
-    if algo.overlong_buffer and algo.max_response_length != cfg.multi_turn.max_response_tokens:
-        raise ConfigError(
-            f"algo.max_response_length ({algo.max_response_length}) must equal "
-            f"multi_turn.max_response_tokens ({cfg.multi_turn.max_response_tokens}) when "
-            "algo.overlong_buffer is set"
-        )
+    check_llm_rl_config(
+        cfg.algo,
+        cfg.generation,
+        cfg.model,
+        cfg.runner,
+        response_limit=("multi_turn.max_response_tokens", cfg.multi_turn.max_response_tokens),
+    )
+    task = cfg.task
     if cfg.sft.steps and task.kind == "multihop":
         if task.sft_traces < 1:
             raise ConfigError("task.sft_traces: the SFT warm-up needs at least one trace")
@@ -216,12 +171,6 @@ def validate(cfg: AgenticConfig) -> Placement:
             )
     if cfg.sft.steps and task.kind == "coding" and task.call_format != "tagged":
         raise ConfigError("task.call_format: the SFT traces are in the tagged format")
-    if cfg.model.path is not None and not pathlib.Path(cfg.model.path).is_dir():
-        raise ConfigError(f"model.path: {cfg.model.path} is not a directory")
-    backends = {"tensorboard", "jsonl", "wandb", "console"}
-    unknown = [b for b in cfg.runner.metric_backends if b not in backends]
-    if unknown:
-        raise ConfigError(f"runner.metric_backends: unknown {unknown}; valid: {sorted(backends)}")
     return placement
 
 

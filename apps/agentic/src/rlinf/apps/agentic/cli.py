@@ -13,7 +13,14 @@ import sys
 from collections.abc import Sequence
 
 # rlinf.core is lazy: these import no Ray.
-from rlinf.core import ConfigError, add_train_command, run_cli, train_or_resume
+from rlinf.core import (
+    ConfigError,
+    add_checkpoint_eval_command,
+    add_sft_command,
+    add_train_command,
+    run_cli,
+    train_or_resume,
+)
 
 __all__ = ["main"]
 
@@ -26,13 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         help="SFT warm-up on gold tool-use traces (if configured) then RL; or resume a run",
         config_help="preset name (search, coder) or YAML",
     )
-    e = sub.add_parser("eval", help="greedy held-out accuracy and tool calls of a checkpoint")
-    e.add_argument("--checkpoint", required=True, help="run, checkpoint or model directory")
-    e.add_argument("--num-prompts", type=int, default=0, help="first N held-out rows (0: all)")
-    s = sub.add_parser("sft", help="SFT warm-up only, HF dir out, then a greedy evaluation")
-    s.add_argument("--config", required=True, help="preset name or YAML (its sft section)")
-    s.add_argument("--out", required=True, help="output directory")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    add_checkpoint_eval_command(sub, help="greedy held-out accuracy and tool calls of a checkpoint")
+    add_sft_command(
+        sub,
+        help="SFT warm-up only, HF dir out, then a greedy evaluation",
+        out_help="output directory",
+    )
     return p
 
 

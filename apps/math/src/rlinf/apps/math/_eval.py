@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rlinf.core import CONFIG_FILE, MODEL_DIR, find_run_dir, load_checkpoint
+from rlinf.core import run_model_dir
 from rlinf.envs.math import MathChecker, MathCheckerConfig, MathRow
 from rlinf.models.llm import GenerationConfig, HFGenerationBackend, load_causal_lm
 
@@ -59,16 +59,7 @@ def evaluate(checkpoint: str | pathlib.Path, num_prompts: int = 0) -> dict[str, 
     """Greedy accuracy on the run's held-out split of ``checkpoint``: a run directory (its
     latest checkpoint), a checkpoint directory, or an HF model directory inside a run (e.g.
     ``<run>/sft_model``). ``num_prompts`` > 0 evaluates only the first that many."""
-    path = pathlib.Path(checkpoint)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if (path / "config.json").is_file() and not (path / CONFIG_FILE).is_file():
-        model_dir = path
-    else:
-        model_dir = load_checkpoint(path)["model_dir"]
-        if not (model_dir / "config.json").is_file():
-            raise FileNotFoundError(f"{model_dir} holds no model ({MODEL_DIR}/config.json)")
-    cfg = load_math_config(find_run_dir(path) / CONFIG_FILE)
+    cfg, model_dir = run_model_dir(checkpoint, load_math_config)
     _, test = load_splits(cfg.data)
     rows = test[:num_prompts] if num_prompts else test
     dtype = getattr(torch, cfg.model.dtype)

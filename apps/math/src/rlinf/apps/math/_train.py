@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from rlinf.core import new_run_dir, resume_run, write_config
+from rlinf.core import resume_run, start_run
 from rlinf.models.llm import prepare_initial_model, run_rl_loop
 
 from ._config import MathConfig, load_math_config
@@ -53,9 +53,7 @@ def train(
 
     The config is fully validated before the run directory or any worker is created.
     """
-    cfg = load_math_config(config, overrides)
-    path = new_run_dir(cfg.runner.runs_root, cfg.runner.name, run_dir)
-    write_config(cfg, path)
+    cfg, path = start_run(load_math_config, config, overrides, run_dir)
     return _run(cfg, path, state=None)
 
 

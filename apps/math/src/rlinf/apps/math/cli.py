@@ -13,7 +13,14 @@ import sys
 from collections.abc import Sequence
 
 # rlinf.core is lazy: these import no Ray.
-from rlinf.core import ConfigError, add_train_command, run_cli, train_or_resume
+from rlinf.core import (
+    ConfigError,
+    add_checkpoint_eval_command,
+    add_sft_command,
+    add_train_command,
+    run_cli,
+    train_or_resume,
+)
 
 __all__ = ["main"]
 
@@ -26,13 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         help="SFT warm-up (if configured) then RL; or resume a run",
         config_help="preset name (grpo, dapo, ppo, reinforce_pp) or YAML",
     )
-    e = sub.add_parser("eval", help="greedy held-out accuracy of a checkpoint")
-    e.add_argument("--checkpoint", required=True, help="run, checkpoint or model directory")
-    e.add_argument("--num-prompts", type=int, default=0, help="first N held-out rows (0: all)")
-    s = sub.add_parser("sft", help="supervised fine-tuning only (full or LoRA), HF dir out")
-    s.add_argument("--config", required=True, help="preset name or YAML (its sft section)")
-    s.add_argument("--out", required=True, help="output model directory")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    add_checkpoint_eval_command(sub, help="greedy held-out accuracy of a checkpoint")
+    add_sft_command(
+        sub,
+        help="supervised fine-tuning only (full or LoRA), HF dir out",
+        out_help="output model directory",
+    )
     return p
 
 

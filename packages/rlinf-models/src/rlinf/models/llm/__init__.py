@@ -73,6 +73,7 @@ __all__ = [
     "load_tokenizer",
     "multi_turn_generate",
     "outcome_token_rewards",
+    "plot_run_panels",
     "position_ids_from_mask",
     "prepare_initial_model",
     "response_logprobs",
@@ -100,6 +101,7 @@ _LAZY = {
     "check_llm_rl_config": "._rl_loop",
     "prepare_initial_model": "._rl_loop",
     "run_rl_loop": "._rl_loop",
+    "plot_run_panels": "._rl_plot",
 }
 
 
