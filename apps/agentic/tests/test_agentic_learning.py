@@ -13,6 +13,9 @@ from rlinf.core import read_metrics
 
 
 @pytest.mark.slow
+# The full default job takes 4-8 minutes on two cores; the suite's 600 s guard against
+# hangs would cut it short on a slower or busier machine.
+@pytest.mark.timeout(1800)
 def test_search_preset_raises_heldout_accuracy(tmp_path):
     run_dir = tmp_path / "search"
     start = time.perf_counter()
