@@ -70,7 +70,7 @@ def _all_overlap(intervals: list[tuple[int, float, float]]) -> bool:
 
 def test_local_session_search_malformed_answer():
     env = ToolAgentEnv(TaggedCallFormat(tools=("search", "sleep")), tools_factory=make_tools)
-    assert env.stop == ("</search>", "</sleep>") and not env.remote
+    assert env.stop == ("</search>", "</sleep>", "</answer>") and not env.remote
     env = pickle.loads(pickle.dumps(env))  # picklable before first use
     session = env.session({"question": "capital of France?"})
     future = session.submit("Let me look. <search>capital of France</search>")
