@@ -193,7 +193,18 @@ def test_remote_dead_worker_is_an_error(tool_group):
     from rlinf.envs.agentic._tool_worker import tool_worker_handles
 
     env = ToolAgentEnv(TaggedCallFormat(), workers=tool_group)
-    ray.kill(tool_worker_handles(tool_group)[1], no_restart=True)
+    dead = tool_worker_handles(tool_group)[1]
+    ray.kill(dead, no_restart=True)
+    # ray.kill only requests the kill: a call sent right after it can still be served. Wait
+    # until the actor refuses calls, so the env below meets a worker that is really dead.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ray.get(dead.call.remote("names", (), {}), timeout=10)
+        except ray.exceptions.RayActorError:
+            break
+        assert time.monotonic() < deadline, "killed tool worker still answers after 60 s"
+        time.sleep(0.1)
     # Round-robin: rank 0 (alive) answers, rank 1 (dead) fails with an error naming it,
     # well before the timeout (a hang would raise TimeoutError instead).
     for _ in range(2):
