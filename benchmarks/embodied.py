@@ -65,9 +65,19 @@ class Run:
     split: dict[str, float] = field(default_factory=dict)
 
 
-def flow_config(args: argparse.Namespace, pipelined: bool, seed: int) -> dict[str, Any]:
-    """The embodied app config of the benchmark (same for both placements but the
-    placement and the number of pipeline stages)."""
+# name -> (placement env/rollout/actor, pipeline stages, overlap_update)
+VARIANTS: dict[str, tuple[tuple[str, str, str], int, bool]] = {
+    "collocated": (("0", "0", "0"), 1, False),
+    "pipelined": (("0", "1", "1"), 2, False),
+    "overlapped": (("0", "0", "1"), 1, True),
+    "pipelined+overlapped": (("0", "1", "1"), 2, True),
+}
+
+
+def flow_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, Any]:
+    """The embodied app config of the benchmark (same for every variant but the
+    placement, the number of pipeline stages and ``overlap_update``)."""
+    (env_dev, rollout_dev, actor_dev), stages, overlap = VARIANTS[variant]
     return {
         "env": {"env_id": args.env, "kind": "mujoco", "num_envs": args.num_envs, "seed": 0},
         "policy": {
@@ -96,29 +106,30 @@ def flow_config(args: argparse.Namespace, pipelined: bool, seed: int) -> dict[st
             "seed": seed,
             "total_env_steps": args.total_steps,
             "horizon": args.horizon,
-            "pipeline_stages": 2 if pipelined else 1,
+            "pipeline_stages": stages,
+            "overlap_update": overlap,
             "checkpoint_every": 0,
             "progress": False,
             "torch_threads": 1,
         },
         "placement": {
-            "env": "0",
-            "rollout": "1" if pipelined else "0",
-            "actor": "1" if pipelined else "0",
+            "env": env_dev,
+            "rollout": rollout_dev,
+            "actor": actor_dev,
         },
         "cluster": {"num_cpus": 2, "devices": 2},
     }
 
 
-def run_ours(args: argparse.Namespace, pipelined: bool, seed: int) -> Run:
-    flow = EmbodiedFlow(load_embodied_config(flow_config(args, pipelined, seed)))
+def run_ours(args: argparse.Namespace, variant: str, seed: int) -> Run:
+    flow = EmbodiedFlow(load_embodied_config(flow_config(args, variant, seed)))
     returns: collections.deque[float] = collections.deque(maxlen=args.last_episodes)
     rows, steps = [], 0
     try:
         version = flow.sync_weights()
         start = time.perf_counter()
-        for _ in range(flow.total_updates):
-            metrics, n = flow.iteration(version)
+        for update in range(flow.total_updates):
+            metrics, n = flow.iteration(version, last=update + 1 == flow.total_updates)
             version += 1
             steps += n
             rows.append(metrics)
@@ -245,6 +256,9 @@ def main() -> None:
     parser.add_argument("--last-episodes", type=int, default=32)
     parser.add_argument("--sb3-threads", type=int, default=1, help="torch threads of SB3")
     parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="V"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.total_steps = 1, 4 * args.num_envs * args.horizon
@@ -254,21 +268,17 @@ def main() -> None:
     # so on a machine shared with other work the driver would get a larger CPU share than
     # the workers of our flow.
     sb3_task = ray.remote(num_cpus=0)(run_sb3)
-    colloc: list[Run] = []
-    piped: list[Run] = []
+    runs: dict[str, list[Run]] = {v: [] for v in args.variants}
     sb3: list[Run] = []
     try:
         for seed in range(args.rounds):
-            colloc.append(run_ours(args, pipelined=False, seed=seed))
-            piped.append(run_ours(args, pipelined=True, seed=seed))
+            for variant in args.variants:
+                runs[variant].append(run_ours(args, variant, seed))
             if not args.skip_sb3:
                 sb3.append(ray.get(sb3_task.remote(args, seed)))
-            print(
-                f"round {seed}: steps/s collocated {colloc[-1].steps_per_s:.0f}, pipelined "
-                f"{piped[-1].steps_per_s:.0f}"
-                + (f", SB3 {sb3[-1].steps_per_s:.0f}" if sb3 else ""),
-                flush=True,
-            )
+            cells = [f"{v} {runs[v][-1].steps_per_s:.0f}" for v in args.variants]
+            cells += [f"SB3 {sb3[-1].steps_per_s:.0f}"] if sb3 else []
+            print(f"round {seed}: steps/s " + ", ".join(cells), flush=True)
     finally:
         ray.shutdown()
     print(
@@ -278,13 +288,17 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
         f"{args.rounds} rounds, medians"
     )
-    report("(a) pipelined vs collocated", colloc, piped, 1.5, "collocated")
-    print_split("collocated", colloc)
-    print_split("pipelined", piped)
+    for variant in args.variants:
+        print_split(variant, runs[variant])
     if sb3:
-        report("(b) ours (pipelined) vs SB3 PPO", sb3, piped, 1.5, "SB3")
-        report("(b') ours (collocated) vs SB3 PPO", sb3, colloc, 1.5, "SB3")
         print_split("SB3", sb3)
+    base = runs.get("collocated")
+    for variant in args.variants:
+        if variant != "collocated" and base:
+            report(f"(a) {variant} vs collocated", base, runs[variant], 1.5, "collocated")
+    if sb3:
+        for variant in args.variants:
+            report(f"(b) ours ({variant}) vs SB3 PPO", sb3, runs[variant], 1.5, "SB3")
 
 
 if __name__ == "__main__":

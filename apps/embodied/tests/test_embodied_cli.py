@@ -68,6 +68,13 @@ def test_collocated_train_resume_and_eval(ray_cluster, tmp_path, capsys):
     assert main(["eval", "--checkpoint", str(run_dir), "--episodes", "3"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["eval/episodes"] == 3 and metrics["eval/return_mean"] > 0
+    # Overrides change the config for the evaluation only: episodes cut at 5 steps.
+    short = ["--episodes", "4", "env.env_kwargs.max_episode_steps=5"]
+    assert main(["eval", "--checkpoint", str(run_dir), *short]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["eval/episodes"] == 4 and metrics["eval/length_mean"] <= 5
+    assert main(["eval", "--checkpoint", str(run_dir), "env.no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
 
 
 def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
@@ -84,6 +91,23 @@ def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
     assert "(hybrid)" in capsys.readouterr().out
     rows = _check_run_dir(run_dir, [1024, 2048])
     assert rows[-1]["train/weight_version"] == 2.0
+
+
+def test_overlapped_update_acts_one_version_behind(ray_cluster, tmp_path, capsys):
+    run_dir = tmp_path / "overlap"
+    overrides = [
+        *SHORT,
+        "runner.total_env_steps=4096",
+        "runner.overlap_update=true",
+        "placement.actor=1",
+    ]
+    assert main(["train", "--config", "cartpole", "--run-dir", str(run_dir), *overrides]) == 0
+    assert "(hybrid)" in capsys.readouterr().out
+    rows = _check_run_dir(run_dir, [1024, 2048, 3072, 4096])
+    # The first update uses a rollout of the initial weights; each later one a rollout
+    # collected during the previous update, with the weights from before it.
+    assert [r["train/policy_lag"] for r in rows] == [0.0, 1.0, 1.0, 1.0]
+    assert [r["train/weight_version"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
 
 
 def test_refuses_to_overwrite_a_run(ray_cluster, tmp_path, capsys):

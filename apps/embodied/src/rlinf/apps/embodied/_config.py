@@ -41,6 +41,13 @@ class RunnerConfig(RunnerSection):
         horizon: ``T``, steps per env per rollout; one update per rollout.
         pipeline_stages: each env worker's envs are split into this many stages, so one
             stage's simulation overlaps another's inference (1: no pipelining).
+        overlap_update: collect the next rollout while the actor updates on the last one.
+            The rollout then acts with weights one version behind the actor's (one-step
+            off-policy, as in asynchronous PPO): the update stays correct because PPO's
+            ratio and clip are taken against the log-probs the rollout sampled with, not
+            against a recomputation. It pays only where the actor has devices of its own
+            (e.g. ``placement.actor: "1"``, env and rollout on ``"0"``); collocated, the
+            two would just share the device.
     """
 
     name: str = "embodied"
@@ -49,6 +56,7 @@ class RunnerConfig(RunnerSection):
     total_env_steps: int = 100_000
     horizon: int = 128
     pipeline_stages: int = 1
+    overlap_update: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

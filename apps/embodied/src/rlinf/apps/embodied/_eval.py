@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -23,15 +24,21 @@ def evaluate(
     num_envs: int = 4,
     deterministic: bool = True,
     seed: int = 12345,
+    overrides: Sequence[str] = (),
 ) -> dict[str, float]:
     """Run ``episodes`` episodes with the policy of ``checkpoint`` (a checkpoint directory
     or a run directory, whose latest checkpoint is used).
+
+    ``overrides`` (``key=value``, as for ``train``) change the run's config for the
+    evaluation only, e.g. ``env.env_kwargs.ignore_terminations=false`` to measure ManiSkill
+    success under its own rule (an episode ends at its first success) for a policy trained
+    on full-length episodes.
 
     Returns ``{"eval/return_mean", "eval/return_std", "eval/length_mean",
     "eval/success_rate" (when the env reports success), "eval/episodes"}``.
     """
     state = load_checkpoint(pathlib.Path(checkpoint))
-    cfg = load_embodied_config(find_run_dir(state["dir"]) / CONFIG_FILE)
+    cfg = load_embodied_config(find_run_dir(state["dir"]) / CONFIG_FILE, overrides)
     env = make_env(dataclasses.replace(cfg.env, num_envs=num_envs, seed=seed))
     try:
         policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)

@@ -52,6 +52,7 @@ class EmbodiedFlow:
         self.steps_per_update = cfg.env.num_envs * r.horizon * cfg.env.chunk_size
         self.total_updates = r.total_env_steps // self.steps_per_update
         self.last_episode_returns = np.zeros(0)
+        self._prefetched: _Collected | None = None
         self.cluster = Cluster(cfg.cluster.cluster_config())
         try:
             self._start()
@@ -120,9 +121,9 @@ class EmbodiedFlow:
         ``ray.put``, each rank fetches it); returns the version now loaded everywhere."""
         return sync_weights(self.actor, self.rollout, self.cfg.runner.timeout_s)
 
-    def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
-        """One rollout of ``horizon`` steps of every env: the env workers' results and the
-        rollout ranks' serving statistics."""
+    def start_collect(self, version: int) -> _Collect:
+        """Start one rollout of ``horizon`` steps of every env with weights ``version``
+        (which every rollout rank must have loaded); :meth:`finish_collect` waits for it."""
         r = self.cfg.runner
         envs = self.env.call_per_rank(
             "rollout",
@@ -137,20 +138,47 @@ class EmbodiedFlow:
             request_timeout=r.timeout_s,
             timeout=r.timeout_s * 2,
         )
-        return _wait_both(envs, serve, r.timeout_s * 2)
+        return _Collect(envs, serve, version, time.perf_counter())
+
+    def finish_collect(self, pending: _Collect) -> _Collected:
+        """Wait for a rollout started by :meth:`start_collect`."""
+        results, serving = _wait_both(pending.envs, pending.serve, self.cfg.runner.timeout_s * 2)
+        return _Collected(results, serving, pending.version, time.perf_counter() - pending.start)
+
+    def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+        """One rollout of ``horizon`` steps of every env: the env workers' results and the
+        rollout ranks' serving statistics."""
+        done = self.finish_collect(self.start_collect(version))
+        return done.results, done.serving
 
     def reset_envs(self, seed_offset: int) -> None:
         """Reset every env worker (used after resuming, so episodes start fresh)."""
+        self._prefetched = None
         self.env.call("reset", seed_offset).wait(self.cfg.runner.timeout_s)
 
-    def iteration(self, version: int) -> tuple[dict[str, float], int]:
-        """Collect, update, sync; returns ``(metrics, env_steps of this iteration)``."""
+    def iteration(self, version: int, last: bool = False) -> tuple[dict[str, float], int]:
+        """Collect, update, sync; returns ``(metrics, env_steps of this iteration)``.
+
+        ``version`` is the weight version every rollout rank has loaded (the actor's).
+        With ``runner.overlap_update``, the rollout of the *next* iteration runs (with
+        ``version``) while the actor updates, unless ``last``; the next call then updates
+        on that rollout, whose ``train/policy_lag`` is 1.
+        """
         start = time.perf_counter()
-        results, serving = self.collect(version)
-        t_collect = time.perf_counter() - start
+        data, self._prefetched = self._prefetched, None
+        if data is None:
+            data = self.finish_collect(self.start_collect(version))
+        t_wait = time.perf_counter() - start
+        results = data.results
         trajectories = [res["trajectory"] for res in results]
-        metrics = self.actor.call("update", trajectories).wait(self.cfg.runner.timeout_s)[0]
-        t_update = time.perf_counter() - start - t_collect
+        update = self.actor.call("update", trajectories)
+        ahead = self.start_collect(version) if self.cfg.runner.overlap_update and not last else None
+        metrics = update.wait(self.cfg.runner.timeout_s)[0]
+        t_update = time.perf_counter() - start - t_wait
+        if ahead is not None:
+            # The rollout ranks must be idle before they load the new weights.
+            self._prefetched = self.finish_collect(ahead)
+        t_before_sync = time.perf_counter()
         self.sync_weights()
         t_total = time.perf_counter() - start
         steps = sum(res["env_steps"] for res in results)
@@ -159,11 +187,14 @@ class EmbodiedFlow:
         # rather than iterations (e.g. "the last 100 episodes" of benchmarks).
         self.last_episode_returns = episodes["return"]
         metrics.update(_episode_metrics(episodes))
+        serving = data.serving
         metrics.update(
             {
-                "time/rollout": t_collect,
+                "train/policy_lag": float(version - data.version),
+                "time/rollout": data.seconds,
+                "time/data_wait": t_wait,
                 "time/update": t_update,
-                "time/weight_sync": t_total - t_collect - t_update,
+                "time/weight_sync": t_total - (t_before_sync - start),
                 "time/iteration": t_total,
                 "time/env_step": max(res["time/env_step"] for res in results),
                 "time/env_wait": max(res["time/env_wait"] for res in results),
@@ -172,7 +203,7 @@ class EmbodiedFlow:
                 "rollout/requests_per_forward": sum(st["rollout/requests"] for st in serving)
                 / sum(st["rollout/forward_passes"] for st in serving),
                 "throughput/env_steps_per_s": steps / t_total,
-                "throughput/rollout_env_steps_per_s": steps / t_collect,
+                "throughput/rollout_env_steps_per_s": steps / data.seconds,
             }
         )
         return metrics, steps
@@ -187,6 +218,27 @@ class EmbodiedFlow:
         if isinstance(group, WorkerGroup):
             best_effort(lambda: group.call("close").wait(30))
         self.cluster.shutdown()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Collect:
+    """A rollout in flight: the env and rollout groups' futures."""
+
+    envs: GroupFuture
+    serve: GroupFuture
+    version: int
+    start: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Collected:
+    """A finished rollout: env results, rollout serving stats, the weight version it
+    acted with and how long it took."""
+
+    results: list[dict[str, Any]]
+    serving: list[dict[str, float]]
+    version: int
+    seconds: float
 
 
 def _wait_both(

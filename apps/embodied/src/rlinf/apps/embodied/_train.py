@@ -88,7 +88,7 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
             dynamic_ncols=True,
         )
         while update < flow.total_updates:
-            metrics, steps = flow.iteration(version)
+            metrics, steps = flow.iteration(version, last=update + 1 == flow.total_updates)
             version += 1
             update += 1
             env_steps += steps

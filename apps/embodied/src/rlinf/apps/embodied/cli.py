@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--num-envs", type=int, default=4)
     e.add_argument("--stochastic", action="store_true", help="sample instead of the mode")
+    e.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="change the run's config for this evaluation (e.g. env.env_kwargs.x=y)",
+    )
     return p
 
 
@@ -48,7 +54,11 @@ def _command(args: argparse.Namespace) -> None:
         from ._eval import evaluate
 
         metrics = evaluate(
-            args.checkpoint, args.episodes, args.num_envs, deterministic=not args.stochastic
+            args.checkpoint,
+            args.episodes,
+            args.num_envs,
+            deterministic=not args.stochastic,
+            overrides=args.overrides,
         )
         print(json.dumps(metrics, indent=1))
 
