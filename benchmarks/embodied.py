@@ -65,19 +65,21 @@ class Run:
     split: dict[str, float] = field(default_factory=dict)
 
 
-# name -> (placement env/rollout/actor, pipeline stages, overlap_update)
-VARIANTS: dict[str, tuple[tuple[str, str, str], int, bool]] = {
-    "collocated": (("0", "0", "0"), 1, False),
-    "pipelined": (("0", "1", "1"), 2, False),
-    "overlapped": (("0", "0", "1"), 1, True),
-    "pipelined+overlapped": (("0", "1", "1"), 2, True),
+# name -> (placement env/rollout/actor, pipeline stages, overlap_update, policy_in_env)
+VARIANTS: dict[str, tuple[tuple[str, str, str], int, bool, bool]] = {
+    "collocated": (("0", "0", "0"), 1, False, False),
+    "pipelined": (("0", "1", "1"), 2, False, False),
+    "overlapped": (("0", "0", "1"), 1, True, False),
+    "pipelined+overlapped": (("0", "1", "1"), 2, True, False),
+    "in-env": (("0", "0", "0"), 1, False, True),
+    "in-env+overlapped": (("0", "0", "1"), 1, True, True),
 }
 
 
 def flow_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, Any]:
     """The embodied app config of the benchmark (same for every variant but the
-    placement, the number of pipeline stages and ``overlap_update``)."""
-    (env_dev, rollout_dev, actor_dev), stages, overlap = VARIANTS[variant]
+    placement, the number of pipeline stages, ``overlap_update`` and ``policy_in_env``)."""
+    (env_dev, rollout_dev, actor_dev), stages, overlap, in_env = VARIANTS[variant]
     return {
         "env": {"env_id": args.env, "kind": "mujoco", "num_envs": args.num_envs, "seed": 0},
         "policy": {
@@ -108,6 +110,7 @@ def flow_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, 
             "horizon": args.horizon,
             "pipeline_stages": stages,
             "overlap_update": overlap,
+            "policy_in_env": in_env,
             "checkpoint_every": 0,
             "progress": False,
             "torch_threads": 1,

@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import ray
 import torch
@@ -108,6 +109,31 @@ def test_overlapped_update_acts_one_version_behind(ray_cluster, tmp_path, capsys
     # collected during the previous update, with the weights from before it.
     assert [r["train/policy_lag"] for r in rows] == [0.0, 1.0, 1.0, 1.0]
     assert [r["train/weight_version"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_policy_in_env_workers_matches_rollout_workers(ray_cluster):
+    # Same seed, one env worker, one stage: the policy copy inside the env worker draws
+    # exactly the samples the rollout worker draws (same seeding, same calls), before and
+    # after an update and its weight sync.
+    from rlinf.apps.embodied._config import load_embodied_config
+    from rlinf.apps.embodied._flow import EmbodiedFlow
+
+    trajectories = {}
+    for in_env in (False, True):
+        overrides = ["runner.horizon=32", "runner.total_env_steps=512", "runner.progress=false"]
+        cfg = load_embodied_config("cartpole", [*overrides, f"runner.policy_in_env={in_env}"])
+        flow = EmbodiedFlow(cfg)
+        try:
+            assert (flow.rollout is None) == in_env
+            version = flow.sync_weights()
+            metrics, _ = flow.iteration(version)
+            assert metrics["time/rollout_infer"] > 0
+            results, _ = flow.collect(version + 1)
+            trajectories[in_env] = results[0]["trajectory"]
+        finally:
+            flow.shutdown()
+    for key in ("actions", "log_probs", "values", "next_values", "rewards"):
+        np.testing.assert_array_equal(trajectories[False][key], trajectories[True][key])
 
 
 def test_refuses_to_overwrite_a_run(ray_cluster, tmp_path, capsys):

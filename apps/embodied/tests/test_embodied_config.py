@@ -57,3 +57,9 @@ def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
     assert "algo.lr" in capsys.readouterr().err
     assert not run_dir.exists()
     assert not ray.is_initialized()
+
+
+def test_policy_in_env_needs_rollout_on_the_env_devices():
+    load_embodied_config("cartpole", ["runner.policy_in_env=true", "placement.actor=1"])
+    with pytest.raises(ConfigError, match=r"runner\.policy_in_env.*placement\.rollout \(1\)"):
+        load_embodied_config("cartpole", ["runner.policy_in_env=true", "placement.rollout=1"])

@@ -14,10 +14,14 @@ from rlinf.core import read_metrics
 # Overlapped: the actor on its own slot updates while the next rollout is collected with
 # the previous weights (one-step off-policy); the bar is the same.
 OVERLAPPED = ["runner.overlap_update=true", "placement.actor=1"]
+# ...and with the policy run inside the env worker (no rollout worker).
+IN_ENV = [*OVERLAPPED, "runner.policy_in_env=true"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [[], OVERLAPPED], ids=["collocated", "overlapped"])
+@pytest.mark.parametrize(
+    "overrides", [[], OVERLAPPED, IN_ENV], ids=["collocated", "overlapped", "in_env_overlapped"]
+)
 def test_cartpole_preset_solves_within_100k_steps(tmp_path, overrides):
     run_dir = tmp_path / "cartpole"
     start = time.perf_counter()

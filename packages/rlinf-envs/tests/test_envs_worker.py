@@ -150,3 +150,90 @@ def test_env_worker_rejects_uneven_stages_and_times_out(cluster):
         rollout.close()
         group.kill()
         pgs.remove()
+
+
+class _Responder:
+    """Plays the policy inside the env worker's process (a StageResponder): pushes the cart
+    away from the way the pole leans (so episodes end fast), records each obs' first feature
+    and, for the previous step, each final obs' first feature; holds a weight version."""
+
+    def __init__(self, obs_spec, action_spec, *, rank: int) -> None:
+        assert "state" in obs_spec and rank in (0, 1)
+        self.version = -1
+        self.calls = 0
+
+    def load_weights(self, snapshot) -> int:
+        self.version = int(snapshot)
+        return self.version
+
+    def require(self, version: int) -> None:
+        if version != self.version:
+            raise RuntimeError(f"asked for version {version}, holding {self.version}")
+
+    def answer(self, requests):
+        assert len(requests) == 1
+        self.calls += 1
+        req, reply = requests[0], {}
+        if req["obs"] is not None:
+            reply["action"] = (req["obs"]["state"][:, 2] < 0).astype(np.int64)
+            reply["record"] = {"x": req["obs"]["state"][:, 0].copy()}
+        if req["final"] is not None:
+            index, rows = req["final"]
+            final_x = (
+                np.empty(len(index)) if req["obs"] is None else req["obs"]["state"][:, 0].copy()
+            )
+            final_x[index] = rows["state"][:, 0]
+            reply["record_prev"] = {"final_x": final_x}
+        return [reply]
+
+
+def _make_responder(obs_spec, action_spec, *, rank):
+    return _Responder(obs_spec, action_spec, rank=rank)
+
+
+def test_env_worker_with_in_process_policy(cluster):
+    import sys
+
+    import ray.cloudpickle
+
+    # The worker cannot import this test module: ship the responder by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    pgs = cluster.allocate({"env": "0"})
+    cfg = EnvConfig("CartPole-v1", num_envs=4, seed=10)
+    group = cluster.launch(
+        EnvWorker,
+        pgs,
+        "env",
+        name="env-local",
+        args=(cfg, 2),
+        kwargs={"responder_factory": _make_responder},
+    )
+    try:
+        with pytest.raises(WorkerError, match="holding -1"):
+            group.call("rollout", None, 3, version=0).wait(60)
+        with pytest.raises(WorkerError, match="needs the weight version"):
+            group.call("rollout", None, 3).wait(60)
+        assert group.call("load_weights", 5).wait(60) == [5]
+        res = group.call("rollout", None, 40, version=5).wait(120)[0]
+    finally:
+        group.kill()
+    plain = cluster.launch(EnvWorker, pgs, "env", name="env-plain", args=(cfg, 1))
+    try:
+        with pytest.raises(WorkerError, match="no in-process policy"):
+            plain.call("load_weights", 1).wait(60)
+        with pytest.raises(WorkerError, match="no rollout endpoints and no in-process policy"):
+            plain.call("rollout", None, 3, version=1).wait(60)
+    finally:
+        plain.kill()
+        pgs.remove()
+    traj = res["trajectory"]
+    assert res["env_steps"] == 160 and res["time/policy"] > 0
+    assert traj["obs"]["state"].shape == (4, 40, 4)
+    # The in-process policy's replies are recorded exactly like a remote rollout's.
+    np.testing.assert_array_equal(traj["x"], traj["obs"]["state"][..., 0])
+    np.testing.assert_array_equal(traj["actions"], traj["obs"]["state"][..., 2] < 0)
+    cont = ~(traj["terminated"] | traj["truncated"])[:, :-1]
+    np.testing.assert_array_equal(
+        traj["final_x"][:, :-1][cont], traj["obs"]["state"][:, 1:, 0][cont]
+    )
+    assert (~cont).any()

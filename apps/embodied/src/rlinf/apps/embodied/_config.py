@@ -48,6 +48,11 @@ class RunnerConfig(RunnerSection):
             against a recomputation. It pays only where the actor has devices of its own
             (e.g. ``placement.actor: "1"``, env and rollout on ``"0"``); collocated, the
             two would just share the device.
+        policy_in_env: the env workers run the rollout policy themselves (no rollout
+            workers, no per-step hand-off between processes; weights go to the env
+            workers). Needs ``placement.rollout`` on the same devices as
+            ``placement.env``: it is how env and rollout sharing devices execute best when
+            the stages' exchange, not inference, is the cost (small policies on CPU).
     """
 
     name: str = "embodied"
@@ -57,6 +62,7 @@ class RunnerConfig(RunnerSection):
     horizon: int = 128
     pipeline_stages: int = 1
     overlap_update: bool = False
+    policy_in_env: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,6 +108,14 @@ def validate(cfg: EmbodiedConfig) -> Placement:
         cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
     )
     env_ranks = placement["env"].world_size
+    if cfg.runner.policy_in_env and set(placement["rollout"].devices) != set(
+        placement["env"].devices
+    ):
+        raise ConfigError(
+            f"runner.policy_in_env: the policy runs inside the env workers, so "
+            f"placement.rollout ({cfg.placement['rollout']!r}) must name the same devices as "
+            f"placement.env ({cfg.placement['env']!r})"
+        )
     shards = env_ranks * cfg.runner.pipeline_stages
     if cfg.env.num_envs % shards:
         raise ConfigError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import secrets
 import time
 import uuid
@@ -32,7 +33,7 @@ from rlinf.core import (
     sync_weights,
 )
 from rlinf.envs import EnvWorker
-from rlinf.models.embodied import EmbodiedActorWorker, EmbodiedRolloutWorker
+from rlinf.models.embodied import EmbodiedActorWorker, EmbodiedRolloutWorker, build_responder
 
 from ._config import COMPONENTS, EmbodiedConfig
 
@@ -73,8 +74,19 @@ class EmbodiedFlow:
             # Different runner seeds give disjoint env seed ranges.
             seed=cfg.env.seed + 1_000_003 * r.seed,
         )
+        factory = None
+        if r.policy_in_env:
+            # Each env worker builds its copy of the policy (seeded by its rank).
+            factory = functools.partial(
+                build_responder, cfg.policy, seed=r.seed, torch_threads=r.torch_threads
+            )
         self.env = self.cluster.launch(
-            EnvWorker, pgs, "env", name=f"env-{tag}", args=(env_cfg, r.pipeline_stages)
+            EnvWorker,
+            pgs,
+            "env",
+            name=f"env-{tag}",
+            args=(env_cfg, r.pipeline_stages),
+            kwargs={"responder_factory": factory},
         )
         obs_spec, action_spec = self.env.call("specs", ranks=0).wait(r.timeout_s)[0]
         self.actor = self.cluster.launch(
@@ -85,6 +97,11 @@ class EmbodiedFlow:
             args=(cfg.policy, cfg.algo, obs_spec, action_spec, self.total_updates),
             kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
         )
+        self.mode = pgs.placement.mode
+        self.rollout: WorkerGroup | None = None
+        self.endpoints: list[list[tuple[str, int, bytes]]] | None = None
+        if r.policy_in_env:
+            return
         self.rollout = self.cluster.launch(
             EmbodiedRolloutWorker,
             pgs,
@@ -93,14 +110,13 @@ class EmbodiedFlow:
             args=(cfg.policy, obs_spec, action_spec),
             kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
         )
-        self.mode = pgs.placement.mode
         # Every (env rank, stage) gets a direct connection to a rollout rank, round robin:
         # with 2 stages and one rollout rank, that rank serves both stages of every env
         # worker, answering whichever request arrives first (batched when several wait).
         token = secrets.token_bytes(32)
         endpoints = self.rollout.call("open_endpoint", token).wait(r.timeout_s)
         n_roll = self.rollout.world_size
-        self.endpoints: list[list[tuple[str, int, bytes]]] = []
+        self.endpoints = []
         self.requests = [0] * n_roll
         self.peers = [0] * n_roll
         for e in range(env_ranks):
@@ -119,12 +135,23 @@ class EmbodiedFlow:
     def sync_weights(self) -> int:
         """Push the actor's weights to every rollout rank (through the object store: one
         ``ray.put``, each rank fetches it); returns the version now loaded everywhere."""
-        return sync_weights(self.actor, self.rollout, self.cfg.runner.timeout_s)
+        target = self.rollout if self.rollout is not None else self.env
+        return sync_weights(self.actor, target, self.cfg.runner.timeout_s)
 
     def start_collect(self, version: int) -> _Collect:
         """Start one rollout of ``horizon`` steps of every env with weights ``version``
         (which every rollout rank must have loaded); :meth:`finish_collect` waits for it."""
         r = self.cfg.runner
+        if self.rollout is None or self.endpoints is None:
+            envs = self.env.call(
+                "rollout",
+                None,
+                r.horizon,
+                reply_timeout=r.timeout_s,
+                version=version,
+                timeout=r.timeout_s * 2,
+            )
+            return _Collect(envs, None, version, time.perf_counter())
         envs = self.env.call_per_rank(
             "rollout",
             [(endpoints, r.horizon) for endpoints in self.endpoints],
@@ -142,7 +169,22 @@ class EmbodiedFlow:
 
     def finish_collect(self, pending: _Collect) -> _Collected:
         """Wait for a rollout started by :meth:`start_collect`."""
-        results, serving = _wait_both(pending.envs, pending.serve, self.cfg.runner.timeout_s * 2)
+        timeout = self.cfg.runner.timeout_s * 2
+        if pending.serve is None:
+            results = pending.envs.wait(timeout)
+            # The env workers answered their own requests: their policy time stands in
+            # for the rollout ranks' serving statistics.
+            serving = [
+                {
+                    "rollout/requests": float(self.cfg.runner.pipeline_stages),
+                    "rollout/forward_passes": float(self.cfg.runner.pipeline_stages),
+                    "time/rollout_infer": res["time/policy"],
+                    "time/rollout_wait": 0.0,
+                }
+                for res in results
+            ]
+        else:
+            results, serving = _wait_both(pending.envs, pending.serve, timeout)
         return _Collected(results, serving, pending.version, time.perf_counter() - pending.start)
 
     def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
@@ -225,7 +267,7 @@ class _Collect:
     """A rollout in flight: the env and rollout groups' futures."""
 
     envs: GroupFuture
-    serve: GroupFuture
+    serve: GroupFuture | None
     version: int
     start: float
 

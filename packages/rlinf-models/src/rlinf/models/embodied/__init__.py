@@ -7,18 +7,22 @@
   ``export_weights``.
 * :class:`EmbodiedRolloutWorker`: an inference copy that loads weights strictly in version
   order and serves env workers' observation requests over direct per-stage connections.
+* :class:`ActionResponder` / :func:`build_responder`: the rollout's batched, version-checked
+  answer to env stages' requests, without transport (an env worker can run it in-process).
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
 from ._actor_worker import EmbodiedActorWorker
 from ._batch import TRAJECTORY_KEYS, concat_trajectories, to_tensors
 from ._config import UpdaterConfig
+from ._responder import ActionResponder, build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
 from ._updater import PolicyUpdater
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
     "TRAJECTORY_KEYS",
+    "ActionResponder",
     "EmbodiedActorWorker",
     "EmbodiedRolloutWorker",
     "PolicyUpdater",
@@ -26,6 +30,7 @@ __all__ = [
     "UpdaterConfig",
     "VersionedWeights",
     "WeightSnapshot",
+    "build_responder",
     "concat_trajectories",
     "to_tensors",
 ]

@@ -6,7 +6,7 @@ import hmac
 import socket
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -19,7 +19,8 @@ from rlinf.core import Worker
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
-from ._weights import VersionedWeights, WeightSnapshot
+from ._responder import ActionResponder
+from ._weights import WeightSnapshot
 
 __all__ = ["EmbodiedRolloutWorker"]
 
@@ -65,8 +66,9 @@ class EmbodiedRolloutWorker(Worker):
         # them, so torch's warning about non-writable arrays is noise here.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         torch.manual_seed(seed + 7919 * (self.rank + 1))
-        self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device).eval()
-        self.weights = VersionedWeights(self.policy)
+        self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
+        self.responder = ActionResponder(self.policy)
+        self.weights = self.responder.weights
         self._listener: socket.socket | None = None
         self._token = b""
         self._peers: dict[Connection, Any] = {}
@@ -157,7 +159,7 @@ class EmbodiedRolloutWorker(Worker):
                 )
             requests = [self._receive(conn) for conn in ready]
             mid = time.perf_counter()
-            replies = self._answer(requests)
+            replies = self.responder.answer(requests)
             for conn, reply in zip(ready, replies, strict=True):
                 conn.send(reply)
             infer += time.perf_counter() - mid
@@ -170,48 +172,6 @@ class EmbodiedRolloutWorker(Worker):
             "time/rollout_infer": infer,
             "time/rollout_wait": waited,
         }
-
-    def _answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        """One forward pass for the obs of all ``requests``, one for their final rows."""
-        with_obs = [r for r in requests if r["obs"] is not None]
-        with_final = [r for r in requests if r["final"] is not None]
-        acted: list[tuple[np.ndarray, ...]] = []
-        with torch.no_grad():
-            if with_obs:
-                sizes = [_rows(r["obs"]) for r in with_obs]
-                action, logp, value = self.policy.act(_concat([r["obs"] for r in with_obs]))
-                cuts = np.cumsum(sizes)[:-1]
-                acted = list(
-                    zip(
-                        *(np.split(x.cpu().numpy(), cuts) for x in (action, logp, value)),
-                        strict=True,
-                    )
-                )
-            finals: list[np.ndarray] = []
-            rows = [r["final"][1] for r in with_final]
-            sizes = [len(r["final"][0]) for r in with_final]
-            if sum(sizes):
-                final_values = self.policy.value(_concat(rows)).cpu().numpy()
-                finals = np.split(final_values, np.cumsum(sizes)[:-1])
-            else:
-                finals = [np.zeros(0, np.float32) for _ in with_final]
-        replies: list[dict[str, Any]] = []
-        it_obs, it_final = iter(acted), iter(finals)
-        for request in requests:
-            reply: dict[str, Any] = {"version": self.weights.version}
-            values = None
-            if request["obs"] is not None:
-                action, logp, values = next(it_obs)
-                reply["action"] = action
-                reply["record"] = {"log_probs": logp, "values": values}
-            if request["final"] is not None:
-                index = np.asarray(request["final"][0])
-                final_v = next(it_final)
-                next_values = values.copy() if values is not None else np.empty_like(final_v)
-                next_values[index] = final_v
-                reply["record_prev"] = {"next_values": next_values}
-            replies.append(reply)
-        return replies
 
     def _accept(self, peers: int, timeout: float) -> None:
         """Accept connections until ``peers`` stages are connected and authenticated."""
@@ -261,14 +221,3 @@ class EmbodiedRolloutWorker(Worker):
         for conn in self._peers:
             conn.close()
         self._peers.clear()
-
-
-def _rows(obs: Mapping[str, Any]) -> int:
-    return len(next(iter(obs.values())))
-
-
-def _concat(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Concatenate obs dicts along the batch axis (one part is passed through as is)."""
-    if len(parts) == 1:
-        return dict(parts[0])
-    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
