@@ -43,9 +43,10 @@ class RunnerConfig(RunnerSection):
             stage's simulation overlaps another's inference (1: no pipelining).
         overlap_update: collect the next rollout while the actor updates on the last one.
             The rollout then acts with weights one version behind the actor's (one-step
-            off-policy, as in asynchronous PPO): the update stays correct because PPO's
-            ratio and clip are taken against the log-probs the rollout sampled with, not
-            against a recomputation. It pays only where the actor has devices of its own
+            off-policy, as in asynchronous PPO), so the actor uses the decoupled objective
+            (``algo.decoupled``, turned on here): clip around the update's starting policy,
+            importance-weight by the rollout's log-probs. It pays only where the actor has
+            devices of its own
             (e.g. ``placement.actor: "1"``, env and rollout on ``"0"``); collocated, the
             two would just share the device.
         policy_in_env: the env workers run the rollout policy themselves (no rollout

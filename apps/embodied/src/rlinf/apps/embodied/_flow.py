@@ -89,12 +89,15 @@ class EmbodiedFlow:
             kwargs={"responder_factory": factory},
         )
         obs_spec, action_spec = self.env.call("specs", ranks=0).wait(r.timeout_s)[0]
+        # Overlapped updates train on data one version old: clip around the update's own
+        # starting policy rather than the stale rollout policy.
+        algo = dataclasses.replace(cfg.algo, decoupled=True) if r.overlap_update else cfg.algo
         self.actor = self.cluster.launch(
             EmbodiedActorWorker,
             pgs,
             "actor",
             name=f"actor-{tag}",
-            args=(cfg.policy, cfg.algo, obs_spec, action_spec, self.total_updates),
+            args=(cfg.policy, algo, obs_spec, action_spec, self.total_updates),
             kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
         )
         self.mode = pgs.placement.mode

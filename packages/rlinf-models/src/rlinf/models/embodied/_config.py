@@ -34,6 +34,13 @@ class UpdaterConfig:
         group_size: GRPO only: number of consecutive envs (in the concatenated batch order)
             whose returns-to-go are normalized together at each time step; ``0`` means all
             envs of the batch form one group.
+        decoupled: the decoupled PPO objective (``rlinf.algos.decoupled_ppo_loss``) for
+            data sampled with older weights (e.g. one version behind with an overlapped
+            update): the clip is anchored at log-probs recomputed with the weights at the
+            start of the update, and the rollout's own log-probs only enter through the
+            importance weight ``pi_prox / pi_rollout`` (capped at 5). Plain PPO anchors the
+            clip at the rollout's log-probs, so with stale data many samples start outside
+            the clip range and give no gradient. On fresh data both are the same.
     """
 
     algo: Literal["ppo", "grpo"] = "ppo"
@@ -52,6 +59,7 @@ class UpdaterConfig:
     lam: float = 0.95
     normalize_advantages: bool = True
     group_size: int = 0
+    decoupled: bool = False
 
     def __post_init__(self) -> None:
         if self.algo not in ("ppo", "grpo"):

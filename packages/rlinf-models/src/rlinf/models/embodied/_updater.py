@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from rlinf.algos import (
+    AsyncPPOConfig,
     PPOLossConfig,
+    decoupled_ppo_loss,
     discounted_returns,
     gae_advantages,
     grpo_advantages,
@@ -51,6 +53,7 @@ class PolicyUpdater:
             clip_high=config.clip_high,
             entropy_coef=config.entropy_coef,
         )
+        self.async_config = AsyncPPOConfig(ppo=self.loss_config)
 
     def lr_at(self, update: int) -> float:
         """Learning rate of the ``update``-th update (0-based)."""
@@ -112,6 +115,11 @@ class PolicyUpdater:
         actions = batch["actions"].reshape(n * t, *batch["actions"].shape[2:])
         old_logp = batch["log_probs"].reshape(-1).float()
         old_values = batch["values"].reshape(-1).float()
+        prox_logp = None
+        if cfg.decoupled:
+            # The clip's anchor: this update's starting policy (normalizer included).
+            with torch.no_grad():
+                prox_logp = self.policy.evaluate(flat_obs, actions)[0].reshape(-1).float()
         lr = self.lr_at(self.num_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -126,6 +134,7 @@ class PolicyUpdater:
                     old_values[idx],
                     adv[idx],
                     ret[idx],
+                    None if prox_logp is None else prox_logp[idx],
                 )
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -149,16 +158,29 @@ class PolicyUpdater:
         old_values: torch.Tensor,
         adv: torch.Tensor,
         ret: torch.Tensor,
+        prox_logp: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """One gradient step on a minibatch of ``B`` samples (all tensors ``[B, ...]``)."""
+        """One gradient step on a minibatch of ``B`` samples (all tensors ``[B, ...]``);
+        ``prox_logp`` (decoupled objective only) anchors the clip."""
         cfg = self.config
         logp, entropy, value = self.policy.evaluate(obs, actions)
         if cfg.normalize_advantages and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         # The loss functions are written for [B, T] token layouts: a minibatch is one row.
-        pg, pg_metrics = ppo_policy_loss(
-            logp[None], old_logp[None], adv[None], config=self.loss_config, entropy=entropy[None]
-        )
+        if prox_logp is None:
+            pg, pg_metrics = ppo_policy_loss(
+                logp[None],
+                old_logp[None],
+                adv[None],
+                config=self.loss_config,
+                entropy=entropy[None],
+            )
+        else:
+            pg, pg_metrics = decoupled_ppo_loss(
+                logp[None], prox_logp[None], old_logp[None], adv[None], config=self.async_config
+            )
+            pg = pg - cfg.entropy_coef * entropy.mean()
+            pg_metrics["entropy"] = entropy.mean().detach()
         loss = pg
         out = {
             "pg_loss": float(pg_metrics["pg_loss"]),
@@ -166,6 +188,8 @@ class PolicyUpdater:
             "approx_kl": float(pg_metrics["approx_kl"]),
             "clip_frac": float(pg_metrics["clip_frac_low"] + pg_metrics["clip_frac_high"]),
         }
+        if prox_logp is not None:
+            out["behav_weight_mean"] = float(pg_metrics["behav_weight_mean"])
         if cfg.algo == "ppo":
             vf, _ = value_loss(
                 value,
