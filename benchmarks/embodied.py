@@ -1,10 +1,14 @@
 """Embodied training-loop throughput, measured side by side in one run.
 
 (a) placement: the same PPO config trained collocated (env, rollout and actor on CPU slot 0,
-    ``pipeline_stages=1``: simulation and inference take turns) vs pipelined (env on slot 0,
-    rollout and actor on slot 1, ``pipeline_stages=2``: one half of the envs is simulated
-    while the rollout infers for the other half). Goal: pipelined >= 1.5x env-steps/s.
-(b) baseline: our pipelined loop vs Stable-Baselines3 PPO on the same env, number of envs,
+    ``pipeline_stages=1``: simulation, inference and update take turns) vs the other ways
+    the same flow can execute (``--variants``): pipelined (env on slot 0, rollout and actor
+    on slot 1, 2 stages: one half of the envs is simulated while the rollout infers for the
+    other half); overlapped (``runner.overlap_update``: env + rollout on slot 0, the actor on
+    slot 1 updates while the next rollout is collected, one version behind, with the
+    decoupled PPO objective); in-env (``runner.policy_in_env``: the policy runs inside the
+    env worker, no per-step process hand-off) and both. Goal: >= 1.5x env-steps/s.
+(b) baseline: each variant vs Stable-Baselines3 PPO on the same env, number of envs,
     total steps and hyper-parameters (rollout length, epochs, minibatch size, learning rate
     and its linear decay, clip, GAE, grad clip, Adam eps, separate tanh MLPs for policy and
     value with orthogonal init, observation normalization). Goal: >= 1.5x SB3's
@@ -18,7 +22,7 @@ early terminations, so every iteration simulates the same work; 16 envs, 8 per s
 pipelined; 256 x 256 tanh MLPs for policy and value) is one where a step of simulation and
 a forward pass cost about the same; the per-iteration split printed under (a) shows both.
 
-Rounds alternate between the three runs (collocated, pipelined, SB3, collocated, ...) and
+Rounds alternate between the runs (every variant, then SB3, then every variant ...) and
 medians of per-round ratios are reported, so a machine busy with other work slows all
 sides alike.
 

@@ -99,14 +99,9 @@ def test_grpo_advantages_normalize_returns_per_step_within_groups():
             )
 
 
-def test_one_minibatch_step_matches_hand_computed_loss():
-    """epochs=1, minibatches=1: the update must equal one Adam step on the algos losses."""
-    traj = _trajectory()
-    cfg = UpdaterConfig(epochs=1, minibatches=1, lr=1e-2, max_grad_norm=0.3, entropy_coef=0.01)
-    policy = _policy()
-    ref = copy.deepcopy(policy)
-    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
-
+def _reference_batch(traj, cfg):
+    """Tensors, minibatch-normalized GAE advantages, returns and flat obs, computed with the
+    algos functions directly (the reference for one-minibatch updates)."""
     b = _tensors(traj)
     adv, ret = gae_advantages(
         b["rewards"].float(),
@@ -119,7 +114,18 @@ def test_one_minibatch_step_matches_hand_computed_loss():
     )
     adv, ret = adv.reshape(-1), ret.reshape(-1)
     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    obs = {"state": torch.as_tensor(traj["obs"]["state"]).reshape(-1, 3)}
+    return b, adv, ret, {"state": torch.as_tensor(traj["obs"]["state"]).reshape(-1, 3)}
+
+
+def test_one_minibatch_step_matches_hand_computed_loss():
+    """epochs=1, minibatches=1: the update must equal one Adam step on the algos losses."""
+    traj = _trajectory()
+    cfg = UpdaterConfig(epochs=1, minibatches=1, lr=1e-2, max_grad_norm=0.3, entropy_coef=0.01)
+    policy = _policy()
+    ref = copy.deepcopy(policy)
+    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
+
+    b, adv, ret, obs = _reference_batch(traj, cfg)
     logp, ent, value = ref.evaluate(obs, b["actions"].reshape(-1))
     pg, pg_parts = ppo_policy_loss(
         logp[None],
@@ -191,19 +197,7 @@ def test_decoupled_step_matches_hand_computed_loss():
     ref = copy.deepcopy(policy)
     metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
 
-    b = _tensors(traj)
-    adv, ret = gae_advantages(
-        b["rewards"].float(),
-        b["values"],
-        gamma=cfg.gamma,
-        lam=cfg.lam,
-        next_values=b["next_values"],
-        terminated=b["terminated"],
-        truncated=b["truncated"],
-    )
-    adv, ret = adv.reshape(-1), ret.reshape(-1)
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    obs = {"state": torch.as_tensor(traj["obs"]["state"]).reshape(-1, 3)}
+    b, adv, ret, obs = _reference_batch(traj, cfg)
     logp, ent, value = ref.evaluate(obs, b["actions"].reshape(-1))
     prox = logp.detach()
     # Hand-written decoupled objective: w * max(-A r, -A clip(r)), r = pi / pi_prox.
