@@ -87,6 +87,24 @@ def test_gae_matches_loop_with_terminations_and_truncations(seed):
     assert bool(term.any()) and bool(trunc.any())
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gae_with_next_values_skips_masked_steps(seed):
+    # Holes in the mask (not just right padding): the recursion passes through them.
+    r, v, nv, term, trunc = random_rollout(seed)
+    g = torch.Generator().manual_seed(100 + seed)
+    mask = torch.rand(r.shape, generator=g) > 0.3
+    r = torch.where(mask, r, torch.nan)  # garbage where invalid must not leak
+    adv, ret = gae_advantages(
+        r, v, gamma=0.97, lam=0.9, next_values=nv, terminated=term, truncated=trunc, mask=mask
+    )
+    ref = ref_gae(
+        r.tolist(), v.tolist(), nv.tolist(), term.tolist(), trunc.tolist(), mask.tolist(), 0.97, 0.9
+    )
+    torch.testing.assert_close(adv, torch.tensor(ref, dtype=D))
+    torch.testing.assert_close(ret, torch.where(mask, adv + v, 0.0))
+    assert bool((~mask).any()) and bool((adv[~mask] == 0).all())
+
+
 def test_gae_variable_length_masks_token_level():
     g = torch.Generator().manual_seed(3)
     r = torch.randn(3, 6, generator=g, dtype=D)

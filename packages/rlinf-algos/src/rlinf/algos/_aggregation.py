@@ -85,8 +85,22 @@ def aggregate_loss(
     if loss.dim() != 2:
         raise ValueError(f"loss must be [B, T], got shape {tuple(loss.shape)}")
     check_same_shape(loss=loss, mask=mask)
-    m = as_mask(mask, loss.shape, loss.device)
-    check_finite("loss", loss, m)
     if norm_length is not None and norm_length <= 0:
         raise ValueError(f"norm_length must be positive, got {norm_length}")
+    if mask is None and mode in _UNMASKED:
+        check_finite("loss", loss)
+        return _UNMASKED[mode](loss, norm_length)
+    m = as_mask(mask, loss.shape, loss.device)
+    check_finite("loss", loss, m)
     return fn(loss, m, norm_length)
+
+
+# The built-in modes without a mask: every sequence has all T tokens, so no masked sums.
+_UNMASKED = {
+    "token-mean": lambda loss, _: loss.mean(),
+    "seq-mean-token-sum": lambda loss, _: loss.sum(dim=-1).mean(),
+    "seq-mean-token-mean": lambda loss, _: loss.mean(dim=-1).mean(),
+    "seq-mean-token-sum-norm": lambda loss, length: (
+        loss.sum(dim=-1).mean() / (loss.shape[-1] if length is None else length)
+    ),
+}

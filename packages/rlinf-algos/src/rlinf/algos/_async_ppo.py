@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 import torch
 
 from ._aggregation import aggregate_loss
-from ._checks import as_mask, check_finite, check_same_shape
+from ._checks import (
+    as_mask,
+    check_finite,
+    check_same_shape,
+    masked_count,
+    masked_sum,
+    optional_mask,
+    zero_outside,
+)
 from ._policy_loss import PPOLossConfig, ppo_token_loss, ratio_metrics
 from ._registry import POLICY_LOSSES
 
@@ -113,7 +121,12 @@ def decoupled_ppo_loss(
         behaviour_log_probs=behaviour_log_probs,
         advantages=advantages,
     )
-    m = as_mask(mask, log_probs.shape, log_probs.device)
+    cap = cfg.behaviour_weight_cap
+    masking = cfg.max_staleness is not None or (
+        cap is not None and cfg.behaviour_weight_mode == "mask"
+    )
+    # Without a mask and without anything that masks samples, no mask is materialized.
+    m = (as_mask if masking else optional_mask)(mask, log_probs.shape, log_probs.device)
     for name, t in (
         ("log_probs", log_probs),
         ("proximal_log_probs", proximal_log_probs),
@@ -140,17 +153,18 @@ def decoupled_ppo_loss(
     prox = proximal_log_probs.detach()
     log_w = (prox - behaviour_log_probs.detach()).clamp(-20.0, 20.0)
     weight = torch.exp(log_w)
-    behav_masked = torch.zeros_like(m)
-    cap = cfg.behaviour_weight_cap
+    behav_masked = None
     if cap is not None:
         if cfg.behaviour_weight_mode == "mask":
+            assert m is not None  # materialized above
             behav_masked = m & (weight > cap)
             m = m & ~behav_masked
             if not bool(m.any()):
                 raise ValueError("every token exceeds behaviour_weight_cap; nothing to train on")
         else:
             weight = weight.clamp(max=cap)
-    n_before = behav_masked.sum() + m.sum()
+    n_masked = 0 if behav_masked is None else behav_masked.sum()
+    n_valid = masked_count(weight, m)
     p = cfg.ppo
     loss_tok, parts = ppo_token_loss(
         log_probs,
@@ -161,15 +175,17 @@ def decoupled_ppo_loss(
         dual_clip=p.dual_clip,
         log_ratio_clamp=p.log_ratio_clamp,
     )
-    loss_tok = torch.where(m, weight * loss_tok, 0.0)
+    loss_tok = zero_outside(weight * loss_tok, m)
     loss = aggregate_loss(loss_tok, m, p.agg_mode, norm_length=p.norm_length)
     metrics = ratio_metrics(parts, m)
     metrics.update(
         {
             "pg_loss": loss.detach(),
-            "behav_weight_mean": torch.where(m, weight, 0.0).sum() / m.sum(),
-            "behav_weight_max": torch.where(m, weight, 0.0).max(),
-            "behav_masked_frac": behav_masked.sum() / n_before,
+            "behav_weight_mean": masked_sum(weight, m) / n_valid,
+            "behav_weight_max": zero_outside(weight, m).max(),
+            "behav_masked_frac": torch.as_tensor(
+                n_masked / (n_masked + n_valid), dtype=weight.dtype, device=weight.device
+            ),
             "stale_frac": stale_frac,
         }
     )

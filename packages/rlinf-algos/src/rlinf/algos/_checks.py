@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["as_mask", "check_finite", "check_same_shape", "compute_dtype"]
+__all__ = [
+    "as_mask",
+    "check_finite",
+    "check_same_shape",
+    "compute_dtype",
+    "masked_count",
+    "masked_sum",
+    "optional_mask",
+    "zero_outside",
+]
 
 
 def check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -13,7 +24,14 @@ def check_finite(name: str, tensor: torch.Tensor, mask: torch.Tensor | None = No
         raise ValueError(f"{name} must be a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         return
-    bad = ~torch.isfinite(tensor.detach())
+    t = tensor.detach()
+    # Fast path: one reduction and one scalar read. NaN or inf in any counted entry makes the
+    # sum non-finite; a sum that overflowed from finite entries falls through to the exact
+    # check below, which then finds nothing to report.
+    total = t.sum() if mask is None else torch.where(mask, t, 0.0).sum()
+    if math.isfinite(total.item()):
+        return
+    bad = ~torch.isfinite(t)
     if mask is not None:
         bad = bad & mask
     if bool(bad.any()):
@@ -66,3 +84,30 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
         if t is not None and t.is_floating_point():
             dtype = torch.promote_types(dtype, t.dtype)
     return dtype
+
+
+# Mask-optional helpers. ``None`` means "every entry is valid"; the functions that take a
+# mask keep it ``None`` in that case instead of materializing an all-true tensor, which on
+# small batches (an embodied PPO minibatch) made the masking ops most of a loss's cost.
+
+
+def optional_mask(
+    mask: torch.Tensor | None, shape: torch.Size, device: torch.device, name: str = "mask"
+) -> torch.Tensor | None:
+    """``None`` stays ``None``; a tensor is checked and converted by :func:`as_mask`."""
+    return None if mask is None else as_mask(mask, shape, device, name)
+
+
+def zero_outside(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``x`` with entries outside ``mask`` set to 0 (``x`` itself when ``mask`` is None)."""
+    return x if mask is None else torch.where(mask, x, 0.0)
+
+
+def masked_sum(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Sum of ``x`` over the valid entries (all when ``mask`` is None); 0-dim."""
+    return zero_outside(x, mask).sum()
+
+
+def masked_count(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | int:
+    """Number of valid entries of ``x``'s shape (``x.numel()`` when ``mask`` is None)."""
+    return x.numel() if mask is None else mask.sum()

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import torch
 
 from ._aggregation import aggregate_loss
-from ._checks import as_mask, check_finite, check_same_shape
+from ._checks import (
+    check_finite,
+    check_same_shape,
+    masked_count,
+    masked_sum,
+    optional_mask,
+    zero_outside,
+)
 from ._importance import truncated_importance_weights
 from ._registry import LOSS_AGGREGATIONS, POLICY_LOSSES
 
@@ -101,21 +108,28 @@ def ppo_token_loss(
     return loss, parts
 
 
-def ratio_metrics(parts: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Clip fractions, ratio statistics and approx-KL over valid tokens (0-dim, detached)."""
-    n = mask.sum()
+def ratio_metrics(
+    parts: dict[str, torch.Tensor], mask: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Clip fractions, ratio statistics and approx-KL over valid tokens (0-dim, detached);
+    ``mask`` None: every token is valid."""
     r = parts["ratio"].detach()
     lr = parts["log_ratio"].detach()
-    inf = torch.tensor(float("inf"), device=r.device, dtype=r.dtype)
+    n = masked_count(r, mask)
+    if mask is None:
+        r_max, r_min = r.max(), r.min()
+    else:
+        inf = torch.tensor(float("inf"), device=r.device, dtype=r.dtype)
+        r_max, r_min = torch.where(mask, r, -inf).max(), torch.where(mask, r, inf).min()
     return {
-        "clip_frac_low": (parts["clipped_low"] & mask).sum() / n,
-        "clip_frac_high": (parts["clipped_high"] & mask).sum() / n,
-        "clip_frac_dual": (parts["clipped_dual"] & mask).sum() / n,
+        "clip_frac_low": masked_sum(parts["clipped_low"], mask) / n,
+        "clip_frac_high": masked_sum(parts["clipped_high"], mask) / n,
+        "clip_frac_dual": masked_sum(parts["clipped_dual"], mask) / n,
         # k3 estimate of KL(old || new) from samples of the old policy.
-        "approx_kl": torch.where(mask, r - 1.0 - lr, 0.0).sum() / n,
-        "ratio_mean": torch.where(mask, r, 0.0).sum() / n,
-        "ratio_max": torch.where(mask, r, -inf).max(),
-        "ratio_min": torch.where(mask, r, inf).min(),
+        "approx_kl": masked_sum(r - 1.0 - lr, mask) / n,
+        "ratio_mean": masked_sum(r, mask) / n,
+        "ratio_max": r_max,
+        "ratio_min": r_min,
     }
 
 
@@ -159,7 +173,7 @@ def ppo_policy_loss(
         rollout_log_probs=rollout_log_probs,
         entropy=entropy,
     )
-    m = as_mask(mask, log_probs.shape, log_probs.device)
+    m = optional_mask(mask, log_probs.shape, log_probs.device)
     for name, t in (("log_probs", log_probs), ("old_log_probs", old_log_probs)):
         check_finite(name, t, m)
     check_finite("advantages", advantages, m)
@@ -180,15 +194,13 @@ def ppo_policy_loss(
         metrics.update(tis)
         if cfg.tis_cap is not None:
             loss_tok = loss_tok * weights
-    loss_tok = torch.where(m, loss_tok, 0.0)
+    loss_tok = zero_outside(loss_tok, m)
     pg_loss = aggregate_loss(loss_tok, m, cfg.agg_mode, norm_length=cfg.norm_length)
     metrics["pg_loss"] = pg_loss.detach()
     loss = pg_loss
     if entropy is not None:
         check_finite("entropy", entropy, m)
-        ent = aggregate_loss(
-            torch.where(m, entropy, 0.0), m, cfg.agg_mode, norm_length=cfg.norm_length
-        )
+        ent = aggregate_loss(zero_outside(entropy, m), m, cfg.agg_mode, norm_length=cfg.norm_length)
         metrics["entropy"] = ent.detach()
         if cfg.entropy_coef > 0:
             loss = loss - cfg.entropy_coef * ent

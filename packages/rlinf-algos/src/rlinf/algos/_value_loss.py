@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 
 from ._aggregation import aggregate_loss
-from ._checks import as_mask, check_finite, check_same_shape
+from ._checks import (
+    check_finite,
+    check_same_shape,
+    masked_count,
+    masked_sum,
+    optional_mask,
+    zero_outside,
+)
 
 __all__ = ["huber", "value_loss"]
 
@@ -56,7 +63,7 @@ def value_loss(
             raise ValueError(f"clip must be > 0, got {clip}")
         if old_values is None:
             raise ValueError("old_values is required when clip is set")
-    m = as_mask(mask, values.shape, values.device)
+    m = optional_mask(mask, values.shape, values.device)
     check_finite("values", values, m)
     check_finite("returns", returns, m)
     if old_values is not None:
@@ -67,19 +74,22 @@ def value_loss(
         return 0.5 * err**2 if huber_delta is None else huber(err, huber_delta)
 
     loss_el = elem(values)
-    clipped = torch.zeros_like(m)
+    n_clipped: torch.Tensor | int = 0
     if clip is not None:
         old = old_values.detach()
         loss_clip = elem(old + (values - old).clamp(-clip, clip))
-        clipped = m & (loss_clip.detach() > loss_el.detach())
+        n_clipped = masked_sum(loss_clip.detach() > loss_el.detach(), m)
         loss_el = torch.maximum(loss_el, loss_clip)
+    n = masked_count(values, m)
+    value_mean = masked_sum(values.detach(), m) / n
     if values.dim() == 1:
-        loss_el, m, clipped = loss_el[None], m[None], clipped[None]
-    loss = aggregate_loss(torch.where(m, loss_el, 0.0), m, agg_mode)
-    n = m.sum()
+        loss_el, m = loss_el[None], None if m is None else m[None]
+    loss = aggregate_loss(zero_outside(loss_el, m), m, agg_mode)
     metrics = {
         "vf_loss": loss.detach(),
-        "vf_clip_frac": clipped.sum() / n,
-        "value_mean": torch.where(m, values.detach().reshape(m.shape), 0.0).sum() / n,
+        "vf_clip_frac": torch.as_tensor(
+            n_clipped / n, dtype=value_mean.dtype, device=value_mean.device
+        ),
+        "value_mean": value_mean,
     }
     return loss, metrics
