@@ -141,7 +141,11 @@ def test_one_minibatch_step_matches_hand_computed_loss():
     opt.step()
     for (name, p), q in zip(policy.named_parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(p, q, msg=name)
-    assert math.isclose(metrics["train/pg_loss"], float(pg_parts["pg_loss"]), rel_tol=1e-5)
+    # pg_loss averages normalized advantages (mean 0 by construction), so it is ~1e-4 made
+    # of O(1) terms: the updater's shuffled minibatch order shows as ~1e-8 absolute rounding.
+    assert math.isclose(
+        metrics["train/pg_loss"], float(pg_parts["pg_loss"]), rel_tol=1e-5, abs_tol=1e-7
+    )
     assert math.isclose(metrics["train/vf_loss"], float(vf.detach()), rel_tol=1e-5)
     assert math.isclose(metrics["train/grad_norm"], float(norm), rel_tol=1e-5)
 

@@ -59,3 +59,25 @@ def test_policy_normalizer_is_saved_and_used():
     torch.testing.assert_close(clone.value(obs), policy.value(obs))
     # One set of statistics, shared by actor and critic encoders.
     assert policy.actor_encoder.normalizers is policy.critic_encoder.normalizers
+
+
+def test_output_follows_every_change_of_the_statistics():
+    # The float32 statistics are cached; a merge, a state_dict load or a move must not
+    # leave a stale copy behind.
+    torch.manual_seed(0)
+    norm = RunningNormalizer((3,))
+    x = torch.randn(5, 3)
+
+    def expected():
+        return ((x.double() - norm.mean) / torch.sqrt(norm.var + norm.eps)).clamp(-10, 10).float()
+
+    torch.testing.assert_close(norm(x), expected())
+    norm.update(torch.randn(50, 3) * 4 + 2)
+    torch.testing.assert_close(norm(x), expected())
+    other = RunningNormalizer((3,))
+    other.update(torch.randn(50, 3) - 5)
+    norm.load_state_dict(other.state_dict())
+    torch.testing.assert_close(norm(x), expected())
+    norm.to(torch.device("cpu"))
+    torch.testing.assert_close(norm(x), expected())
+    assert norm(x.double()).dtype == torch.float64

@@ -68,6 +68,7 @@ def test_shapes_and_act_evaluate_agree(obs_spec, act_spec, kw, act_shape):
     torch.testing.assert_close(lp, log_prob)
     torch.testing.assert_close(v, value)
     torch.testing.assert_close(policy.value(obs), value)
+    torch.testing.assert_close(policy.log_prob(obs, action), log_prob)
     assert ent.shape == (6,)
     det, det_lp, _ = policy.act(obs, deterministic=True)
     torch.testing.assert_close(policy.act(obs, deterministic=True)[0], det)

@@ -114,10 +114,22 @@ class ActorCritic(nn.Module):
             return a.long().reshape(a.shape[0], k)
         return a.float().reshape(a.shape[0], -1)
 
+    def _normalized(self, obs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The observation with its vector keys normalized (once, for both encoders)."""
+        if self.normalizers is None:
+            return obs
+        return {k: self.normalizers[k](v) if k in self.normalizers else v for k, v in obs.items()}
+
     def _features(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        actor = self.actor_encoder(obs)
-        critic = actor if self.critic_encoder is None else self.critic_encoder(obs)
-        return actor, critic
+        obs = self._normalized(obs)
+        actor = self.actor_encoder(obs, normalized=True)
+        if self.critic_encoder is None:
+            return actor, actor
+        return actor, self.critic_encoder(obs, normalized=True)
+
+    def _critic_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        encoder = self.actor_encoder if self.critic_encoder is None else self.critic_encoder
+        return encoder(self._normalized(obs), normalized=True)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -163,10 +175,15 @@ class ActorCritic(nn.Module):
             self.value_head(critic).squeeze(-1),
         )
 
+    def log_prob(self, obs: Mapping[str, Any], actions: Any) -> torch.Tensor:
+        """``[B]`` log-probs of ``actions`` (as in :meth:`evaluate`) through the policy
+        branch alone: no critic forward, e.g. to anchor a clip at the current policy."""
+        features = self.actor_encoder(self._normalized(self._obs(obs)), normalized=True)
+        return self.head.log_prob(self.head(features), self._to_head_layout(actions))
+
     def value(self, obs: Mapping[str, Any]) -> torch.Tensor:
         """``[B]`` state values (e.g. of ``final_obs`` to bootstrap truncated episodes)."""
-        _, critic = self._features(self._obs(obs))
-        return self.value_head(critic).squeeze(-1)
+        return self.value_head(self._critic_features(self._obs(obs))).squeeze(-1)
 
     def update_obs_normalizer(self, obs: Mapping[str, Any]) -> None:
         """Add a batch of observations to the running statistics (no-op when

@@ -77,7 +77,10 @@ class GaussianHead(nn.Module):
         else:
             log_std = self.log_std.expand_as(mean)
         log_std = log_std.clamp(self.config.log_std_min, self.config.log_std_max)
-        return Normal(mean, log_std.exp())
+        # No argument validation: its checks cost a fifth of a small policy's act() on the
+        # CPU, and a NaN mean still fails loudly, as a NaN action at the env's action check
+        # or a NaN log-prob at the loss's finiteness check.
+        return Normal(mean, log_std.exp(), validate_args=False)
 
     def sample(self, dist: Normal, deterministic: bool) -> torch.Tensor:
         """``[B, D]`` action: the mean (squashed) when ``deterministic``, else a sample."""
@@ -124,7 +127,8 @@ class CategoricalHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> Categorical:
         """``features [B, F]`` -> Categorical with logits ``[B, K, n]``."""
-        return Categorical(logits=self.logits(features).unflatten(-1, (self.chunk, self.n)))
+        logits = self.logits(features).unflatten(-1, (self.chunk, self.n))
+        return Categorical(logits=logits, validate_args=False)  # see GaussianHead.forward
 
     def sample(self, dist: Categorical, deterministic: bool) -> torch.Tensor:
         """``[B, K]`` int64 actions: the argmax when ``deterministic``, else samples."""

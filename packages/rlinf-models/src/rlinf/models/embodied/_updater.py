@@ -47,10 +47,11 @@ class PolicyUpdater:
         self.config = config
         self.total_updates = total_updates
         self.num_updates = 0
-        # foreach: one kernel per operation over all parameters instead of a loop over them;
-        # torch picks it on CUDA but not on CPU, where it made a small-MLP step 15% faster.
+        # fused: one kernel per parameter for the whole Adam step. torch picks it on no
+        # device by default; on the CPU it made a 256 x 256 MLP update 5% faster than the
+        # foreach kernels (which were 15% faster than the default per-parameter loop).
         self.optimizer = torch.optim.Adam(
-            policy.parameters(), lr=config.lr, eps=config.adam_eps, foreach=True
+            policy.parameters(), lr=config.lr, eps=config.adam_eps, fused=True
         )
         self.loss_config = PPOLossConfig(
             clip_low=config.clip_low,
@@ -123,7 +124,7 @@ class PolicyUpdater:
         if cfg.decoupled:
             # The clip's anchor: this update's starting policy (normalizer included).
             with torch.no_grad():
-                prox_logp = self.policy.evaluate(flat_obs, actions)[0].reshape(-1).float()
+                prox_logp = self.policy.log_prob(flat_obs, actions).reshape(-1).float()
         lr = self.lr_at(self.num_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
