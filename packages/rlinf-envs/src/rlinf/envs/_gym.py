@@ -16,6 +16,7 @@ from ._base import StepInfo, StepResult
 from ._config import EnvConfig
 from ._single import ChunkedEpisodeEnv, make_single_env
 from ._spec import ActionSpec, ArraySpec, Obs
+from ._sync_vector import SyncEnvs
 
 __all__ = ["GymVectorEnv"]
 
@@ -39,11 +40,13 @@ def _masked(info: Mapping[str, Any], key: str) -> tuple[np.ndarray, np.ndarray] 
 class GymVectorEnv(AdapterBase):
     """``N`` copies of a gymnasium env, stepped in this process or one process per env.
 
-    Built on gymnasium's ``SyncVectorEnv`` / ``AsyncVectorEnv`` in ``SAME_STEP`` autoreset
-    mode: an env whose episode ends is reset within the same step, and its last observation
-    comes back in gymnasium's ``final_obs`` info, from which :attr:`StepInfo.final_obs` is
-    built. (The default ``NEXT_STEP`` mode would instead return the final observation as the
-    step's observation and silently ignore the next action of that env.) Each env is wrapped
+    Built on :class:`~rlinf.envs._sync_vector.SyncEnvs` (gymnasium's ``SyncVectorEnv``
+    without its per-step generic overhead) or gymnasium's ``AsyncVectorEnv``, both in
+    ``SAME_STEP`` autoreset mode: an env whose episode ends is reset within the same step, and
+    its last observation comes back in gymnasium's ``final_obs`` info, from which
+    :attr:`StepInfo.final_obs` is built. (The default ``NEXT_STEP`` mode would instead return
+    the final observation as the step's observation and silently ignore the next action of
+    that env.) Each env is wrapped
     in :class:`~rlinf.envs._single.ChunkedEpisodeEnv`, which executes action chunks and keeps
     episode statistics next to the env.
 
@@ -61,10 +64,10 @@ class GymVectorEnv(AdapterBase):
     ) -> None:
         self._init_adapter(config)
         fns = [functools.partial(make_single, config) for _ in range(config.num_envs)]
-        mode = _autoreset_same_step()
         if config.backend == "sync":
-            self._env: gym.vector.VectorEnv = gym.vector.SyncVectorEnv(fns, autoreset_mode=mode)
+            self._env: gym.vector.VectorEnv | SyncEnvs = SyncEnvs(fns)
         else:
+            mode = _autoreset_same_step()
             method = config.start_method
             if method is None:
                 methods = mp.get_all_start_methods()

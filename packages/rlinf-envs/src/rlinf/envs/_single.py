@@ -107,14 +107,16 @@ class ChunkedEpisodeEnv(gym.Wrapper):
         terminated = truncated = False
         info: dict[str, Any] = {}
         executed = 0
+        total = 0.0  # a Python sum: numpy's per-call overhead is most of a small env's step
         for k in range(self._k):
             a = int(chunk[k]) + self._start if self._spec.discrete else chunk[k]
             obs, r, terminated, truncated, info = self.env.step(a)
-            rewards[k] = float(r)
+            rewards[k] = r = float(r)
+            total += r
             executed += 1
             if terminated or truncated:
                 break
-        self._return += float(rewards.sum())
+        self._return += total
         self._length += executed
         info = dict(info)
         info["chunk_executed"] = executed
@@ -125,7 +127,7 @@ class ChunkedEpisodeEnv(gym.Wrapper):
             info["episode_length"] = self._length
             info["episode_success"] = bool(np.asarray(flag).item()) if flag is not None else False
             info["success_reported"] = flag is not None
-        return self._to_dict(obs), float(rewards.sum()), bool(terminated), bool(truncated), info
+        return self._to_dict(obs), total, bool(terminated), bool(truncated), info
 
 
 def make_single_env(config: EnvConfig) -> ChunkedEpisodeEnv:
