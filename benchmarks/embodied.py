@@ -56,6 +56,7 @@ SPLIT_KEYS = (
     "time/env_step",
     "time/rollout_infer",
     "time/update",
+    "time/actor_update",
     "time/weight_sync",
 )
 

@@ -27,9 +27,12 @@ from rlinf.core import (
     CallTimeout,
     Cluster,
     GroupFuture,
+    StagedWeights,
     WorkerError,
     WorkerGroup,
     best_effort,
+    load_staged_weights,
+    stage_weights,
     sync_weights,
 )
 from rlinf.envs import EnvWorker
@@ -135,11 +138,16 @@ class EmbodiedFlow:
         """The actor's weight version."""
         return self.actor.call("get_version").wait(self.cfg.runner.timeout_s)[0]
 
-    def sync_weights(self) -> int:
+    def sync_weights(self, staged: StagedWeights | None = None) -> int:
         """Push the actor's weights to every rollout rank (through the object store: one
-        ``ray.put``, each rank fetches it); returns the version now loaded everywhere."""
+        ``ray.put``, each rank fetches it); returns the version now loaded everywhere.
+        ``staged``: weights the actor already exported (:func:`rlinf.core.stage_weights`),
+        so only the loading is left."""
         target = self.rollout if self.rollout is not None else self.env
-        return sync_weights(self.actor, target, self.cfg.runner.timeout_s)
+        timeout = self.cfg.runner.timeout_s
+        if staged is None:
+            return sync_weights(self.actor, target, timeout)
+        return load_staged_weights(target, staged, timeout)
 
     def start_collect(self, version: int) -> _Collect:
         """Start one rollout of ``horizon`` steps of every env with weights ``version``
@@ -220,11 +228,14 @@ class EmbodiedFlow:
         ahead = self.start_collect(version) if self.cfg.runner.overlap_update and not last else None
         metrics = update.wait(self.cfg.runner.timeout_s)[0]
         t_update = time.perf_counter() - start - t_wait
+        staged = None
         if ahead is not None:
-            # The rollout ranks must be idle before they load the new weights.
+            # Export while the next rollout still runs; the rollout ranks must be idle only
+            # to load the new weights.
+            staged = stage_weights(self.actor, self.cfg.runner.timeout_s)
             self._prefetched = self.finish_collect(ahead)
         t_before_sync = time.perf_counter()
-        self.sync_weights()
+        self.sync_weights(staged)
         t_total = time.perf_counter() - start
         steps = sum(res["env_steps"] for res in results)
         episodes = _episodes(results)

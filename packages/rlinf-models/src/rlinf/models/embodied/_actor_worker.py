@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,14 +65,18 @@ class EmbodiedActorWorker(Worker):
         self, trajectories: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> dict[str, float]:
         """One PPO / GRPO update from a trajectory dict or a list of them (concatenated along
-        the env axis); returns ``train/*`` metrics and bumps the weight version."""
+        the env axis); returns ``train/*`` metrics (and ``time/actor_update``, the update's
+        own seconds) and bumps the weight version."""
         batch = (
             concat_trajectories(trajectories)
             if isinstance(trajectories, Sequence)
             else trajectories
         )
         with self.device_turn():
+            start = time.perf_counter()
             metrics = self.updater.update(batch)
+            # The update's own compute; the driver's time/update adds the call around it.
+            metrics["time/actor_update"] = time.perf_counter() - start
         self.version += 1
         metrics["train/weight_version"] = float(self.version)
         return metrics

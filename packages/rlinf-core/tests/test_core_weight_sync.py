@@ -1,0 +1,89 @@
+"""sync_weights and its two halves (stage_weights, load_staged_weights) between groups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import ray
+
+from rlinf.core import StagedWeights, Worker, load_staged_weights, stage_weights, sync_weights
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    state: dict
+
+
+class Trainer(Worker):
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def step(self) -> int:
+        self.version += 1
+        return self.version
+
+    def export_weights(self) -> Snapshot:
+        return Snapshot(self.version, {"w": [self.version] * 3})
+
+
+class Holder(Worker):
+    """Loads snapshots strictly in order, like a rollout rank; rank 1 can be made to lag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = -1
+        self.state: dict = {}
+        self.frozen = False
+
+    def freeze(self) -> None:
+        self.frozen = True
+
+    def load_weights(self, ref: ray.ObjectRef) -> int:
+        snapshot = ray.get(ref)
+        if not self.frozen:
+            self.version, self.state = snapshot.version, snapshot.state
+        return self.version
+
+    def held(self) -> tuple[int, dict]:
+        return self.version, self.state
+
+
+@pytest.fixture
+def groups(cluster):
+    pgs = cluster.allocate({"trainer": "0", "holder": "1-2"})
+    trainer = cluster.launch(Trainer, pgs, "trainer")
+    holder = cluster.launch(Holder, pgs, "holder")
+    yield trainer, holder
+    trainer.kill()
+    holder.kill()
+    pgs.remove()
+
+
+def test_sync_loads_the_exported_version_everywhere(groups):
+    trainer, holder = groups
+    assert sync_weights(trainer, holder, timeout=60) == 0
+    trainer.call("step").wait(60)
+    assert sync_weights(trainer, holder, timeout=60) == 1
+    assert holder.call("held").wait(60) == [(1, {"w": [1, 1, 1]})] * 2
+
+
+def test_staged_weights_are_the_version_at_export_time(groups):
+    trainer, holder = groups
+    staged = stage_weights(trainer, timeout=60)
+    assert isinstance(staged, StagedWeights) and staged.version == 0
+    # The trainer moves on after the export; loading later still delivers what was staged.
+    trainer.call("step").wait(60)
+    assert load_staged_weights(holder, staged, timeout=60) == 0
+    assert holder.call("held").wait(60) == [(0, {"w": [0, 0, 0]})] * 2
+
+
+def test_a_rank_left_on_another_version_is_an_error(groups):
+    trainer, holder = groups
+    sync_weights(trainer, holder, timeout=60)
+    trainer.call("step").wait(60)
+    holder.call("freeze", ranks=1).wait(60)
+    with pytest.raises(RuntimeError, match=r"rollout ranks hold versions \[1, 0\], not 1"):
+        sync_weights(trainer, holder, timeout=60)
