@@ -46,9 +46,8 @@ class GymVectorEnv(AdapterBase):
     its last observation comes back in gymnasium's ``final_obs`` info, from which
     :attr:`StepInfo.final_obs` is built. (The default ``NEXT_STEP`` mode would instead return
     the final observation as the step's observation and silently ignore the next action of
-    that env.) Each env is wrapped
-    in :class:`~rlinf.envs._single.ChunkedEpisodeEnv`, which executes action chunks and keeps
-    episode statistics next to the env.
+    that env.) Each env is wrapped in :class:`~rlinf.envs._single.ChunkedEpisodeEnv`, which
+    executes action chunks and keeps episode statistics next to the env.
 
     Args:
         config: :class:`EnvConfig`; ``config.env_id`` is any id ``gymnasium.make`` accepts.
