@@ -47,8 +47,8 @@ import numpy as np
 import ray
 import torch
 
+from rlinf.apps.embodied import build_flow
 from rlinf.apps.embodied._config import load_embodied_config
-from rlinf.apps.embodied._flow import EmbodiedFlow
 
 SPLIT_KEYS = (
     "time/iteration",
@@ -130,7 +130,7 @@ def flow_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, 
 
 
 def run_ours(args: argparse.Namespace, variant: str, seed: int) -> Run:
-    flow = EmbodiedFlow(load_embodied_config(flow_config(args, variant, seed)))
+    flow = build_flow(load_embodied_config(flow_config(args, variant, seed)))
     returns: collections.deque[float] = collections.deque(maxlen=args.last_episodes)
     rows, steps = [], 0
     try:

@@ -115,14 +115,14 @@ def test_policy_in_env_workers_matches_rollout_workers(ray_cluster):
     # Same seed, one env worker, one stage: the policy copy inside the env worker draws
     # exactly the samples the rollout worker draws (same seeding, same calls), before and
     # after an update and its weight sync.
+    from rlinf.apps.embodied import build_flow
     from rlinf.apps.embodied._config import load_embodied_config
-    from rlinf.apps.embodied._flow import EmbodiedFlow
 
     trajectories = {}
     for in_env in (False, True):
         overrides = ["runner.horizon=32", "runner.total_env_steps=512", "runner.progress=false"]
         cfg = load_embodied_config("cartpole", [*overrides, f"runner.policy_in_env={in_env}"])
-        flow = EmbodiedFlow(cfg)
+        flow = build_flow(cfg)
         try:
             assert (flow.rollout is None) == in_env
             version = flow.sync_weights()

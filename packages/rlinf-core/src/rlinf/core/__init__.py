@@ -4,7 +4,7 @@ Cluster (start or join Ray), Worker and WorkerGroup (launch a class on a placeme
 methods on all or some ranks, scatter/gather), point-to-point send/recv and broadcast of
 tensors between workers, typed config loading, timers and metric logging, the ``Registry``
 helper, and what every app shares: run directories and checkpoints, preset lookup and
-placement validation, the CLI's Ray environment, weight sync between groups.
+placement validation, the CLI's Ray environment, shutdown helpers.
 
 Nothing is imported until used (PEP 562): a CLI can import :func:`ensure_ray_env` and set
 Ray's environment variables before anything imports Ray.
@@ -29,7 +29,6 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RunnerSection",
-    "StagedWeights",
     "Timers",
     "Worker",
     "WorkerAddress",
@@ -53,7 +52,6 @@ __all__ = [
     "load_app_config",
     "load_checkpoint",
     "load_config",
-    "load_staged_weights",
     "new_run_dir",
     "read_metrics",
     "restore_driver_rng",
@@ -62,9 +60,7 @@ __all__ = [
     "run_model_dir",
     "save_checkpoint",
     "split_batch",
-    "stage_weights",
     "start_run",
-    "sync_weights",
     "train_or_resume",
     "validate_placement",
     "write_config",
@@ -104,11 +100,7 @@ _HOMES = {
     "ensure_ray_env": "._cli",
     "run_cli": "._cli",
     "train_or_resume": "._cli",
-    "StagedWeights": "._flowutil",
-    "best_effort": "._flowutil",
-    "load_staged_weights": "._flowutil",
-    "stage_weights": "._flowutil",
-    "sync_weights": "._flowutil",
+    "best_effort": "._shutdown",
     "CONFIG_FILE": "._rundir",
     "METRICS_FILE": "._rundir",
     "MODEL_DIR": "._rundir",

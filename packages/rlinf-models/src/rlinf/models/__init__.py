@@ -7,6 +7,10 @@
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`:
   versioned ``state_dict`` snapshots loaded strictly in version order (trainer -> generator
   weight sync, for embodied policies and LLMs alike).
+* :class:`StagedWeights`, :func:`sync_weights`, :func:`stage_weights`,
+  :func:`load_staged_weights`, :class:`WeightStager`, :func:`put_weights`: weight sync from
+  a trainer group to generator groups; the trainer's process puts the snapshot into Ray's
+  object store and the driver only passes the reference on (loaded lazily: needs Ray).
 * :mod:`rlinf.models.embodied` (import it explicitly; it needs Ray): the PPO / GRPO
   ``PolicyUpdater`` and the ``EmbodiedActorWorker`` / ``EmbodiedRolloutWorker`` with
   versioned weight sync.
@@ -28,6 +32,18 @@ from ._normalizer import RunningNormalizer
 from ._spec import ActionSpecLike, ArraySpecLike, ObsSpecLike
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
+# Weight sync imports Ray: loaded on first use (PEP 562) so `import rlinf.models` stays
+# Ray-free.
+_WEIGHT_SYNC = (
+    "StagedWeights",
+    "WeightStager",
+    "load_staged_weights",
+    "put_weights",
+    "resolve_snapshot",
+    "stage_weights",
+    "sync_weights",
+)
+
 __all__ = [
     "ActionSpecLike",
     "ActorCritic",
@@ -38,10 +54,25 @@ __all__ = [
     "ObsSpecLike",
     "PolicyConfig",
     "RunningNormalizer",
+    "StagedWeights",
     "StaleWeightsError",
     "VersionedWeights",
     "WeightSnapshot",
+    "WeightStager",
     "build_policy",
+    "load_staged_weights",
     "log1m_tanh_sq",
     "orthogonal_linear",
+    "put_weights",
+    "resolve_snapshot",
+    "stage_weights",
+    "sync_weights",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name in _WEIGHT_SYNC:
+        from . import _weight_sync
+
+        return getattr(_weight_sync, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,8 @@
 
 * ``rlinf-embodied`` CLI (:mod:`rlinf.apps.embodied.cli`): ``train`` / ``eval``.
 * :func:`train`, :func:`resume`, :func:`evaluate`, :class:`EmbodiedConfig`,
-  :func:`load_embodied_config`, :class:`EmbodiedFlow`: the same, from Python.
+  :func:`load_embodied_config`, :func:`build_flow` (the app's
+  :class:`rlinf.models.embodied.EmbodiedFlow`): the same, from Python.
 
 Nothing is imported until used (PEP 562), so that the CLI can set Ray's environment
 variables before Ray is imported (see :mod:`rlinf.apps.embodied.cli`).
@@ -14,9 +15,8 @@ from rlinf.core import lazy_exports
 
 __all__ = [
     "EmbodiedConfig",
-    "EmbodiedFlow",
-    "RunnerConfig",
     "TrainResult",
+    "build_flow",
     "evaluate",
     "load_embodied_config",
     "resume",
@@ -25,9 +25,8 @@ __all__ = [
 
 _HOMES = {
     "EmbodiedConfig": "._config",
-    "RunnerConfig": "._config",
     "load_embodied_config": "._config",
-    "EmbodiedFlow": "._flow",
+    "build_flow": "._flow",
     "TrainResult": "._train",
     "train": "._train",
     "resume": "._train",

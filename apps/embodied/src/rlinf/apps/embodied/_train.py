@@ -17,7 +17,7 @@ from rlinf.core import (
 )
 
 from ._config import EmbodiedConfig, load_embodied_config
-from ._flow import EmbodiedFlow
+from ._flow import build_flow
 from ._plot import plot_learning_curve
 
 __all__ = ["TrainResult", "resume", "train"]
@@ -67,7 +67,7 @@ def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainR
 def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> TrainResult:
     from tqdm import tqdm
 
-    flow = EmbodiedFlow(cfg)
+    flow = build_flow(cfg)
     logger = MetricLogger(run_dir, backends=cfg.runner.metric_backends, run_name=cfg.runner.name)
     update, env_steps, last_return = 0, 0, float("nan")
     start = time.perf_counter()

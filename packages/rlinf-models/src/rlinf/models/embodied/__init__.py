@@ -9,14 +9,19 @@
   order and serves env workers' observation requests over direct per-stage connections.
 * :class:`ActionResponder` / :func:`build_responder`: the rollout's batched, version-checked
   answer to env stages' requests, without transport (an env worker can run it in-process).
+* :class:`EmbodiedFlow` (:class:`EmbodiedFlowConfig`, :class:`EmbodiedRunnerSection`):
+  the embodied flow env workers <-> rollout -> actor -> weight sync, which the embodied app
+  wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
 from ._actor_worker import EmbodiedActorWorker
 from ._batch import TRAJECTORY_KEYS, concat_trajectories, to_tensors
 from ._config import UpdaterConfig
+from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._responder import ActionResponder, build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
+from ._runner import EmbodiedRunnerSection
 from ._updater import PolicyUpdater
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
@@ -24,7 +29,11 @@ __all__ = [
     "TRAJECTORY_KEYS",
     "ActionResponder",
     "EmbodiedActorWorker",
+    "EmbodiedFlow",
+    "EmbodiedFlowConfig",
     "EmbodiedRolloutWorker",
+    "EmbodiedRunnerSection",
+    "EnvSectionLike",
     "PolicyUpdater",
     "StaleWeightsError",
     "UpdaterConfig",

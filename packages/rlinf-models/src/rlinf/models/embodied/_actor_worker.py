@@ -13,6 +13,7 @@ from rlinf.core import Worker
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
+from .._weight_sync import WeightStager
 from ._batch import concat_trajectories
 from ._config import UpdaterConfig
 from ._updater import PolicyUpdater
@@ -21,14 +22,14 @@ from ._weights import WeightSnapshot
 __all__ = ["EmbodiedActorWorker"]
 
 
-class EmbodiedActorWorker(Worker):
+class EmbodiedActorWorker(WeightStager, Worker):
     """Holds the trained :class:`~rlinf.models.ActorCritic` and its :class:`PolicyUpdater`.
 
-    Weight sync goes through Ray's object store: :meth:`export_weights` returns a
-    :class:`WeightSnapshot` (a few hundred KB for MLP policies) that the driver ``ray.put``\\ s
-    once and hands to every rollout rank, which fetch it from the store. That needs no
-    collective set-up between groups and works unchanged whether ranks share a device or
-    not; for large models the core p2p ``broadcast`` would be the faster path.
+    Weight sync goes through Ray's object store: ``stage_weights`` (from
+    :class:`~rlinf.models.WeightStager`) puts a :class:`WeightSnapshot` (a few hundred KB
+    for MLP policies) into the store from this process and returns only its reference,
+    which the driver hands to every rollout rank. That needs no collective set-up between
+    groups and works unchanged whether ranks share a device or not.
 
     Args:
         policy_config: :class:`~rlinf.models.PolicyConfig`.

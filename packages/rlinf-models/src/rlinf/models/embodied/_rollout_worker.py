@@ -19,6 +19,7 @@ from rlinf.core import Worker
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
+from .._weight_sync import resolve_snapshot
 from ._responder import ActionResponder
 from ._weights import WeightSnapshot
 
@@ -80,12 +81,10 @@ class EmbodiedRolloutWorker(Worker):
     def load_weights(self, snapshot: WeightSnapshot | ray.ObjectRef) -> int:
         """Load the next weight version (raises ``StaleWeightsError`` when out of order).
 
-        ``snapshot`` may be an object-store reference (the driver puts one snapshot and hands
-        the reference to every rank; Ray does not resolve references nested in arguments).
+        ``snapshot`` may be an object-store reference (the actor puts one snapshot and every
+        rank fetches it; Ray does not resolve references nested in arguments).
         """
-        if isinstance(snapshot, ray.ObjectRef):
-            snapshot = ray.get(snapshot)
-        self.weights.load(snapshot)
+        self.weights.load(resolve_snapshot(snapshot))
         return self.weights.version
 
     def act(

@@ -12,6 +12,7 @@ import torch
 from rlinf.channel import Channel
 from rlinf.core import Worker
 
+from .._weight_sync import WeightStager
 from .._weights import WeightSnapshot
 from ._batch import RolloutBatch
 from ._load import load_causal_lm
@@ -23,7 +24,7 @@ from ._worker_utils import _dtype, _load_worker_model
 __all__ = ["LLMActorWorker"]
 
 
-class LLMActorWorker(Worker):
+class LLMActorWorker(WeightStager, Worker):
     """Holds the trained causal LM, its :class:`LLMUpdater`, and (when configured) the
     frozen reference model and the PPO critic.
 

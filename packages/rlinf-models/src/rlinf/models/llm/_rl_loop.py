@@ -30,7 +30,7 @@ from ._tiny import TinyLMConfig, build_tiny_causal_lm
 from ._updater_config import LLMUpdaterConfig
 
 if TYPE_CHECKING:
-    from ._rl_flow import LLMRLFlow, PromptRow
+    from ._flow import LLMRLFlow, PromptRow
 
 __all__ = [
     "LLMModelSection",

@@ -12,9 +12,10 @@ import ray
 from rlinf.channel import Channel
 from rlinf.core import Worker
 
+from .._weight_sync import resolve_snapshot
 from .._weights import StaleWeightsError, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
-from ._worker_utils import _load_worker_model, _resolve
+from ._worker_utils import _load_worker_model
 
 __all__ = ["LLMRolloutWorker"]
 
@@ -55,7 +56,7 @@ class LLMRolloutWorker(Worker):
 
     def load_weights(self, snapshot: WeightSnapshot | ray.ObjectRef) -> int:
         """Load the next weight version (``StaleWeightsError`` when out of order)."""
-        self.backend.load_weights(_resolve(snapshot))
+        self.backend.load_weights(resolve_snapshot(snapshot))
         return self.backend.version
 
     def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
 import torch
 
 from ._load import load_causal_lm
 
 __all__: list[str] = []
-
-
-def _resolve(obj: Any) -> Any:
-    # Ray does not resolve references nested in arguments; the driver puts large objects
-    # (weights) once and hands every rank the reference.
-    return ray.get(obj) if isinstance(obj, ray.ObjectRef) else obj
 
 
 def _dtype(name: str) -> torch.dtype:

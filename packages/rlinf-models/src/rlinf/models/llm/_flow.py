@@ -5,7 +5,7 @@ One training step::
     driver --rows--> rollout ranks --{batch, responses, answers}--> [rollout channel]
     [rollout channel] --> reward ranks (scorer) --{+ rewards, statuses}--> [scored channel]
     [scored channel] --> actor (log-probs, ref KL, advantages, update) --> weights v+1
-    actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
+    actor --WeightSnapshot (object store, put by the actor)--> every rollout rank (checks v+1)
 
 All groups start at once and stream through the channels, so on disjoint devices
 (disaggregated) a reward rank scores one rollout rank's responses while another still
@@ -33,9 +33,9 @@ from rlinf.core import (
     RunnerSection,
     WorkerGroup,
     best_effort,
-    sync_weights,
 )
 
+from .._weight_sync import sync_weights
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._updater_config import LLMUpdaterConfig

@@ -1,13 +1,27 @@
-"""sync_weights and its two halves (stage_weights, load_staged_weights) between groups."""
+"""sync_weights and its two halves (stage_weights, load_staged_weights) between groups;
+the driver handles references only."""
 
 from __future__ import annotations
 
+import sys
+import uuid
 from dataclasses import dataclass
 
 import pytest
 import ray
+from ray import cloudpickle
 
-from rlinf.core import StagedWeights, Worker, load_staged_weights, stage_weights, sync_weights
+from rlinf.core import Cluster, ClusterConfig, Worker
+from rlinf.models import (
+    StagedWeights,
+    WeightStager,
+    load_staged_weights,
+    stage_weights,
+    sync_weights,
+)
+
+# The workers below are defined here; Ray workers cannot import this module by name.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @dataclass(frozen=True)
@@ -16,7 +30,7 @@ class Snapshot:
     state: dict
 
 
-class Trainer(Worker):
+class Trainer(WeightStager, Worker):
     def __init__(self) -> None:
         super().__init__()
         self.version = 0
@@ -51,6 +65,23 @@ class Holder(Worker):
         return self.version, self.state
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(
+        ClusterConfig(
+            num_cpus=3,
+            num_gpus=0,
+            devices_per_node=3,
+            object_store_memory=256 * 1024**2,
+            namespace=f"rlinf-models-sync-{uuid.uuid4().hex[:6]}",
+        )
+    )
+    try:
+        yield c
+    finally:
+        c.shutdown()
+
+
 @pytest.fixture
 def groups(cluster):
     pgs = cluster.allocate({"trainer": "0", "holder": "1-2"})
@@ -74,6 +105,8 @@ def test_staged_weights_are_the_version_at_export_time(groups):
     trainer, holder = groups
     staged = stage_weights(trainer, timeout=60)
     assert isinstance(staged, StagedWeights) and staged.version == 0
+    # The trainer's process put the snapshot; the driver holds only the reference.
+    assert isinstance(staged.ref, ray.ObjectRef)
     # The trainer moves on after the export; loading later still delivers what was staged.
     trainer.call("step").wait(60)
     assert load_staged_weights(holder, staged, timeout=60) == 0

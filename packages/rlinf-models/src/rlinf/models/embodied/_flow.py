@@ -1,0 +1,400 @@
+"""EmbodiedFlow: env workers <-> rollout workers, actor update, weight sync.
+
+One training iteration::
+
+    env workers --requests (obs, final_obs rows)--> rollout workers   (one direct connection
+    env workers <--replies (actions, logp, V)------ rollout workers    per pipeline stage)
+    env workers --trajectories [N, T]--> actor.update (GAE, PPO) --> weights v+1
+    actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
+
+The same code runs collocated, disaggregated or hybrid: the placement in the config only
+decides which devices (CPU slots) each group's processes land on. The app hands in what is
+its own: the env worker class (``rlinf.envs.EnvWorker``; rlinf.models never imports
+rlinf.envs) and its env config. The LLM apps' counterpart is
+:class:`rlinf.models.llm.LLMRLFlow`, of the same shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import secrets
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import numpy as np
+
+from rlinf.core import (
+    CallTimeout,
+    Cluster,
+    ClusterSection,
+    GroupFuture,
+    WorkerError,
+    WorkerGroup,
+    best_effort,
+)
+
+from .._config import PolicyConfig
+from .._weight_sync import StagedWeights, load_staged_weights, stage_weights, sync_weights
+from ._actor_worker import EmbodiedActorWorker
+from ._config import UpdaterConfig
+from ._responder import build_responder
+from ._rollout_worker import EmbodiedRolloutWorker
+from ._runner import EmbodiedRunnerSection
+
+__all__ = ["EmbodiedFlow", "EmbodiedFlowConfig", "EnvSectionLike"]
+
+
+class EnvSectionLike(Protocol):
+    """What the flow reads of the app's env config (a frozen dataclass, e.g.
+    ``rlinf.envs.EnvConfig``); each env worker gets a copy with its share of ``num_envs``."""
+
+    @property
+    def num_envs(self) -> int: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def chunk_size(self) -> int: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbodiedFlowConfig:
+    """Where and how the flow's groups run.
+
+    Attributes:
+        name: prefix of group names (``"embodied"`` -> ``embodied-actor-<tag>``).
+        runner: run length, pipelining, overlap and limits.
+        cluster: the Ray cluster to start or join.
+        placement: component -> device spec as in ``rlinf.sched``.
+        components: every placed component (``actor``, ``rollout``, ``env``).
+    """
+
+    name: str
+    runner: EmbodiedRunnerSection
+    cluster: ClusterSection
+    placement: Mapping[str, str | int]
+    components: tuple[str, ...] = ("actor", "rollout", "env")
+
+
+class EmbodiedFlow:
+    """Starts the cluster and the env / actor / rollout groups, then runs iterations.
+
+    Args:
+        config: names, placement and limits.
+        env_worker: the env worker class (``rlinf.envs.EnvWorker``), launched as
+            ``env_worker(env, pipeline_stages, responder_factory=...)``.
+        env: the envs over *all* env workers (``num_envs`` is the total, split evenly over
+            env ranks and then pipeline stages).
+        policy: the actor-critic.
+        algo: the updater.
+    """
+
+    def __init__(
+        self,
+        config: EmbodiedFlowConfig,
+        *,
+        env_worker: type,
+        env: EnvSectionLike,
+        policy: PolicyConfig,
+        algo: UpdaterConfig,
+    ) -> None:
+        self.config = config
+        self.env_worker_cls = env_worker
+        self.env_config = env
+        self.policy_config = policy
+        self.algo_config = algo
+        r = config.runner
+        self.steps_per_update = env.num_envs * r.horizon * env.chunk_size
+        self.total_updates = r.total_env_steps // self.steps_per_update
+        self.last_episode_returns = np.zeros(0)
+        self._prefetched: _Collected | None = None
+        self.cluster = Cluster(config.cluster.cluster_config())
+        try:
+            self._start()
+        except BaseException:
+            self.cluster.shutdown()
+            raise
+
+    def _start(self) -> None:
+        cfg, r = self.config, self.config.runner
+        pgs = self.cluster.allocate(dict(cfg.placement), components=cfg.components)
+        # Unique names: several flows may share one Ray cluster (tests, notebooks), and a
+        # killed group's actor names are freed asynchronously.
+        tag = uuid.uuid4().hex[:8]
+        env_ranks = pgs.placement["env"].world_size
+        env_cfg = dataclasses.replace(
+            self.env_config,
+            num_envs=self.env_config.num_envs // env_ranks,
+            # Different runner seeds give disjoint env seed ranges.
+            seed=self.env_config.seed + 1_000_003 * r.seed,
+        )
+        factory = None
+        if r.policy_in_env:
+            # Each env worker builds its copy of the policy (seeded by its rank).
+            factory = functools.partial(
+                build_responder, self.policy_config, seed=r.seed, torch_threads=r.torch_threads
+            )
+        self.env = self.cluster.launch(
+            self.env_worker_cls,
+            pgs,
+            "env",
+            name=f"{cfg.name}-env-{tag}",
+            args=(env_cfg, r.pipeline_stages),
+            kwargs={"responder_factory": factory},
+        )
+        obs_spec, action_spec = self.env.call("specs", ranks=0).wait(r.timeout_s)[0]
+        # Overlapped updates train on data one version old: clip around the update's own
+        # starting policy rather than the stale rollout policy.
+        algo = self.algo_config
+        if r.overlap_update:
+            algo = dataclasses.replace(algo, decoupled=True)
+        self.actor = self.cluster.launch(
+            EmbodiedActorWorker,
+            pgs,
+            "actor",
+            name=f"{cfg.name}-actor-{tag}",
+            args=(self.policy_config, algo, obs_spec, action_spec, self.total_updates),
+            kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
+        )
+        self.mode = pgs.placement.mode
+        self.rollout: WorkerGroup | None = None
+        self.endpoints: list[list[tuple[str, int, bytes]]] | None = None
+        if r.policy_in_env:
+            return
+        self.rollout = self.cluster.launch(
+            EmbodiedRolloutWorker,
+            pgs,
+            "rollout",
+            name=f"{cfg.name}-rollout-{tag}",
+            args=(self.policy_config, obs_spec, action_spec),
+            kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
+        )
+        # Every (env rank, stage) gets a direct connection to a rollout rank, round robin:
+        # with 2 stages and one rollout rank, that rank serves both stages of every env
+        # worker, answering whichever request arrives first (batched when several wait).
+        token = secrets.token_bytes(32)
+        endpoints = self.rollout.call("open_endpoint", token).wait(r.timeout_s)
+        n_roll = self.rollout.world_size
+        self.endpoints = []
+        self.requests = [0] * n_roll
+        self.peers = [0] * n_roll
+        for e in range(env_ranks):
+            row = []
+            for s in range(r.pipeline_stages):
+                rank = (e * r.pipeline_stages + s) % n_roll
+                row.append(endpoints[rank])
+                self.requests[rank] += r.horizon + 1
+                self.peers[rank] += 1
+            self.endpoints.append(row)
+
+    def actor_version(self) -> int:
+        """The actor's weight version."""
+        return self.actor.call("get_version").wait(self.config.runner.timeout_s)[0]
+
+    def sync_weights(self, staged: StagedWeights | None = None) -> int:
+        """Push the actor's weights to every rollout rank (the actor puts them into the object
+        store, each rank fetches them); returns the version now loaded everywhere.
+        ``staged``: weights the actor already staged (:func:`rlinf.models.stage_weights`),
+        so only the loading is left."""
+        target = self.rollout if self.rollout is not None else self.env
+        timeout = self.config.runner.timeout_s
+        if staged is None:
+            return sync_weights(self.actor, target, timeout)
+        return load_staged_weights(target, staged, timeout)
+
+    def start_collect(self, version: int) -> _Collect:
+        """Start one rollout of ``horizon`` steps of every env with weights ``version``
+        (which every rollout rank must have loaded); :meth:`finish_collect` waits for it."""
+        r = self.config.runner
+        if self.rollout is None or self.endpoints is None:
+            envs = self.env.call(
+                "rollout",
+                None,
+                r.horizon,
+                reply_timeout=r.timeout_s,
+                version=version,
+                timeout=r.timeout_s * 2,
+            )
+            return _Collect(envs, None, version, time.perf_counter())
+        envs = self.env.call_per_rank(
+            "rollout",
+            [(endpoints, r.horizon) for endpoints in self.endpoints],
+            reply_timeout=r.timeout_s,
+            timeout=r.timeout_s * 2,
+        )
+        serve = self.rollout.call_per_rank(
+            "serve",
+            [(n, p) for n, p in zip(self.requests, self.peers, strict=True)],
+            version=version,
+            request_timeout=r.timeout_s,
+            timeout=r.timeout_s * 2,
+        )
+        return _Collect(envs, serve, version, time.perf_counter())
+
+    def finish_collect(self, pending: _Collect) -> _Collected:
+        """Wait for a rollout started by :meth:`start_collect`."""
+        timeout = self.config.runner.timeout_s * 2
+        if pending.serve is None:
+            results = pending.envs.wait(timeout)
+            # The env workers answered their own requests: their policy time stands in
+            # for the rollout ranks' serving statistics.
+            serving = [
+                {
+                    "rollout/requests": float(self.config.runner.pipeline_stages),
+                    "rollout/forward_passes": float(self.config.runner.pipeline_stages),
+                    "time/rollout_infer": res["time/policy"],
+                    "time/rollout_wait": 0.0,
+                }
+                for res in results
+            ]
+        else:
+            results, serving = _wait_both(pending.envs, pending.serve, timeout)
+        return _Collected(results, serving, pending.version, time.perf_counter() - pending.start)
+
+    def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
+        """One rollout of ``horizon`` steps of every env: the env workers' results and the
+        rollout ranks' serving statistics."""
+        done = self.finish_collect(self.start_collect(version))
+        return done.results, done.serving
+
+    def reset_envs(self, seed_offset: int) -> None:
+        """Reset every env worker (used after resuming, so episodes start fresh)."""
+        self._prefetched = None
+        self.env.call("reset", seed_offset).wait(self.config.runner.timeout_s)
+
+    def iteration(self, version: int, last: bool = False) -> tuple[dict[str, float], int]:
+        """Collect, update, sync; returns ``(metrics, env_steps of this iteration)``.
+
+        ``version`` is the weight version every rollout rank has loaded (the actor's).
+        With ``runner.overlap_update``, the rollout of the *next* iteration runs (with
+        ``version``) while the actor updates, unless ``last``; the next call then updates
+        on that rollout, whose ``train/policy_lag`` is 1.
+        """
+        start = time.perf_counter()
+        data, self._prefetched = self._prefetched, None
+        if data is None:
+            data = self.finish_collect(self.start_collect(version))
+        t_wait = time.perf_counter() - start
+        results = data.results
+        trajectories = [res["trajectory"] for res in results]
+        update = self.actor.call("update", trajectories)
+        ahead = (
+            self.start_collect(version) if self.config.runner.overlap_update and not last else None
+        )
+        metrics = update.wait(self.config.runner.timeout_s)[0]
+        t_update = time.perf_counter() - start - t_wait
+        staged = None
+        if ahead is not None:
+            # Export while the next rollout still runs; the rollout ranks must be idle only
+            # to load the new weights.
+            staged = stage_weights(self.actor, self.config.runner.timeout_s)
+            self._prefetched = self.finish_collect(ahead)
+        t_before_sync = time.perf_counter()
+        self.sync_weights(staged)
+        t_total = time.perf_counter() - start
+        steps = sum(res["env_steps"] for res in results)
+        episodes = _episodes(results)
+        # Per-episode returns of this iteration, for callers that average over episodes
+        # rather than iterations (e.g. "the last 100 episodes" of benchmarks).
+        self.last_episode_returns = episodes["return"]
+        metrics.update(_episode_metrics(episodes))
+        serving = data.serving
+        metrics.update(
+            {
+                "train/policy_lag": float(version - data.version),
+                "time/rollout": data.seconds,
+                "time/data_wait": t_wait,
+                "time/update": t_update,
+                "time/weight_sync": t_total - (t_before_sync - start),
+                "time/iteration": t_total,
+                "time/env_step": max(res["time/env_step"] for res in results),
+                "time/env_wait": max(res["time/env_wait"] for res in results),
+                "time/rollout_infer": max(st["time/rollout_infer"] for st in serving),
+                "time/rollout_wait": max(st["time/rollout_wait"] for st in serving),
+                "rollout/requests_per_forward": sum(st["rollout/requests"] for st in serving)
+                / sum(st["rollout/forward_passes"] for st in serving),
+                "throughput/env_steps_per_s": steps / t_total,
+                "throughput/rollout_env_steps_per_s": steps / data.seconds,
+            }
+        )
+        return metrics, steps
+
+    def call_actor(self, method: str, *args: Any) -> Any:
+        """Call an actor method and return its result."""
+        return self.actor.call(method, *args).wait(self.config.runner.timeout_s)[0]
+
+    def shutdown(self) -> None:
+        """Close the envs, kill the workers, stop Ray if this flow started it."""
+        group = getattr(self, "env", None)
+        if isinstance(group, WorkerGroup):
+            best_effort(lambda: group.call("close").wait(30))
+        self.cluster.shutdown()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Collect:
+    """A rollout in flight: the env and rollout groups' futures."""
+
+    envs: GroupFuture
+    serve: GroupFuture | None
+    version: int
+    start: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Collected:
+    """A finished rollout: env results, rollout serving stats, the weight version it
+    acted with and how long it took."""
+
+    results: list[dict[str, Any]]
+    serving: list[dict[str, float]]
+    version: int
+    seconds: float
+
+
+def _wait_both(
+    envs: GroupFuture, serve: GroupFuture, timeout: float
+) -> tuple[list[Any], list[Any]]:
+    """Both sides' results; a failure on either side is raised as soon as it happens.
+
+    The side that fails first holds the cause; the other one only sees its connections
+    close (or a timeout), so the serving side is checked between short waits on the envs.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            results = envs.wait(min(0.5, max(0.0, deadline - time.monotonic())))
+            break
+        except CallTimeout:
+            if serve.done():
+                serve.wait()  # raises the rollout's error, if it failed
+            if time.monotonic() >= deadline:
+                raise
+        except WorkerError as env_error:
+            with contextlib.suppress(CallTimeout):
+                serve.wait(10.0)  # the rollout's own error names the cause, if it failed
+            raise env_error
+    return results, serve.wait(max(1.0, deadline - time.monotonic()))
+
+
+def _episodes(results: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The env workers' finished episodes, concatenated: key -> ``[E]``."""
+    return {
+        k: np.concatenate([res["episodes"][k] for res in results]) for k in results[0]["episodes"]
+    }
+
+
+def _episode_metrics(eps: dict[str, np.ndarray]) -> dict[str, float]:
+    out = {"env/episodes": float(len(eps["return"]))}
+    if len(eps["return"]):
+        out["env/return_mean"] = float(eps["return"].mean())
+        out["env/length_mean"] = float(eps["length"].mean())
+        success = eps["success"][~np.isnan(eps["success"])]
+        if len(success):
+            out["env/success_rate"] = float(success.mean())
+    return out
