@@ -4,7 +4,8 @@ Cluster (start or join Ray), Worker and WorkerGroup (launch a class on a placeme
 methods on all or some ranks, scatter/gather), point-to-point send/recv and broadcast of
 tensors between workers, typed config loading, timers and metric logging, the ``Registry``
 helper, and what every app shares: run directories and checkpoints, preset lookup and
-placement validation, the CLI's Ray environment, shutdown helpers.
+placement validation, the CLI's Ray environment, shutdown helpers, and
+:func:`count_driver_traffic` to check that payloads stay off the driver.
 
 Nothing is imported until used (PEP 562): a CLI can import :func:`ensure_ray_env` and set
 Ray's environment variables before anything imports Ray.
@@ -24,6 +25,7 @@ __all__ = [
     "ClusterSection",
     "CommError",
     "ConfigError",
+    "DriverTraffic",
     "GroupFuture",
     "MetricLogger",
     "Registry",
@@ -44,6 +46,7 @@ __all__ = [
     "concat_batches",
     "config_from_dict",
     "config_to_dict",
+    "count_driver_traffic",
     "ensure_ray_env",
     "find_preset",
     "find_run_dir",
@@ -101,6 +104,8 @@ _HOMES = {
     "run_cli": "._cli",
     "train_or_resume": "._cli",
     "best_effort": "._shutdown",
+    "DriverTraffic": "._traffic",
+    "count_driver_traffic": "._traffic",
     "CONFIG_FILE": "._rundir",
     "METRICS_FILE": "._rundir",
     "MODEL_DIR": "._rundir",
