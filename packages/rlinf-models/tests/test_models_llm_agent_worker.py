@@ -21,6 +21,7 @@ from rlinf.models.llm import (
     GenerationConfig,
     HFGenerationBackend,
     MultiTurnConfig,
+    RolloutRoute,
     TinyLMConfig,
     build_tiny_causal_lm,
     load_causal_lm,
@@ -95,14 +96,15 @@ def test_agent_rollout_worker_through_a_channel(cluster, model_dir):
     assert worker.call("load_weights", ray.put(WeightSnapshot.of(model, 0))).wait(120) == [0]
 
     channel = Channel.create("agent-worker-test")
+    route = RolloutRoute(reward=channel, batch=channel)
     try:
-        (metrics,) = worker.call("rollout", prompts, tasks, answers, channel, 10, version=0).wait(
+        (metrics,) = worker.call("rollout", (prompts, tasks), answers, route, 10, version=0).wait(
             120
         )
         item = channel.get(key="rollout", timeout=60)
+        batch = channel.get(key="batch", timeout=60)["batch"]
     finally:
         channel.kill()
-    batch = item["batch"]
     assert batch.batch_size == 6 and batch.version == 0
     assert batch.prompt_index.tolist() == [10, 10, 10, 11, 11, 11]
     assert item["answers"] == ["2"] * 3 + ["x"] * 3

@@ -13,7 +13,7 @@ import pytest
 import ray
 from ray import cloudpickle
 
-from rlinf.core import ClusterSection, RunnerSection, Worker, WorkerError
+from rlinf.core import ClusterSection, RunnerSection, Worker, WorkerError, count_driver_traffic
 from rlinf.models.llm import (
     AgentRolloutWorker,
     GenerationConfig,
@@ -184,6 +184,45 @@ def test_single_turn_flow_evaluates_and_steps(ray_cluster, model_dir):
             flow.step([], 2)
     finally:
         flow.shutdown()
+
+
+def test_payloads_never_pass_through_the_driver(ray_cluster, model_dir):
+    """Batches go rollout -> actor, texts rollout -> reward, scores reward -> actor and
+    weights actor -> rollout without the driver: what it receives per step is metrics and
+    references, the same few KB whatever the batch, far less than one weight snapshot."""
+    model, _ = load_causal_lm(model_dir)
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    bound = 8 * 1024
+    assert weight_bytes > 6 * bound
+    flow = LLMRLFlow(
+        _config({"actor": "0", "rollout": "0-1", "reward": "1"}),
+        model_path=model_dir,
+        ref_path=model_dir,
+        algo=ALGO,
+        total_updates=3,
+        scorer_factory=ExactMatch,
+        rollout_args=(dataclasses.replace(GEN, max_new_tokens=12),),
+    )
+    try:
+        version = flow.sync_weights()
+        received = []
+        for n_rows in (2, 32):
+            rows = [Row(f"{i}+1=", "2") for i in range(n_rows)]
+            with count_driver_traffic() as traffic:
+                m = flow.step(rows, version)
+            version += 1
+            assert m["train/weight_version"] == version
+            assert traffic.sent_bytes == 0
+            received.append(traffic.received_bytes)
+        with count_driver_traffic() as traffic:
+            ev = flow.evaluate([Row(f"{i}+2=", "3") for i in range(32)], version)
+        assert ev["eval/prompts"] == 32.0
+        received.append(traffic.received_bytes)
+    finally:
+        flow.shutdown()
+    # 16x the rows (128 responses of up to 12 tokens): the driver's share does not grow.
+    assert max(received) < bound, received
+    assert abs(received[1] - received[0]) < 2048, received
 
 
 # Four more worker processes: ~20 s alone, 80 s on two cores shared with other jobs.

@@ -20,6 +20,7 @@ from rlinf.models.llm import (
     LLMRolloutWorker,
     LLMUpdaterConfig,
     RewardWorker,
+    RolloutRoute,
     TinyLMConfig,
     build_tiny_causal_lm,
     load_causal_lm,
@@ -101,16 +102,25 @@ def test_rollout_reward_actor_step_through_channels(cluster, model_dir):
     assert rollout.call("load_weights", ray.put(v0)).wait(120) == [0]
 
     ch_roll, ch_scored = Channel.create("llm-test-rollout"), Channel.create("llm-test-scored")
+    ch_batch = Channel.create("llm-test-batch")
+    route = RolloutRoute(reward=ch_roll, batch=ch_batch)
     try:
-        roll = rollout.call("rollout", prompts, answers, ch_roll, 10, version=0)
-        score = reward.call("serve", ch_roll, ch_scored, 1)
-        update = actor.call("update_from_channel", ch_scored, 1)
-        (roll_m,) = roll.wait(120)
-        (score_m,) = score.wait(120)
-        (metrics,) = update.wait(120)
+        (roll_m,) = rollout.call("rollout", (prompts,), answers, route, 10, version=0).wait(120)
+        # The scorer gets the texts, the actor the token batch, both tagged with the shard.
+        texts = ch_roll.get(key="rollout", timeout=60)
+        assert set(texts) == {"shard", "responses", "answers", "response_lengths", "truncated"}
+        assert texts["shard"] == 10 and texts["answers"] == ["2"] * 4 + ["7"] * 4
+        ch_roll.put(texts, key="rollout")
+        (score_m,) = reward.call("serve", ch_roll, ch_scored, 1).wait(120)
+        scored = ch_scored.get(key="scored", timeout=60)
+        assert set(scored) == {"shard", "rewards", "statuses"} and scored["shard"] == 10
+        ch_scored.put(scored, key="scored")
+        assert ch_batch.qsize("batch") == 1
+        (metrics,) = actor.call("update_from_channels", ch_batch, ch_scored, 1).wait(120)
     finally:
         ch_roll.kill()
         ch_scored.kill()
+        ch_batch.kill()
     assert roll_m["rollout/generated_tokens"] > 0
     assert score_m["sum/responses"] == 8.0
     statuses = sum(v for k, v in score_m.items() if k.startswith("sum/status_"))

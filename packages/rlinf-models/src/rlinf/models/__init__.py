@@ -20,7 +20,7 @@
   log-probabilities, the :class:`~rlinf.models.llm.GenerationBackend` protocol with its HF
   implementation, and a :class:`~rlinf.models.llm.ValueModel` critic.
 
-``rlinf.models`` never imports vllm, sglang or megatron at import time, nor rlinf.envs
+``rlinf.models`` never imports a heavy engine at import time, nor rlinf.envs
 (specs are structural: :class:`ActionSpecLike`, :class:`ArraySpecLike`).
 """
 

@@ -16,7 +16,8 @@
   :class:`AgentEnv` / :class:`ToolSession` protocols): agent rollouts alternating model turns
   and tool observations; :class:`AgentRolloutWorker` runs them in a rollout worker.
 * :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
-  weight sync that the LLM apps share; :func:`run_rl_loop` (:class:`LLMRunnerSection`,
+  weight sync that the LLM apps share (:class:`RolloutRoute`: where a rollout rank sends
+  texts and token batches); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`):
   their training loop and config sections.
 """
@@ -58,6 +59,7 @@ __all__ = [
     "PromptSource",
     "RewardWorker",
     "RolloutBatch",
+    "RolloutRoute",
     "SFTConfig",
     "SFTExample",
     "TinyLMConfig",
@@ -93,6 +95,7 @@ _LAZY = {
     "RewardWorker": "._workers",
     "AgentRolloutWorker": "._agent_rollout_worker",
     "LLMFlowConfig": "._flow",
+    "RolloutRoute": "._route",
     "LLMRLFlow": "._flow",
     "LLMModelSection": "._rl_loop",
     "LLMRunnerSection": "._rl_loop",

@@ -89,25 +89,50 @@ class LLMActorWorker(WeightStager, Worker):
         metrics["train/weight_version"] = float(self.version)
         return metrics
 
-    def update_from_channel(
+    def update_from_channels(
         self,
-        channel: Channel,
-        num_items: int,
+        batch_channel: Channel,
+        scored_channel: Channel,
+        num_shards: int,
         *,
-        key: Any = "scored",
+        batch_key: Any = "batch",
+        scored_key: Any = "scored",
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
-        """Take ``num_items`` scored items from ``channel``, concatenate them in prompt
-        order and make one update. Returns the ``train/*`` metrics plus ``time/actor_wait``
-        (waiting for data) and ``time/update``."""
+        """Take ``num_shards`` batches (from the rollout ranks) and as many score shards
+        (from the reward ranks), join them by shard id, concatenate them in prompt order and
+        make one update. Returns the ``train/*`` metrics plus ``time/actor_wait`` (waiting
+        for data) and ``time/update``.
+
+        Raises:
+            RuntimeError: the shards of the two channels do not match one to one, or a
+                shard's scores do not have one reward per response row.
+        """
         start = time.perf_counter()
-        items = [channel.get(key=key, timeout=channel_timeout) for _ in range(num_items)]
+        batches = [
+            batch_channel.get(key=batch_key, timeout=channel_timeout) for _ in range(num_shards)
+        ]
+        scores = [
+            scored_channel.get(key=scored_key, timeout=channel_timeout) for _ in range(num_shards)
+        ]
         waited = time.perf_counter() - start
-        # Items arrive in completion order; sorting by first prompt index makes the batch
-        # (and so the update) independent of which rank finished first.
-        items.sort(key=lambda it: int(it["batch"].prompt_index[0]))
-        batch = RolloutBatch.concat([it["batch"] for it in items])
-        rewards = torch.cat([it["rewards"] for it in items])
+        by_shard = {int(s["shard"]): s["rewards"] for s in scores}
+        # Items arrive in completion order; sorting by shard (the first prompt index) makes
+        # the batch, and so the update, independent of which rank finished first.
+        batches.sort(key=lambda it: int(it["shard"]))
+        shards = [int(it["shard"]) for it in batches]
+        if len(by_shard) != num_shards or sorted(by_shard) != shards:
+            raise RuntimeError(
+                f"{self.address}: batch shards {shards} but score shards {sorted(by_shard)}"
+            )
+        for it in batches:
+            rows, rewards = it["batch"].batch_size, len(by_shard[int(it["shard"])])
+            if rows != rewards:
+                raise RuntimeError(
+                    f"{self.address}: shard {it['shard']} has {rows} rows but {rewards} rewards"
+                )
+        batch = RolloutBatch.concat([it["batch"] for it in batches])
+        rewards = torch.cat([by_shard[s] for s in shards])
         metrics = self.update(batch, rewards)
         metrics["time/actor_wait"] = waited
         metrics["time/update"] = time.perf_counter() - start - waited

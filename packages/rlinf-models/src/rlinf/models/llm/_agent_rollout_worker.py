@@ -7,8 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rlinf.channel import Channel
-
 from ._agent_types import AgentEnv, MultiTurnConfig
 from ._generation import GenerationConfig
 from ._multiturn import multi_turn_generate
@@ -100,35 +98,4 @@ class AgentRolloutWorker(LLMRolloutWorker):
             "tokens": int(batch.response_mask.sum()),
             "turns": result.turns,
             "tool_calls": result.tool_calls,
-        }
-
-    def rollout(  # type: ignore[override]  # tasks: one per prompt, for the tool sessions
-        self,
-        prompts: Sequence[str],
-        tasks: Sequence[Any],
-        answers: Sequence[Any],
-        out_channel: Channel,
-        prompt_offset: int = 0,
-        *,
-        version: int,
-        key: Any = "rollout",
-        channel_timeout: float = 300.0,
-    ) -> dict[str, float]:
-        """Roll out ``prompts`` and put ``{"batch", "responses", "answers"}`` on
-        ``out_channel`` (``answers``, one per prompt, repeated per trajectory row), the
-        format :class:`~rlinf.models.llm.RewardWorker` consumes.
-
-        Returns ``{"time/generate", "time/tool_wait", "rollout/generated_tokens"}`` and the
-        per-trajectory means ``rollout/turns``, ``rollout/tool_calls``.
-        """
-        if len(answers) != len(prompts):
-            raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
-        out = self.generate(prompts, tasks, version=version, prompt_offset=prompt_offset)
-        self._publish(out, answers, prompt_offset, out_channel, key, channel_timeout)
-        return {
-            "time/generate": out["time/generate"],
-            "time/tool_wait": out["time/tool_wait"],
-            "rollout/generated_tokens": float(out["tokens"]),
-            "rollout/turns": float(out["turns"].float().mean()),
-            "rollout/tool_calls": float(out["tool_calls"].float().mean()),
         }

@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import torch
-
 from rlinf.channel import Channel
 from rlinf.core import (
     Cluster,
@@ -38,6 +36,7 @@ from rlinf.core import (
 from .._weight_sync import sync_weights
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
+from ._route import RolloutRoute
 from ._updater_config import LLMUpdaterConfig
 from ._workers import LLMActorWorker, RewardWorker
 
@@ -146,6 +145,7 @@ class LLMRLFlow:
             self.reward = self.launch(RewardWorker, "reward", args=(scorer_factory,))
             self.rollout_channel = Channel.create(f"{config.name}-rollout-{self._tag}")
             self.scored_channel = Channel.create(f"{config.name}-scored-{self._tag}")
+            self.batch_channel = Channel.create(f"{config.name}-batch-{self._tag}")
         except BaseException:
             self.shutdown()
             raise
@@ -185,7 +185,7 @@ class LLMRLFlow:
         return sync_weights(self.actor, self.rollout, self.config.runner.timeout_s)
 
     def _texts(self, rows: Sequence[PromptRow]) -> tuple[Any, ...]:
-        """The rollout worker's leading arguments for ``rows``: prompts (and tasks)."""
+        """The rollout worker's ``generate`` inputs for ``rows``: prompts (and tasks)."""
         prompts = [row.prompt for row in rows]
         if self.task_of is None:
             return (prompts,)
@@ -202,32 +202,20 @@ class LLMRLFlow:
             raise ValueError("a step needs at least one row")
         timeout = self.config.runner.timeout_s
         start = time.perf_counter()
-        shards = split_evenly(rows, self.rollout.world_size)
-        offsets = [sum(len(s) for s in shards[:i]) for i in range(len(shards))]
-        live = [i for i, s in enumerate(shards) if s]
-        rollout = self.rollout.call_per_rank(
-            "rollout",
-            [
-                (
-                    *self._texts(shards[i]),
-                    [row.answer for row in shards[i]],
-                    self.rollout_channel,
-                    offsets[i],
-                )
-                for i in live
-            ],
-            ranks=live,
-            version=version,
-            channel_timeout=timeout,
-        )
-        per_reward = split_evenly(live, self.reward.world_size)
+        route = RolloutRoute(reward=self.rollout_channel, batch=self.batch_channel)
+        rollout, counts = self._rollout(rows, route, version, greedy=False)
+        per_reward = split_evenly(range(len(counts)), self.reward.world_size)
         reward = self.reward.call_per_rank(
             "serve",
             [(self.rollout_channel, self.scored_channel, len(p)) for p in per_reward],
             channel_timeout=timeout,
         )
         actor = self.actor.call(
-            "update_from_channel", self.scored_channel, len(live), channel_timeout=timeout
+            "update_from_channels",
+            self.batch_channel,
+            self.scored_channel,
+            len(counts),
+            channel_timeout=timeout,
         )
         # Wait on all three, actor last: an error in any group surfaces here (the others
         # then time out on their channels instead of hanging).
@@ -240,7 +228,7 @@ class LLMRLFlow:
         metrics.update(
             merge_step_metrics(
                 roll_metrics,
-                [len(shards[i]) for i in live],
+                counts,
                 reward_metrics,
                 correct=self.config.correct_statuses,
                 no_answer=self.config.no_answer_statuses,
@@ -253,8 +241,31 @@ class LLMRLFlow:
         metrics["throughput/generated_tokens_per_s"] = generated / total
         return metrics
 
+    def _rollout(
+        self, rows: Sequence[PromptRow], route: RolloutRoute, version: int, *, greedy: bool
+    ) -> tuple[Any, list[int]]:
+        """Start one shard of ``rows`` per rollout rank (ranks without rows sit out);
+        returns the future and the shards' row counts."""
+        shards = split_evenly(rows, self.rollout.world_size)
+        offsets = [sum(len(s) for s in shards[:i]) for i in range(len(shards))]
+        live = [i for i, s in enumerate(shards) if s]
+        future = self.rollout.call_per_rank(
+            "rollout",
+            [
+                (self._texts(shards[i]), [row.answer for row in shards[i]], route, offsets[i])
+                for i in live
+            ],
+            ranks=live,
+            version=version,
+            greedy=greedy,
+            channel_timeout=self.config.runner.timeout_s,
+        )
+        return future, [len(shards[i]) for i in live]
+
     def evaluate(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
-        """One greedy response per row from weights ``version``, scored by reward rank 0.
+        """One greedy response per row from weights ``version``, scored by reward rank 0;
+        responses go from the rollout ranks to the scorer through the rollout channel
+        (key ``"eval"``), only metrics come back.
 
         Returns ``eval/accuracy`` (mean score), ``eval/no_answer_rate``,
         ``eval/response_length`` (tokens per row), ``eval/prompts``, and ``eval/<key>``: the
@@ -263,32 +274,35 @@ class LLMRLFlow:
         """
         if not rows:
             raise ValueError("no rows to evaluate")
-        shards = [s for s in split_evenly(rows, self.rollout.world_size) if s]
-        outs = self._wait(
-            self.rollout.call_per_rank(
-                "generate",
-                [self._texts(s) for s in shards],
-                ranks=list(range(len(shards))),
-                version=version,
-                greedy=True,
-            )
+        route = RolloutRoute(reward=self.rollout_channel, reward_key="eval")
+        rollout, counts = self._rollout(rows, route, version, greedy=True)
+        reward = self.reward.call(
+            "serve",
+            self.rollout_channel,
+            None,
+            len(counts),
+            ranks=0,
+            in_key="eval",
+            channel_timeout=self.config.runner.timeout_s,
         )
-        responses = [text for out in outs for text in out["responses"]]
-        scored = self._wait(
-            self.reward.call("score", responses, [row.answer for row in rows], ranks=0)
-        )[0]
-        statuses, n = scored["statuses"], len(rows)
+        roll_metrics = self._wait(rollout)
+        merged = merge_step_metrics(
+            roll_metrics,
+            counts,
+            self._wait(reward),
+            correct=self.config.correct_statuses,
+            no_answer=self.config.no_answer_statuses,
+        )
         out = {
-            "eval/accuracy": float(scored["rewards"].mean()),
-            "eval/no_answer_rate": sum(s in self.config.no_answer_statuses for s in statuses) / n,
+            "eval/accuracy": merged["rollout/reward_mean"],
+            "eval/no_answer_rate": merged["rollout/no_answer_rate"],
+            "eval/response_length": merged["rollout/response_length"],
         }
-        per_row = [k for k, v in outs[0].items() if k != "batch" and isinstance(v, torch.Tensor)]
-        for key in per_row:
-            out[f"eval/{key}"] = sum(float(o[key].float().sum()) for o in outs) / n
-        out["eval/response_length"] = (
-            sum(float(o["batch"].response_lengths.sum()) for o in outs) / n
-        )
-        out["eval/prompts"] = float(n)
+        # The rollout ranks' per-row means (turns, tool calls, ...), weighted by rows.
+        per_row = {k for m in roll_metrics for k in m if k.startswith("rollout/")}
+        for key in sorted(per_row - {"rollout/generated_tokens"}):
+            out["eval/" + key.removeprefix("rollout/")] = merged[key]
+        out["eval/prompts"] = float(len(rows))
         return out
 
     def shutdown(self) -> None:
@@ -296,7 +310,7 @@ class LLMRLFlow:
         reward = getattr(self, "reward", None)
         if isinstance(reward, WorkerGroup):
             best_effort(lambda: reward.call("close").wait(30))
-        for name in ("rollout_channel", "scored_channel"):
+        for name in ("rollout_channel", "scored_channel", "batch_channel"):
             ch = getattr(self, name, None)
             if ch is not None:
                 best_effort(ch.kill)

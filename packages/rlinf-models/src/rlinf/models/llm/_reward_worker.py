@@ -57,15 +57,17 @@ class RewardWorker(Worker):
     def serve(
         self,
         in_channel: Channel,
-        out_channel: Channel,
+        out_channel: Channel | None,
         num_items: int,
         *,
         in_key: Any = "rollout",
         out_key: Any = "scored",
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
-        """Score ``num_items`` rollout items from ``in_channel`` and forward them (with
-        ``rewards`` and ``statuses``) to ``out_channel``, in arrival order.
+        """Score ``num_items`` shards of texts from ``in_channel`` (items of
+        :mod:`rlinf.models.llm._route`) and send ``{"shard", "rewards", "statuses"}`` of
+        each to ``out_channel`` (``None``: evaluation, nothing is forwarded), in arrival
+        order. The texts stay here: only the scores travel on.
 
         Returns sums for the driver to merge over reward ranks: ``sum/responses``,
         ``sum/reward``, ``sum/response_length``, ``sum/truncated``, ``sum/status_<status>``,
@@ -78,13 +80,15 @@ class RewardWorker(Worker):
             start = time.perf_counter()
             scored = self.score(item["responses"], item["answers"])
             busy += time.perf_counter() - start
-            batch = item["batch"]
             sums["sum/responses"] += len(scored["statuses"])
             sums["sum/reward"] += float(scored["rewards"].sum())
-            sums["sum/response_length"] += float(batch.response_lengths.sum())
-            sums["sum/truncated"] += float(batch.truncated.sum())
+            sums["sum/response_length"] += float(sum(item["response_lengths"]))
+            sums["sum/truncated"] += float(sum(item["truncated"]))
             sums.update(f"sum/status_{s}" for s in scored["statuses"])
-            out_channel.put({**item, **scored}, key=out_key, timeout=channel_timeout)
+            if out_channel is not None:
+                out_channel.put(
+                    {"shard": item["shard"], **scored}, key=out_key, timeout=channel_timeout
+                )
         out = {k: float(v) for k, v in sums.items()}
         out["time/reward"] = busy
         return out

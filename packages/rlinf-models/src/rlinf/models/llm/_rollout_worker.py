@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import ray
+import torch
 
-from rlinf.channel import Channel
 from rlinf.core import Worker
 
 from .._weight_sync import resolve_snapshot
 from .._weights import StaleWeightsError, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
+from ._route import RolloutRoute
 from ._worker_utils import _load_worker_model
 
 __all__ = ["LLMRolloutWorker"]
@@ -82,16 +83,34 @@ class LLMRolloutWorker(Worker):
         out: dict[str, Any],
         answers: Sequence[Any],
         prompt_offset: int,
-        out_channel: Channel,
-        key: Any,
+        route: RolloutRoute,
         timeout: float,
-    ) -> None:
-        """Put ``{"batch", "responses", "answers"}`` on ``out_channel``, with ``answers``
-        (one per prompt) repeated for each of a prompt's response rows."""
+    ) -> dict[str, float]:
+        """Send the shard's texts to ``route.reward`` and its batch to ``route.batch`` (see
+        :mod:`rlinf.models.llm._route`), with ``answers`` (one per prompt) repeated for each
+        of a prompt's response rows; returns the shard's metrics: every ``time/*`` of
+        ``out``, ``rollout/generated_tokens`` and ``rollout/<key>``, the mean of every
+        per-row ``[B]`` tensor of ``out`` (e.g. ``turns``, ``tool_calls``)."""
         batch = out["batch"]
         per_row = [answers[int(i) - prompt_offset] for i in batch.prompt_index]
-        item = {"batch": batch, "responses": out["responses"], "answers": per_row}
-        out_channel.put(item, key=key, timeout=timeout)
+        texts = {
+            "shard": prompt_offset,
+            "responses": out["responses"],
+            "answers": per_row,
+            "response_lengths": batch.response_lengths.tolist(),
+            "truncated": batch.truncated.tolist(),
+        }
+        route.reward.put(texts, key=route.reward_key, timeout=timeout)
+        if route.batch is not None:
+            route.batch.put(
+                {"shard": prompt_offset, "batch": batch}, key=route.batch_key, timeout=timeout
+            )
+        metrics = {k: float(v) for k, v in out.items() if k.startswith("time/")}
+        metrics["rollout/generated_tokens"] = float(out["tokens"])
+        for key, value in out.items():
+            if isinstance(value, torch.Tensor) and value.dim() == 1:
+                metrics[f"rollout/{key}"] = float(value.float().mean())
+        return metrics
 
     def generate(
         self,
@@ -134,25 +153,31 @@ class LLMRolloutWorker(Worker):
 
     def rollout(
         self,
-        prompts: Sequence[str],
-        answers: Sequence[str],
-        out_channel: Channel,
+        inputs: Sequence[Sequence[Any]],
+        answers: Sequence[Any],
+        route: RolloutRoute,
         prompt_offset: int = 0,
         *,
         version: int,
-        key: Any = "rollout",
+        greedy: bool = False,
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
-        """Generate for ``prompts`` and put the result on ``out_channel``, with ``answers``
-        (one per prompt) repeated for each of a prompt's response rows.
+        """Generate for one shard and publish it along ``route``.
 
-        Returns ``{"time/generate", "rollout/generated_tokens"}``.
+        Args:
+            inputs: :meth:`generate`'s leading arguments: ``(prompts,)`` here, ``(prompts,
+                tasks)`` for the agent worker.
+            answers: one reference answer per prompt, for the scorer.
+            route: where the texts and the batch go.
+            prompt_offset: the shard's first prompt index over all ranks (its id).
+            version: the weight version expected (any other raises ``StaleWeightsError``).
+            greedy: one greedy response per prompt (evaluation).
+
+        Returns:
+            the metrics of :meth:`_publish`.
         """
+        prompts = inputs[0]
         if len(answers) != len(prompts):
             raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
-        out = self.generate(prompts, version=version, prompt_offset=prompt_offset)
-        self._publish(out, answers, prompt_offset, out_channel, key, channel_timeout)
-        return {
-            "time/generate": out["time/generate"],
-            "rollout/generated_tokens": float(out["tokens"]),
-        }
+        out = self.generate(*inputs, version=version, prompt_offset=prompt_offset, greedy=greedy)
+        return self._publish(out, answers, prompt_offset, route, channel_timeout)
