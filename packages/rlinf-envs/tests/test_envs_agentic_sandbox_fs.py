@@ -182,3 +182,53 @@ def test_the_fallback_names_the_denied_operation(outside: Path) -> None:
         "PermissionError: sandbox: a symbolic link to '/etc' outside the working "
         "directory is not allowed"
     )
+
+
+def test_landlock_alone_confines_writes_to_the_directory(
+    tmp_path_factory: pytest.TempPathFactory, outside: Path
+) -> None:
+    # The kernel layer on its own, without the audit hook in front of it: a plain child runs
+    # _restrict_writes, then tries what the hook would otherwise have refused first.
+    import inspect
+    import subprocess
+    import sys
+    import textwrap
+
+    from rlinf.envs.agentic._sandbox_filter import _restrict_writes
+
+    box = tmp_path_factory.mktemp("box")
+    probe = f"""
+import os, shutil
+if not _restrict_writes({str(box)!r}):
+    print("unsupported")
+    raise SystemExit(0)
+os.makedirs("a/b")
+open("a/b/x", "w").write("in")
+os.rename("a/b/x", "y")
+os.symlink({str(outside / "f")!r}, "out")
+shutil.rmtree("a")
+for attempt in (
+    lambda: open("out", "w"),
+    lambda: open({str(outside / "new")!r}, "w"),
+    lambda: os.mkdir({str(outside / "d")!r}),
+    lambda: os.remove({str(outside / "f")!r}),
+    lambda: os.rename("y", {str(outside / "y")!r}),
+    lambda: os.mkfifo("fifo"),
+):
+    try:
+        attempt()
+        print("allowed")
+    except PermissionError:
+        print("denied")
+print(sorted(os.listdir(".")))
+"""
+    source = textwrap.dedent(inspect.getsource(_restrict_writes)) + probe
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", source], cwd=box, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    if result.stdout == "unsupported\n":
+        pytest.skip("this kernel has no Landlock ABI >= 2")
+    assert result.stdout.splitlines() == ["denied"] * 6 + ["['out', 'y']"]
+    assert sorted(p.name for p in outside.iterdir()) == ["f", "sub"]
+    assert (outside / "f").read_text() == "outside"

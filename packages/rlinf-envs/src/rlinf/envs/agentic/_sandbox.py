@@ -10,6 +10,9 @@ Layers, each meant to hold if another fails (audit hooks alone are no security b
 * a seccomp filter (:mod:`._sandbox_filter`), always: ``mknod`` and ``mkfifo`` fail with
   ``EPERM`` (no device node, no FIFO, which no audit event reports); a child where the
   kernel refuses the filter never runs the code (:func:`run_python` raises);
+* Landlock (Linux >= 5.19, best effort, skipped where the kernel lacks it), always tried:
+  the kernel refuses every file-system change outside the sandbox directory, and device
+  nodes and FIFOs inside it;
 * namespaces (Linux, best effort, skipped silently where the kernel refuses, or turned off
   by ``SandboxConfig.namespaces``): a new user
   namespace (the child loses every capability of the host, so it cannot raise its limits
@@ -23,8 +26,9 @@ Layers, each meant to hold if another fails (audit hooks alone are no security b
   process's own entries; inside the directory a program may do what programs normally do
   (folders, renames, removal, ``chmod``, links, ``shutil.rmtree``, ``tempfile``).
 
-Without namespaces (the "fallback") the audit hook and the seccomp filter are the only
-layers between the code and the host's files: run the tool workers in a container there.
+Without namespaces (the "fallback") Landlock, the seccomp filter and the audit hook are the
+layers between the code and the host's files; where the kernel has no Landlock either, only
+the hook guards writes: run the tool workers in a container there.
 
 The child setup (``_child_main`` in :mod:`._sandbox_child`, the "prelude") is sent as source
 text and runs in the child's own interpreter before the user code, not in a ``preexec_fn``,

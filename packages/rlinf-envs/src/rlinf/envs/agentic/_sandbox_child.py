@@ -1,7 +1,7 @@
 """The sandboxed child's setup (the "prelude"), and its source text as shipped to the child.
 
 :func:`_child_main` runs in the child's own interpreter (``python -I -c <prelude>``) before
-the user code: it enters the namespaces, installs the seccomp filter
+the user code: it enters the namespaces, installs the seccomp filter and Landlock
 (:mod:`._sandbox_filter`), sets the kernel limits, installs the audit hook
 (:mod:`._sandbox_hook`) and then runs the user's ``main.py`` (see :mod:`._sandbox` for the
 layers). It is sent as source text, not run in a ``preexec_fn``, so starting sandboxes from
@@ -15,7 +15,7 @@ import functools
 import inspect
 import textwrap
 
-from ._sandbox_filter import _install_syscall_filter
+from ._sandbox_filter import _install_syscall_filter, _restrict_writes
 from ._sandbox_hook import _install_audit_hook
 
 __all__ = ["prelude_source"]
@@ -24,13 +24,13 @@ __all__ = ["prelude_source"]
 @functools.cache
 def prelude_source() -> str:
     """The program passed to ``python -c``: the sources of :func:`_child_main` and of the
-    two functions it calls (the filter, the hook), and a call to it.
+    functions it calls (the kernel filters, the hook), and a call to it.
 
     The source is read from this module's file (installed with the package, wheels
     included); a build that ships only bytecode cannot start sandboxes, and says so.
     """
     try:
-        parts = [_install_syscall_filter, _install_audit_hook, _child_main]
+        parts = [_install_syscall_filter, _restrict_writes, _install_audit_hook, _child_main]
         source = "\n\n".join(textwrap.dedent(inspect.getsource(f)) for f in parts)
     except (OSError, TypeError) as exc:
         raise RuntimeError(
@@ -44,7 +44,7 @@ def _child_main() -> None:  # pragma: no cover - runs only inside the sandboxed 
     """The prelude, run by the child interpreter before the user code.
 
     Sent as source text (``python -I -c``), so it is self-contained: it imports what it
-    needs and uses no global of this module but the two functions shipped beside it.
+    needs and uses no global of this module but the functions shipped beside it.
     ``sys.argv`` is ``[-c, box, main, limits]``.
     """
     import json
@@ -104,6 +104,7 @@ def _child_main() -> None:  # pragma: no cover - runs only inside the sandboxed 
         sys.stderr.write(f"{limits['setup_marker']} the seccomp filter: {exc}\n")
         sys.stderr.flush()
         os._exit(limits["setup_exit"])
+    _restrict_writes(box)  # best effort: where the kernel lacks Landlock, the hook remains
     set_limit("RLIMIT_CPU", limits["cpu"], limits["cpu"] + 1)
     set_limit("RLIMIT_AS", limits["memory"], limits["memory"])
     set_limit("RLIMIT_FSIZE", limits["fsize"], limits["fsize"])

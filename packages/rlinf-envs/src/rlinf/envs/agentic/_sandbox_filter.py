@@ -1,4 +1,4 @@
-"""The sandboxed child's system-call filter (seccomp), shipped to the child as source text.
+"""The sandboxed child's kernel filters (seccomp, Landlock), shipped to the child as source.
 
 Python raises no audit event for ``os.mknod`` or ``os.mkfifo``, so the audit hook cannot see
 them: without namespaces a root child could create a character device in its directory and
@@ -9,8 +9,12 @@ could start. The filter also answers ``EPERM`` to any system call made through a
 than the interpreter's own (x32 numbers, or 32-bit ``int 0x80`` calls on x86-64), whose
 numbers it does not check.
 
-:func:`_install_syscall_filter` runs only in the child (see :mod:`._sandbox_child`); the parent
-only reads its source.
+Where the kernel has Landlock, :func:`_restrict_writes` also confines every file-system
+change to the sandbox directory, in both modes: without namespaces that turns the audit
+hook's write rules into a kernel-enforced boundary.
+
+Both functions run only in the child (see :mod:`._sandbox_child`); the parent only reads
+their source.
 """
 
 from __future__ import annotations
@@ -74,3 +78,64 @@ def _install_syscall_filter() -> None:  # pragma: no cover - runs only inside th
     if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(SECCOMP_MODE_FILTER): {os.strerror(errno)}")
+
+
+def _restrict_writes(box: str) -> bool:  # pragma: no cover - runs only inside the child
+    """Confine file-system changes to ``box`` with Landlock (Linux >= 5.19, ABI >= 2), the
+    kernel's own check of every write, so no path trick the audit hook might miss (a race,
+    a symbolic link, a descriptor) writes outside. Best effort like the namespaces: False,
+    and nothing changed, where the kernel lacks it (ABI 1 cannot allow renames between
+    folders, so it is not used). Reads stay allowed everywhere; inside ``box`` everything
+    but device nodes and FIFOs may be made.
+
+    Self-contained (shipped as source); call after :func:`_install_syscall_filter` (which
+    set ``no_new_privs``, required here) and after every mount.
+    """
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    create_ruleset, add_rule, restrict_self = 444, 445, 446  # the same on every machine
+    abi = libc.syscall(ctypes.c_long(create_ruleset), None, ctypes.c_long(0), ctypes.c_long(1))
+    if abi < 2:
+        return False
+    # LANDLOCK_ACCESS_FS_* rights that change the file system (uapi/linux/landlock.h).
+    write_file, remove_dir, remove_file, make_char = 1 << 1, 1 << 4, 1 << 5, 1 << 6
+    make_dir, make_reg, make_sock, make_fifo = 1 << 7, 1 << 8, 1 << 9, 1 << 10
+    make_block, make_sym, refer, truncate = 1 << 11, 1 << 12, 1 << 13, 1 << 14
+    handled = write_file | remove_dir | remove_file | make_char | make_dir | make_reg
+    handled |= make_sock | make_fifo | make_block | make_sym | refer
+    handled |= truncate if abi >= 3 else 0
+    allowed = handled & ~(make_char | make_block | make_fifo)
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("handled_access_fs", ctypes.c_uint64)]
+
+    class PathBeneathAttr(ctypes.Structure):
+        _pack_ = 1  # the kernel's struct is packed
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    attr = RulesetAttr(handled)
+    size = ctypes.c_long(ctypes.sizeof(attr))
+    ruleset = libc.syscall(
+        ctypes.c_long(create_ruleset), ctypes.byref(attr), size, ctypes.c_long(0)
+    )
+    if ruleset < 0:
+        return False
+    try:
+        box_fd = os.open(box, os.O_PATH | os.O_CLOEXEC)
+        try:
+            rule = PathBeneathAttr(allowed, box_fd)
+            args = (ctypes.c_long(ruleset), ctypes.c_long(1), ctypes.byref(rule), ctypes.c_long(0))
+            if libc.syscall(ctypes.c_long(add_rule), *args) != 0:  # 1: PATH_BENEATH
+                return False
+        finally:
+            os.close(box_fd)
+        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS (already set: harmless)
+            return False
+        return (
+            libc.syscall(ctypes.c_long(restrict_self), ctypes.c_long(ruleset), ctypes.c_long(0))
+            == 0
+        )
+    finally:
+        os.close(ruleset)

@@ -22,7 +22,8 @@ chosen so that they keep holding while the code changes its own directory:
 
 ``mknod`` and ``mkfifo`` raise no audit event: the seccomp filter (:mod:`._sandbox_filter`)
 denies them. An audit hook is no security boundary on its own (a thread can race a check
-against a change of the path it checked); the namespaces are the boundary where available.
+against a change of the path it checked); the namespaces and Landlock are the kernel's
+boundaries where available.
 """
 
 from __future__ import annotations
