@@ -176,3 +176,26 @@ def test_code_tool_reports_output_errors_and_limits() -> None:
     empty = tool.run("   ")
     assert (empty.status, empty.text) == ("error", "error: no code to run")
     assert tool.run("pass").text == "(no output)"
+
+
+def test_a_child_that_cannot_install_its_filter_refuses_to_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real child whose setup fails the way the prelude reports a refused seccomp filter.
+    from rlinf.envs.agentic import _sandbox
+
+    program = (
+        "import os, sys\n"
+        f"sys.stderr.write({_sandbox._SETUP_MARKER!r} + ' the seccomp filter: EINVAL\\n')\n"
+        f"sys.stderr.flush()\nos._exit({_sandbox.SETUP_EXIT_CODE})\n"
+    )
+    monkeypatch.setattr(_sandbox, "prelude_source", lambda: program)
+    with pytest.raises(RuntimeError, match=r"refused to run the code: .*seccomp filter: EINVAL"):
+        run_python("print('never runs')", FAST)
+    tool = CodeTool(FAST).run("print('never runs')")
+    assert tool.status == "error" and "the sandbox failed to start" in tool.text
+
+
+def test_user_code_exiting_with_the_setup_code_is_just_an_error() -> None:
+    result = run_python(f"import os\nos._exit({87})", FAST)
+    assert (result.status, result.exit_code) == ("error", 87)

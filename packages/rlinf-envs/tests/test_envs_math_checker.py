@@ -50,6 +50,16 @@ def test_equivalences(checker: MathChecker) -> None:
     assert results[-1].method == "none" and results[-1].extracted is None
 
 
+def test_failed_boxes_score_no_answer_not_a_stray_number(checker: MathChecker) -> None:
+    # Each of these scored "correct" through the last-number fallback before.
+    responses = [r"truncated \boxed{12", r"\boxed{} so 12", r"12 \boxed", r"\fbox{12"]
+    results = checker.score(responses, ["12"] * len(responses))
+    assert [(r.status, r.extracted, r.score) for r in results] == [("no_answer", None, 0.0)] * 4
+    # while an unboxed response and a good box after a broken one still score
+    good = checker.score([r"it is 12", r"\boxed{12 no, \boxed{12}"], ["12", "12"])
+    assert [(r.status, r.method) for r in good] == [("correct", "number"), ("correct", "boxed")]
+
+
 def test_unparsable_ground_truth_is_an_error_not_a_crash(checker: MathChecker) -> None:
     (result,) = checker.score([r"\boxed{1}"], ["   "])
     assert result.status == "error" and result.score == 0.0

@@ -5,7 +5,8 @@
   observation): :class:`TaggedCallFormat` (``<search>...</search>``), :class:`JSONCallFormat`
   (``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``).
 * Code execution: :func:`run_python` in a sandbox (CPU / wall / memory / output limits, no
-  network, private working directory, scrubbed environment), :class:`CodeTool`, and the
+  network, private working directory, scrubbed environment, no device nodes, no change
+  outside its directory), :class:`CodeTool`, and the
   coding task whose reward is unit tests passing.
 * Search: :class:`BM25Index` over a local corpus (``rlinf-envs[search]``), :class:`SearchTool`,
   and the offline multi-hop question-answering task over a generated corpus.

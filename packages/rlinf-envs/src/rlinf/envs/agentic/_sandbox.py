@@ -7,15 +7,28 @@ Layers, each meant to hold if another fails (audit hooks alone are no security b
   limit, on output overflow and after the main process exits, so nothing outlives a run;
 * kernel limits (``setrlimit``): CPU seconds, address space, file size, open files, core
   dumps off, and processes;
-* namespaces (Linux, best effort, skipped silently where the kernel refuses): a new user
+* a seccomp filter (:mod:`._sandbox_filter`), always: ``mknod`` and ``mkfifo`` fail with
+  ``EPERM`` (no device node, no FIFO, which no audit event reports); a child where the
+  kernel refuses the filter never runs the code (:func:`run_python` raises);
+* Landlock (Linux >= 5.19, best effort, skipped where the kernel lacks it), always tried:
+  the kernel refuses every file-system change outside the sandbox directory, and device
+  nodes and FIFOs inside it;
+* namespaces (Linux, best effort, skipped silently where the kernel refuses, or turned off
+  by ``SandboxConfig.namespaces``): a new user
   namespace (the child loses every capability of the host, so it cannot raise its limits
   again), a network namespace without interfaces (no connection can leave), and a mount
   namespace where every mount is read-only except the sandbox directory and ``/proc`` is
   hidden (no other process's environment can be read);
-* an audit hook (PEP 578) installed before the user code, which raises ``PermissionError``
-  on sockets, fork / exec / spawn, ``ctypes``, signals to other processes, raising limits,
-  writes and file-system changes outside the sandbox directory, and reads under ``/proc``
-  other than the process's own entries.
+* an audit hook (PEP 578, :mod:`._sandbox_hook`) installed before the user code, which
+  raises ``PermissionError`` on sockets, fork / exec / spawn, ``ctypes``, signals to other
+  processes, raising limits, writes and file-system changes outside the sandbox directory
+  (symbolic links may only point inside it), and reads under ``/proc`` other than the
+  process's own entries; inside the directory a program may do what programs normally do
+  (folders, renames, removal, ``chmod``, links, ``shutil.rmtree``, ``tempfile``).
+
+Without namespaces (the "fallback") Landlock, the seccomp filter and the audit hook are the
+layers between the code and the host's files; where the kernel has no Landlock either, only
+the hook guards writes: run the tool workers in a container there.
 
 The child setup (``_child_main`` in :mod:`._sandbox_child`, the "prelude") is sent as source
 text and runs in the child's own interpreter before the user code, not in a ``preexec_fn``,
@@ -50,6 +63,9 @@ SANDBOX_STATUSES = ("ok", "error", "timeout", "memory", "output_limit", "killed"
 _READ_CHUNK = 65536
 #: Exit code of a child whose code ran out of memory (MemoryError reached the top).
 MEMORY_EXIT_CODE = 86
+#: Exit code of a child whose setup failed before the code ran; stderr starts with the marker.
+SETUP_EXIT_CODE = 87
+_SETUP_MARKER = "rlinf sandbox: could not install"
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,9 @@ class SandboxConfig:
             why fork is also denied by the audit hook.
         python: the interpreter to run (default: the current one).
         block_network: put the child in an empty network namespace and deny sockets.
+        namespaces: enter new user, mount (and network) namespaces where the kernel allows
+            it; False runs the fallback (audit hook, seccomp filter and limits only) even
+            where namespaces are available, e.g. to test that mode.
     """
 
     cpu_time_s: int = 5
@@ -85,6 +104,7 @@ class SandboxConfig:
     max_processes: int = 16
     python: str = sys.executable
     block_network: bool = True
+    namespaces: bool = True
 
     def __post_init__(self) -> None:
         checks = {
@@ -133,6 +153,9 @@ def _child_argv(config: SandboxConfig, box: str, main: str) -> list[str]:
         "nproc": config.max_processes,
         "network": not config.block_network,
         "memory_exit": MEMORY_EXIT_CODE,
+        "namespaces": bool(config.namespaces),
+        "setup_exit": SETUP_EXIT_CODE,
+        "setup_marker": _SETUP_MARKER,
     }
     # -I: ignore PYTHON* variables and user site-packages, no script directory on sys.path.
     program = prelude_source()
@@ -218,7 +241,8 @@ def run_python(code: str, config: SandboxConfig, *, stdin: str | None = None) ->
 
     Returns:
         The captured output, exit code and status. Raises only when the sandbox itself
-        cannot start (e.g. ``config.python`` does not exist).
+        cannot start: ``OSError`` when ``config.python`` cannot be run, ``RuntimeError``
+        when the child could not install a layer that must hold (the seccomp filter).
     """
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, got {type(code).__name__}")
@@ -256,6 +280,9 @@ def run_python(code: str, config: SandboxConfig, *, stdin: str | None = None) ->
             proc.stderr.close()
             if feeder is not None:
                 feeder.join(timeout=1.0)
+        if exit_code == SETUP_EXIT_CODE and err.startswith(_SETUP_MARKER.encode()):
+            detail = err.decode("utf-8", errors="replace").strip()
+            raise RuntimeError(f"the sandbox refused to run the code: {detail}")
         status = reason or _status(exit_code, err)
         return SandboxResult(
             stdout=out.decode("utf-8", errors="replace"),

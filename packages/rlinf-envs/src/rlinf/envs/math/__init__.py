@@ -4,7 +4,8 @@
   Parquet or a Hugging Face dataset on disk (:class:`MathDataConfig`,
   :func:`load_math_rows`); malformed rows raise :class:`MathDataError` naming file and line.
   :class:`PromptIterator` walks them in a seeded order with a resumable state.
-* Answers: :func:`extract_answer` (last ``\\boxed{}``, else last number) and
+* Answers: :func:`extract_answer` (last well-formed ``\\boxed{}``; a failed box is no
+  answer; only a response without any box falls back to its last number) and
   :class:`MathChecker`, which checks with math-verify in a pool of worker processes with a
   hard per-answer timeout (a stuck check scores 0, is counted, and its worker is replaced).
 * Synthetic task: :func:`generate_arithmetic` makes integer arithmetic problems with

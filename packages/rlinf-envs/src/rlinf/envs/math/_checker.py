@@ -31,8 +31,9 @@ class MathCheckerConfig:
         start_method: ``"forkserver"`` or ``"spawn"`` (never ``"fork"``: the driver may run
             threads that a forked child would inherit mid-lock).
         startup_timeout_s: how long a worker may take to start and import math-verify.
-        fallback_to_number: when a response has no ``\\boxed{}``, check its last number
-            instead of reporting ``"no_answer"``.
+        fallback_to_number: when a response has no box command at all, check its last
+            number instead of reporting ``"no_answer"``; a response with a malformed box
+            (unclosed, empty) is ``"no_answer"`` either way (rules: :mod:`._extract`).
         float_rounding: decimal places floats are rounded to before comparing.
         numeric_precision: significant digits of numeric comparisons.
         strict: math-verify strict mode (variables must match, sets differ from tuples).

@@ -1,5 +1,22 @@
 """Pull the final answer out of a model response: the last ``\\boxed{...}``, else the last number.
 
+The rules (:func:`extract_answer`), chosen so that a response earns credit only for an
+answer it actually gave:
+
+1. A box is ``\\boxed`` or ``\\fbox`` followed by a balanced, non-empty ``{...}`` (or a bare
+   token: ``\\boxed 5``). The answer is the content of the **last well-formed box**; several
+   boxes: the last one counts, whatever the earlier ones say; a broken box after it (a
+   restatement cut off by the length limit) does not cancel it.
+2. A response that **tried to box** (has a box command) but has no well-formed box (unclosed
+   ``\\boxed{12``, empty ``\\boxed{}``, ``\\boxed`` with nothing after it) has **no answer**:
+   it never falls back to a number, so a cut-off or broken box cannot earn credit from a
+   stray number in the text (a reward hack: an unclosed box used to score through rule 3).
+3. Only a response **without any box command** falls back (when allowed) to its **last
+   number** (rules in :func:`extract_last_number`). Only that one number is checked, so an
+   answer hidden among other numbers earns credit only if it is the very last one. The
+   fallback cannot tell an answer from a later check ("42, and 42 * 2 = 84" gives 84); turn
+   it off (``fallback_to_number=False``) to require boxes.
+
 Everything here is linear-time string scanning, so it runs in the driver; only the
 (potentially slow) symbolic comparison goes to the checker's subprocess pool.
 """
@@ -124,10 +141,14 @@ def extract_last_number(text: str) -> str | None:
 
 
 def extract_answer(text: str, *, fallback_to_number: bool = True) -> Extraction:
-    """Find the final answer: the last box, else (if allowed) the last number, else none."""
+    """Find the final answer (rules in the module docstring): the last well-formed box;
+    else none if the response has a box command (a failed box); else, if allowed, the last
+    number; else none."""
     boxed = extract_boxed(text)
     if boxed is not None:
         return Extraction(boxed, "boxed")
+    if _BOX_COMMAND.search(text) is not None:
+        return Extraction(None, "none")  # it tried to box and failed: no stray number
     if fallback_to_number:
         number = extract_last_number(text)
         if number is not None:
