@@ -85,7 +85,7 @@ def test_ppo_advantages_are_gae_with_truncation_bootstrap():
 
 def test_grpo_advantages_normalize_returns_per_step_within_groups():
     traj = _trajectory(n=4, t=3)
-    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=2), total_updates=1)
+    up = PolicyUpdater(_policy(), UpdaterConfig(name="grpo", group_size=2), total_updates=1)
     b = _tensors(traj)
     adv, rtg = up.advantages({**b, "rewards": b["rewards"].float()})
     ref_rtg = discounted_returns(
@@ -164,22 +164,22 @@ def test_linear_schedule_and_minibatch_count():
 
 def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
     policy = _policy(normalize_obs=True)
-    up = PolicyUpdater(policy, UpdaterConfig(algo="grpo"), total_updates=2)
+    up = PolicyUpdater(policy, UpdaterConfig(name="grpo"), total_updates=2)
     metrics = up.update(_trajectory(n=4, t=5))
     assert "train/vf_loss" not in metrics
     assert float(policy.normalizers["state"].count) == 20
 
 
 def test_bad_batches_and_configs_raise():
-    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=3), total_updates=1)
+    up = PolicyUpdater(_policy(), UpdaterConfig(name="grpo", group_size=3), total_updates=1)
     with pytest.raises(ValueError, match="does not divide"):
         up.update(_trajectory(n=4))
     bad = _trajectory()
     bad["values"] = bad["values"][:, :2]
     with pytest.raises(ValueError, match="values"):
         PolicyUpdater(_policy(), UpdaterConfig(), 1).update(bad)
-    with pytest.raises(ValueError, match="algo"):
-        UpdaterConfig(algo="sac")
+    with pytest.raises(ValueError, match=r"name: unknown advantage estimator 'sac'; registered: "):
+        UpdaterConfig(name="sac")
     with pytest.raises(ValueError, match="group_size"):
         UpdaterConfig(group_size=1)
 
