@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rlinf.algos import (
+    ADVANTAGE_ESTIMATORS,
     PPOLossConfig,
     discounted_returns,
     gae_advantages,
@@ -237,3 +238,20 @@ def test_decoupled_equals_ppo_on_fresh_data():
         policies.append(policy)
     for p, q in zip(policies[0].parameters(), policies[1].parameters(), strict=True):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("name", [*ADVANTAGE_ESTIMATORS.names(), "ppo"])
+def test_every_registered_estimator_is_selectable(name):
+    cfg = UpdaterConfig(name=name, group_size=2, epochs=1, minibatches=1)
+    up = PolicyUpdater(_policy(), cfg, total_updates=1)
+    traj = _trajectory()
+    batch = _tensors(traj)
+    adv, _ = up.advantages(batch)
+    if name == "rloo":  # per step: returns-to-go minus the other env of the pair
+        rtg = discounted_returns(
+            batch["rewards"], gamma=cfg.gamma, terminated=batch["terminated"] | batch["truncated"]
+        )
+        torch.testing.assert_close(adv, rtg - rtg.view(2, 2, -1).flip(1).reshape(4, -1))
+    assert adv.shape == traj["rewards"].shape and torch.isfinite(adv).all()
+    metrics = up.update(traj)
+    assert ("train/vf_loss" in metrics) == cfg.advantage_estimator.needs_values
