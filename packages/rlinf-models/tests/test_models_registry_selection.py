@@ -101,5 +101,5 @@ def test_old_keys_name_the_new_one():
         load_config(LLMUpdaterConfig, {"algorithm": "grpo"})
     with pytest.raises(ConfigError, match=r"'algo' was renamed to 'name'"):
         load_config(UpdaterConfig, {"algo": "ppo"})
-    with pytest.raises(ValueError, match="decoupled selects the decoupled_ppo loss"):
-        UpdaterConfig(decoupled=True, policy_loss="decoupled_ppo")
+    assert UpdaterConfig(decoupled=True).loss is UpdaterConfig(policy_loss="decoupled_ppo").loss
+    assert UpdaterConfig(decoupled=True, policy_loss="decoupled_ppo").loss.decoupled

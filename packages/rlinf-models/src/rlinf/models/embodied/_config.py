@@ -29,7 +29,8 @@ class UpdaterConfig:
             ``group_size``). A user's estimator is selected the same way once its module is
             listed in ``plugins``. (Renamed from ``algo``.)
         policy_loss: a name in ``rlinf.algos.POLICY_LOSSES`` (``"ppo"``,
-            ``"decoupled_ppo"``, or a plugin's); ``decoupled`` selects ``"decoupled_ppo"``.
+            ``"decoupled_ppo"``, or a plugin's); ``decoupled`` turns ``"ppo"`` into
+            ``"decoupled_ppo"`` (any other loss must itself be decoupled).
         plugins: modules imported before the names are checked (when the config is built)
             and again when the updater is built in a worker process; they register
             estimators and losses of their own. Each must be importable in the driver and
@@ -88,10 +89,10 @@ class UpdaterConfig:
         import_plugins(self.plugins)
         check_name(ADVANTAGE_ESTIMATORS, self.name, "name", extra=tuple(ALGORITHMS))
         check_name(POLICY_LOSSES, self.policy_loss, "policy_loss")
-        if self.decoupled and self.policy_loss != "ppo":
+        if self.decoupled and self.policy_loss != "ppo" and not self.loss.decoupled:
             raise ValueError(
-                f"decoupled selects the decoupled_ppo loss; it cannot replace policy_loss "
-                f"{self.policy_loss!r} (set one of the two)"
+                f"decoupled needs a decoupled policy loss, and policy_loss "
+                f"{self.policy_loss!r} is not one (use ppo or decoupled_ppo)"
             )
         if self.lr_schedule not in ("linear", "constant"):
             raise ValueError(
@@ -119,6 +120,7 @@ class UpdaterConfig:
 
     @property
     def loss(self) -> PolicyLoss:
-        """The ``rlinf.algos.POLICY_LOSSES`` entry: ``decoupled_ppo`` when
-        :attr:`decoupled`, else :attr:`policy_loss`."""
-        return POLICY_LOSSES.get("decoupled_ppo" if self.decoupled else self.policy_loss)
+        """The ``rlinf.algos.POLICY_LOSSES`` entry: :attr:`policy_loss`, except that
+        :attr:`decoupled` turns ``ppo`` into ``decoupled_ppo``."""
+        swap = self.decoupled and self.policy_loss == "ppo"
+        return POLICY_LOSSES.get("decoupled_ppo" if swap else self.policy_loss)
