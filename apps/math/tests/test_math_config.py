@@ -71,3 +71,13 @@ def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
     assert "algo.lr" in capsys.readouterr().err
     assert not run_dir.exists()
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("name", ["rloo", "drgrpo", "reinforce_pp_baseline"])
+def test_every_group_estimator_is_selectable(name):
+    from rlinf.algos import ADVANTAGE_ESTIMATORS
+
+    cfg = load_math_config("grpo", [f"algo.name={name}"])
+    assert cfg.algo.advantage_estimator is ADVANTAGE_ESTIMATORS.get(name)
+    with pytest.raises(ConfigError, match=rf"generation\.n: algo\.name {name} needs >= 2"):
+        load_math_config("grpo", [f"algo.name={name}", "generation.n=1"])

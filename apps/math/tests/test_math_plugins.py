@@ -131,6 +131,7 @@ def test_worker_process_imports_the_plugins_itself(plugin_dir):
         from rlinf.models.llm import LLMUpdater
         cfg = pickle.loads(sys.stdin.buffer.read())  # as a worker receives it: no checks ran
         assert "user_top1" not in ADVANTAGE_ESTIMATORS
+        assert cfg.group_advantages  # the actor worker asks before building the updater
         up = LLMUpdater(torch.nn.Linear(2, 2), cfg, ref_model=torch.nn.Linear(2, 2))
         assert up.estimator is ADVANTAGE_ESTIMATORS.get("user_top1")
         assert "{MODULE}" in sys.modules

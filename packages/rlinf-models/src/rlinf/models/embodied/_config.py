@@ -116,11 +116,13 @@ class UpdaterConfig:
     @property
     def advantage_estimator(self) -> AdvantageEstimator:
         """The ``rlinf.algos.ADVANTAGE_ESTIMATORS`` entry that :attr:`name` selects."""
+        import_plugins(self.plugins)  # a worker's unpickled config has not imported them
         return ADVANTAGE_ESTIMATORS.get(ALGORITHMS.get(self.name, self.name))
 
     @property
     def loss(self) -> PolicyLoss:
         """The ``rlinf.algos.POLICY_LOSSES`` entry: :attr:`policy_loss`, except that
         :attr:`decoupled` turns ``ppo`` into ``decoupled_ppo``."""
+        import_plugins(self.plugins)
         swap = self.decoupled and self.policy_loss == "ppo"
         return POLICY_LOSSES.get("decoupled_ppo" if swap else self.policy_loss)

@@ -199,6 +199,7 @@ class LLMUpdaterConfig:
     @property
     def advantage_estimator(self) -> AdvantageEstimator:
         """The ``rlinf.algos.ADVANTAGE_ESTIMATORS`` entry that :attr:`name` selects."""
+        import_plugins(self.plugins)  # a worker's unpickled config has not imported them
         return ADVANTAGE_ESTIMATORS.get(ALGORITHMS.get(self.name, (self.name, False))[0])
 
     @property
@@ -209,6 +210,7 @@ class LLMUpdaterConfig:
     @property
     def loss(self) -> PolicyLoss:
         """The ``rlinf.algos.POLICY_LOSSES`` entry that :attr:`policy_loss` selects."""
+        import_plugins(self.plugins)
         return POLICY_LOSSES.get(self.policy_loss)
 
     @property
