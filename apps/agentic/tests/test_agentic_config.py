@@ -76,3 +76,13 @@ def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
     assert "algo.lr" in capsys.readouterr().err
     assert not run_dir.exists()
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("name", ["rloo", "drgrpo", "reinforce_pp_baseline"])
+def test_algorithm_key_and_estimators(name):
+    from rlinf.algos import ADVANTAGE_ESTIMATORS
+
+    cfg = load_agentic_config("search", [f"algo.name={name}"])
+    assert cfg.algo.advantage_estimator is ADVANTAGE_ESTIMATORS.get(name)
+    with pytest.raises(ConfigError, match=r"'algo\.algorithm' was renamed to 'algo\.name'"):
+        load_agentic_config("search", [f"algo.algorithm={name}"])

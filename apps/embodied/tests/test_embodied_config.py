@@ -26,12 +26,13 @@ def test_cartpole_preset_loads_with_overrides():
         ("algo.clip_hihg=0.3", "algo.clip_hihg"),
         ("runner.horizon=abc", "runner.horizon"),
         ("policy.hidden_sizes=12", "policy.hidden_sizes"),
-        ("algo.algo=sac", "algo"),
+        ("algo.name=sac", r"algo: name: unknown advantage estimator 'sac'; registered: "),
+        ("algo.algo=ppo", r"'algo.algo' was renamed to 'algo.name'"),
         ("runner.pipeline_stages=3", "env.num_envs"),
         ("placement.actor=0-1", "placement.actor"),
         ("placement.rollout=5", "placement"),
         ("placement.critic=0", "critic"),
-        ("algo.algo=grpo", None),  # valid: group_size 0 means all 8 envs
+        ("algo.name=grpo", None),  # valid: group_size 0 means all 8 envs
         ("runner.total_env_steps=100", "runner.total_env_steps"),
     ],
 )

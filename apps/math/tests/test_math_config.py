@@ -15,7 +15,7 @@ from rlinf.core import ConfigError
 @pytest.mark.parametrize("preset", ["grpo", "dapo", "ppo", "reinforce_pp", "grpo_disaggregated"])
 def test_presets_load(preset):
     cfg = load_math_config(preset)
-    assert cfg.algo.algorithm == preset.split("_disagg")[0]
+    assert cfg.algo.name == preset.split("_disagg")[0]
     assert cfg.sft.steps > 0 and cfg.generation.n >= 2
 
 
@@ -31,7 +31,8 @@ def test_overrides_apply():
     [
         ("algo.clip_hihg=0.3", "algo.clip_hihg"),
         ("runner.steps=abc", "runner.steps"),
-        ("algo.algorithm=sac", "algo.algorithm"),
+        ("algo.name=sac", r"algo: name: unknown advantage estimator 'sac'; registered: "),
+        ("algo.algorithm=grpo", r"'algo.algorithm' was renamed to 'algo.name'"),
         ("algo.temperature=0.5", "algo.temperature"),
         ("generation.n=1", "generation.n"),
         ("generation.do_sample=false", "generation.do_sample"),
@@ -70,3 +71,13 @@ def test_cli_fails_before_starting_anything(tmp_path: pathlib.Path, capsys):
     assert "algo.lr" in capsys.readouterr().err
     assert not run_dir.exists()
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("name", ["rloo", "drgrpo", "reinforce_pp_baseline"])
+def test_every_group_estimator_is_selectable(name):
+    from rlinf.algos import ADVANTAGE_ESTIMATORS
+
+    cfg = load_math_config("grpo", [f"algo.name={name}"])
+    assert cfg.algo.advantage_estimator is ADVANTAGE_ESTIMATORS.get(name)
+    with pytest.raises(ConfigError, match=rf"generation\.n: algo\.name {name} needs >= 2"):
+        load_math_config("grpo", [f"algo.name={name}", "generation.n=1"])

@@ -60,7 +60,7 @@ def test_kl_loss_aggregates_and_has_gradient():
 
 
 def test_kl_bad_inputs():
-    with pytest.raises(KeyError, match="valid names: k1, k2, k3"):
+    with pytest.raises(KeyError, match="valid names: abs, k1, k2, k3"):
         kl_estimate(torch.zeros(2), torch.zeros(2), "k5")
     with pytest.raises(ValueError, match="ref_log_probs has shape"):
         kl_estimate(torch.zeros(2), torch.zeros(3))

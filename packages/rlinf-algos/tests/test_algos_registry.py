@@ -59,14 +59,23 @@ def test_builtin_registries_filled():
     ]
     assert POLICY_LOSSES.names() == ["decoupled_ppo", "ppo"]
     assert LOSS_AGGREGATIONS.names() == sorted(algos.AGG_MODES)
-    assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
-    assert ADVANTAGE_ESTIMATORS.get("gae") is algos.gae_advantages
-    assert POLICY_LOSSES.get("ppo") is algos.ppo_policy_loss
+    assert KL_ESTIMATORS.names() == ["abs", "k1", "k2", "k3"]
+    assert isinstance(ADVANTAGE_ESTIMATORS.get("gae"), algos.AdvantageEstimator)
+    assert isinstance(POLICY_LOSSES.get("ppo"), algos.PolicyLoss)
     assert KL_ESTIMATORS.get("k3") is algos.kl_k3
+    assert KL_ESTIMATORS.get("abs") is algos.kl_abs
+
+
+def test_spec_registries_reject_plain_functions():
+    with pytest.raises(TypeError, match="advantage estimator 'raw' must be a AdvantageEstimator"):
+        ADVANTAGE_ESTIMATORS.register("raw", algos.grpo_advantages)
+    with pytest.raises(TypeError, match="policy loss 'raw' must be a PolicyLoss"):
+        POLICY_LOSSES.register("raw", algos.ppo_policy_loss)
+    assert "raw" not in ADVANTAGE_ESTIMATORS and "raw" not in POLICY_LOSSES
 
 
 def test_builtin_registry_miss_message():
-    with pytest.raises(KeyError, match="valid names: k1, k2, k3"):
+    with pytest.raises(KeyError, match="valid names: abs, k1, k2, k3"):
         KL_ESTIMATORS.get("k4")
 
 

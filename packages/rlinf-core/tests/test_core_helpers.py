@@ -7,7 +7,8 @@ import enum
 import json
 import sys
 import time
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 import pytest
 import torch
@@ -38,6 +39,8 @@ class AlgoConfig:
     group_size: int = 8
     agg: Agg = Agg.TOKEN
     kl: Literal["k1", "k3"] = "k3"
+
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"kl_kind": "kl"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +80,7 @@ def test_yaml_preset_with_dotted_overrides(tmp_path):
         (["algo.clip_high=true"], r"algo.clip_high: expected float, got bool True"),
         (["algo.agg=mean"], r"algo.agg: expected one of \['token', 'seq'\], got 'mean'"),
         (["algo.kl=k2"], r"algo.kl: expected one of \['k1', 'k3'\], got 'k2'"),
+        (["algo.kl_kind=k1"], r"'algo.kl_kind' was renamed to 'algo.kl' \(AlgoConfig\)"),
         (["devices=[0, x]"], r"devices\[1\]: expected int"),
         (["name.sub=1"], r"override name.sub: name is a value, not a section"),
         (["bogus"], r"override 'bogus' must look like 'key.sub=value'"),

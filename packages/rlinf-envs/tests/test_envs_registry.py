@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from rlinf.envs import ENVS, EnvConfig, GymVectorEnv, Registry, make_env
+from rlinf.core import Registry, RegistryError
+from rlinf.envs import ENVS, EnvConfig, GymVectorEnv, make_env
 
 
 class ToyDictEnv(gym.Env):
@@ -82,18 +83,23 @@ def test_discrete_observation_is_one_hot():
 
 
 def test_registry_lookup_lazy_and_extra_hint():
+    assert isinstance(ENVS, Registry)  # core's registry, not one of its own
     assert "gym" in ENVS and list(ENVS) == ["gym", "maniskill", "mujoco"]
     assert ENVS.get("gym") is GymVectorEnv
-    with pytest.raises(KeyError, match=r"unknown env 'nope'; valid: gym, maniskill, mujoco"):
+    with pytest.raises(
+        RegistryError, match=r"unknown env 'nope'; valid names: gym, maniskill, mujoco"
+    ):
         make_env(EnvConfig("CartPole-v1", kind="nope"))
-    reg = Registry("env", "rlinf-envs")
-    reg.register("fake", "rlinf_not_installed_pkg.sim:make", extra="fakesim")
+    reg: Registry = Registry("env")
+    reg.register(
+        "fake", "rlinf_not_installed_pkg.sim:make", install_hint="pip install 'rlinf-envs[fakesim]'"
+    )
     reg.register("direct", GymVectorEnv)
-    with pytest.raises(ImportError, match=r"pip install 'rlinf-envs\[fakesim\]'"):
+    with pytest.raises(RegistryError, match=r"pip install 'rlinf-envs\[fakesim\]'"):
         reg.get("fake")
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(RegistryError, match="already registered"):
         reg.register("direct", GymVectorEnv)
-    with pytest.raises(ValueError, match="module:attr"):
+    with pytest.raises(RegistryError, match="module:attr"):
         reg.register("bad", "no_colon")
     assert reg.get("direct") is GymVectorEnv
 

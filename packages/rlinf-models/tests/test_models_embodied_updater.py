@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rlinf.algos import (
+    ADVANTAGE_ESTIMATORS,
     PPOLossConfig,
     discounted_returns,
     gae_advantages,
@@ -85,7 +86,7 @@ def test_ppo_advantages_are_gae_with_truncation_bootstrap():
 
 def test_grpo_advantages_normalize_returns_per_step_within_groups():
     traj = _trajectory(n=4, t=3)
-    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=2), total_updates=1)
+    up = PolicyUpdater(_policy(), UpdaterConfig(name="grpo", group_size=2), total_updates=1)
     b = _tensors(traj)
     adv, rtg = up.advantages({**b, "rewards": b["rewards"].float()})
     ref_rtg = discounted_returns(
@@ -164,22 +165,22 @@ def test_linear_schedule_and_minibatch_count():
 
 def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
     policy = _policy(normalize_obs=True)
-    up = PolicyUpdater(policy, UpdaterConfig(algo="grpo"), total_updates=2)
+    up = PolicyUpdater(policy, UpdaterConfig(name="grpo"), total_updates=2)
     metrics = up.update(_trajectory(n=4, t=5))
     assert "train/vf_loss" not in metrics
     assert float(policy.normalizers["state"].count) == 20
 
 
 def test_bad_batches_and_configs_raise():
-    up = PolicyUpdater(_policy(), UpdaterConfig(algo="grpo", group_size=3), total_updates=1)
+    up = PolicyUpdater(_policy(), UpdaterConfig(name="grpo", group_size=3), total_updates=1)
     with pytest.raises(ValueError, match="does not divide"):
         up.update(_trajectory(n=4))
     bad = _trajectory()
     bad["values"] = bad["values"][:, :2]
     with pytest.raises(ValueError, match="values"):
         PolicyUpdater(_policy(), UpdaterConfig(), 1).update(bad)
-    with pytest.raises(ValueError, match="algo"):
-        UpdaterConfig(algo="sac")
+    with pytest.raises(ValueError, match=r"name: unknown advantage estimator 'sac'; registered: "):
+        UpdaterConfig(name="sac")
     with pytest.raises(ValueError, match="group_size"):
         UpdaterConfig(group_size=1)
 
@@ -237,3 +238,20 @@ def test_decoupled_equals_ppo_on_fresh_data():
         policies.append(policy)
     for p, q in zip(policies[0].parameters(), policies[1].parameters(), strict=True):
         torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("name", [*ADVANTAGE_ESTIMATORS.names(), "ppo"])
+def test_every_registered_estimator_is_selectable(name):
+    cfg = UpdaterConfig(name=name, group_size=2, epochs=1, minibatches=1)
+    up = PolicyUpdater(_policy(), cfg, total_updates=1)
+    traj = _trajectory()
+    batch = _tensors(traj)
+    adv, _ = up.advantages(batch)
+    if name == "rloo":  # per step: returns-to-go minus the other env of the pair
+        rtg = discounted_returns(
+            batch["rewards"], gamma=cfg.gamma, terminated=batch["terminated"] | batch["truncated"]
+        )
+        torch.testing.assert_close(adv, rtg - rtg.view(2, 2, -1).flip(1).reshape(4, -1))
+    assert adv.shape == traj["rewards"].shape and torch.isfinite(adv).all()
+    metrics = up.update(traj)
+    assert ("train/vf_loss" in metrics) == cfg.advantage_estimator.needs_values

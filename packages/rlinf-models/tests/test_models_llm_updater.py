@@ -9,6 +9,7 @@ import copy
 import pytest
 import torch
 
+from rlinf.algos import ADVANTAGE_ESTIMATORS
 from rlinf.models.llm import (
     GenerationConfig,
     HFGenerationBackend,
@@ -65,18 +66,18 @@ def test_group_size_and_outcome_rewards_by_hand():
 def test_token_advantages_by_hand():
     mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 1]])
     rewards = torch.tensor([1.0, 0.0, 1.0, 1.0])
-    adv, ret = token_advantages("grpo", rewards, mask, 2)
+    adv, ret = token_advantages(ADVANTAGE_ESTIMATORS.get("grpo"), rewards, mask, 2)
     # Group (1, 0): mean 0.5, sample std sqrt(0.5); group (1, 1): zero advantage.
     a = 0.5 / (0.5**0.5 + 1e-6)
     expected = torch.tensor([[a, a, 0.0], [-a, 0.0, 0.0], [0.0] * 3, [0.0] * 3])
     torch.testing.assert_close(adv, expected)
     assert ret is None
     # Dr.GRPO: no std scaling.
-    adv, _ = token_advantages("dapo", rewards, mask, 2, scale_by_std=False)
+    adv, _ = token_advantages(ADVANTAGE_ESTIMATORS.get("drgrpo"), rewards, mask, 2)
     assert adv[0, 0] == pytest.approx(0.5) and adv[1, 0] == pytest.approx(-0.5)
     # REINFORCE++, gamma 1: returns are 1 on the 8 valid tokens of rows 0, 2, 3 and 0 on
     # row 1's one token; whitened with mean 8/9 and (unbiased) std 1/3: 1/3 and -8/3.
-    adv, _ = token_advantages("reinforce_pp", rewards, mask, 2)
+    adv, _ = token_advantages(ADVANTAGE_ESTIMATORS.get("reinforce_pp"), rewards, mask, 2)
     assert adv[0, 0] == pytest.approx(1 / 3, abs=1e-4)
     assert adv[1, 0] == pytest.approx(-8 / 3, abs=1e-4)
     assert adv[0, 2] == 0.0
@@ -86,7 +87,7 @@ def test_grpo_step_raises_logprob_of_rewarded_responses(model_dir, batch):
     model, _ = load_causal_lm(model_dir)
     before = _seq_logp(model, batch)
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    cfg = LLMUpdaterConfig(algorithm="grpo", lr=3e-3)
+    cfg = LLMUpdaterConfig(name="grpo", lr=3e-3)
     metrics = LLMUpdater(model, cfg).update(batch, rewards)
     delta = _seq_logp(model, batch) - before
     assert delta[rewards == 1].min() > 0
@@ -112,7 +113,7 @@ def test_zero_advantage_groups_give_zero_gradient(model_dir, batch):
 def test_dynamic_sampling_drops_flat_groups(model_dir, batch):
     model, _ = load_causal_lm(model_dir)
     rewards = torch.tensor([1.0] * 4 + [0.0, 1.0, 0.0, 0.0])
-    cfg = LLMUpdaterConfig(algorithm="dapo", lr=1e-3, clip_high=0.28, dynamic_sampling=True)
+    cfg = LLMUpdaterConfig(name="dapo", lr=1e-3, clip_high=0.28, dynamic_sampling=True)
     metrics = LLMUpdater(model, cfg).update(batch, rewards)
     assert metrics["train/dropped_groups"] == 1.0
     assert metrics["train/kept_responses"] == 4.0
@@ -163,7 +164,7 @@ def test_several_epochs_recompute_old_logprobs_and_clip(model_dir, batch):
 def test_reinforce_pp_with_kl_penalty(model_dir, batch):
     model, _ = load_causal_lm(model_dir)
     ref, _ = load_causal_lm(model_dir)
-    cfg = LLMUpdaterConfig(algorithm="reinforce_pp", lr=3e-3, kl_coef=0.01, kl_estimator="k1")
+    cfg = LLMUpdaterConfig(name="reinforce_pp", lr=3e-3, kl_coef=0.01, kl_estimator="k1")
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     before = _seq_logp(model, batch)
     metrics = LLMUpdater(model, cfg, ref_model=ref).update(batch, rewards)
@@ -184,9 +185,11 @@ def test_lr_warmup_and_schedules(model_dir):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"algorithm": "sac"}, "algorithm"),
+        ({"name": "sac"}, r"name: unknown advantage estimator 'sac'; registered: .*dapo.*rloo"),
+        ({"policy_loss": "a2c"}, r"policy_loss: unknown policy loss 'a2c'; registered: "),
+        ({"plugins": ["no_such_plugin_mod"]}, r"plugins: cannot import 'no_such_plugin_mod'"),
         ({"loss_agg_mode": "mean"}, "loss_agg_mode"),
-        ({"kl_estimator": "k9"}, "kl_estimator"),
+        ({"kl_estimator": "k9"}, r"kl_estimator: .*registered: abs, k1, k2, k3"),
         ({"overlong_buffer": 4}, "max_response_length"),
         ({"mini_batch_size": 6, "micro_batch_size": 4}, "micro_batch_size"),
         ({"lr": 0.0}, "lr"),
@@ -212,7 +215,7 @@ def test_ppo_trains_critic_toward_returns(model_dir, batch):
 
     model, _ = load_causal_lm(model_dir)
     critic = ValueModel.from_pretrained(model_dir)
-    cfg = LLMUpdaterConfig(algorithm="ppo", lr=1e-3, critic_lr=1e-2, epochs=2, value_clip=None)
+    cfg = LLMUpdaterConfig(name="ppo", lr=1e-3, critic_lr=1e-2, epochs=2, value_clip=None)
     updater = LLMUpdater(model, cfg, critic=critic)
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     losses = [updater.update(batch, rewards)["train/vf_loss"] for _ in range(4)]

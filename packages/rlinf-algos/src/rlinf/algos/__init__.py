@@ -12,8 +12,12 @@ Conventions:
   argument; nothing silently returns NaN.
 * Losses return ``(loss, metrics)``; metric values are 0-dim detached tensors (no device
   sync on GPU; call ``float(v)`` when logging).
-* Importing the package registers functions in ``ADVANTAGE_ESTIMATORS``,
-  ``POLICY_LOSSES``, ``LOSS_AGGREGATIONS`` and ``KL_ESTIMATORS``; nothing else happens.
+* Importing the package fills ``ADVANTAGE_ESTIMATORS``, ``POLICY_LOSSES``,
+  ``LOSS_AGGREGATIONS`` and ``KL_ESTIMATORS``; nothing else happens. Each registry has one
+  calling convention (see ``rlinf.algos._registry``): advantage estimators take an
+  :class:`AdvantageInputs`, policy losses a :class:`PolicyLossInputs` and a
+  :class:`PPOLossConfig`, so an updater can call any entry; register your own with
+  :func:`advantage_estimator`, :func:`policy_loss` or ``KL_ESTIMATORS.register``.
 """
 
 from ._aggregation import AGG_MODES, aggregate_loss
@@ -32,7 +36,7 @@ from ._group import (
 )
 from ._importance import truncated_importance_weights
 from ._iql import expectile_loss, iql_policy_loss, iql_q_loss, iql_value_loss
-from ._kl import kl_estimate, kl_k1, kl_k2, kl_k3, kl_loss, kl_penalized_rewards
+from ._kl import kl_abs, kl_estimate, kl_k1, kl_k2, kl_k3, kl_loss, kl_penalized_rewards
 from ._masked import masked_mean, masked_sum, masked_var, masked_whiten
 from ._policy_loss import PPOLossConfig, ppo_policy_loss, ppo_token_loss
 from ._polyak import hard_update, polyak_update
@@ -42,6 +46,8 @@ from ._registry import (
     LOSS_AGGREGATIONS,
     POLICY_LOSSES,
     Registry,
+    advantage_estimator,
+    policy_loss,
 )
 from ._reinforce import reinforce_pp_advantages, reinforce_pp_baseline_advantages
 from ._replay import ReplayBuffer, sample_mixed
@@ -53,7 +59,18 @@ from ._sac import (
     sac_critic_target,
     sac_temperature_loss,
 )
+from ._specs import (
+    AdvantageEstimator,
+    AdvantageFn,
+    AdvantageInputs,
+    PolicyLoss,
+    PolicyLossFn,
+    PolicyLossInputs,
+)
 from ._value_loss import huber, value_loss
+
+# Last: the built-in registry entries adapt the functions imported above.
+from . import _builtins  # noqa: F401  isort: skip
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -61,13 +78,20 @@ __all__ = [
     "KL_ESTIMATORS",
     "LOSS_AGGREGATIONS",
     "POLICY_LOSSES",
+    "AdvantageEstimator",
+    "AdvantageFn",
+    "AdvantageInputs",
     "AsyncPPOConfig",
     "BatchRenorm1d",
     "CriticEnsemble",
     "PPOLossConfig",
+    "PolicyLoss",
+    "PolicyLossFn",
+    "PolicyLossInputs",
     "Registry",
     "ReplayBuffer",
     "SACConfig",
+    "advantage_estimator",
     "aggregate_loss",
     "broadcast_to_tokens",
     "chunked_entropy_from_logits",
@@ -86,6 +110,7 @@ __all__ = [
     "iql_q_loss",
     "iql_value_loss",
     "joint_critic_forward",
+    "kl_abs",
     "kl_estimate",
     "kl_k1",
     "kl_k2",
@@ -99,6 +124,7 @@ __all__ = [
     "masked_whiten",
     "mlp",
     "overlong_reward_penalty",
+    "policy_loss",
     "polyak_update",
     "ppo_policy_loss",
     "ppo_token_loss",

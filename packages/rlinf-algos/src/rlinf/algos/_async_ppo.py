@@ -30,7 +30,6 @@ from ._checks import (
     zero_outside,
 )
 from ._policy_loss import PPOLossConfig, ppo_token_loss, ratio_metrics
-from ._registry import POLICY_LOSSES
 
 __all__ = ["AsyncPPOConfig", "decoupled_ppo_loss", "staleness_mask"]
 
@@ -83,7 +82,6 @@ def staleness_mask(
     return staleness <= max_staleness
 
 
-@POLICY_LOSSES.register("decoupled_ppo")
 def decoupled_ppo_loss(
     log_probs: torch.Tensor,
     proximal_log_probs: torch.Tensor,

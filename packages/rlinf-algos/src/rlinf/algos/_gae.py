@@ -21,7 +21,6 @@ from __future__ import annotations
 import torch
 
 from ._checks import as_mask, check_finite, check_same_shape, compute_dtype
-from ._registry import ADVANTAGE_ESTIMATORS
 
 __all__ = ["discounted_returns", "gae_advantages"]
 
@@ -68,7 +67,6 @@ def _prepare(
     return (*out, term, trunc, m)
 
 
-@ADVANTAGE_ESTIMATORS.register("gae")
 def gae_advantages(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -139,7 +137,6 @@ def gae_advantages(
     return adv, returns
 
 
-@ADVANTAGE_ESTIMATORS.register("discounted_returns")
 def discounted_returns(
     rewards: torch.Tensor,
     *,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import torch
 
 from ._checks import as_mask, check_finite, compute_dtype
-from ._registry import ADVANTAGE_ESTIMATORS
 
 __all__ = [
     "broadcast_to_tokens",
@@ -33,7 +32,6 @@ def group_view(rewards: torch.Tensor, group_size: int, name: str = "rewards") ->
     return rewards.to(compute_dtype(rewards)).view(n // group_size, group_size)
 
 
-@ADVANTAGE_ESTIMATORS.register("grpo")
 def grpo_advantages(
     rewards: torch.Tensor,
     group_size: int,
@@ -63,13 +61,11 @@ def grpo_advantages(
     return centered.reshape(-1)
 
 
-@ADVANTAGE_ESTIMATORS.register("drgrpo")
 def drgrpo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """Dr.GRPO advantage ``r_i - mean_group`` (GRPO without std scaling). ``[N] -> [N]``."""
     return grpo_advantages(rewards, group_size, scale_by_std=False)
 
 
-@ADVANTAGE_ESTIMATORS.register("rloo")
 def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """RLOO advantage: reward minus the mean of the *other* responses of the same prompt.
 

@@ -6,6 +6,8 @@ KL Divergence"):
 * ``k1 = x``: unbiased for KL(pi || ref), high variance, can be negative.
 * ``k2 = x**2 / 2``: biased, low variance, non-negative.
 * ``k3 = exp(-x) - 1 + x``: unbiased, low variance, always >= 0.
+* ``abs = |x|``: biased, non-negative; its gradient has constant magnitude, so it pulls
+  back large and small deviations alike.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ._aggregation import aggregate_loss
 from ._checks import as_mask, check_finite, check_same_shape
 from ._registry import KL_ESTIMATORS
 
-__all__ = ["kl_estimate", "kl_k1", "kl_k2", "kl_k3", "kl_loss", "kl_penalized_rewards"]
+__all__ = ["kl_abs", "kl_estimate", "kl_k1", "kl_k2", "kl_k3", "kl_loss", "kl_penalized_rewards"]
 
 # exp(20) is ~5e8: large enough to keep every meaningful gradient, small enough that k3 of a
 # near-zero reference probability cannot overflow to inf in bf16/fp32.
@@ -43,6 +45,12 @@ def kl_k3(log_probs: torch.Tensor, ref_log_probs: torch.Tensor) -> torch.Tensor:
     """
     x = (ref_log_probs - log_probs).clamp(-_LOG_RATIO_LIMIT, _LOG_RATIO_LIMIT)
     return torch.exp(x) - 1.0 - x
+
+
+@KL_ESTIMATORS.register("abs")
+def kl_abs(log_probs: torch.Tensor, ref_log_probs: torch.Tensor) -> torch.Tensor:
+    """``abs = |log pi - log ref|``. Shapes ``[...]`` -> ``[...]``."""
+    return (log_probs - ref_log_probs).abs()
 
 
 def kl_estimate(

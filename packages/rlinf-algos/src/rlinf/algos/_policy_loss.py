@@ -16,7 +16,7 @@ from ._checks import (
     zero_outside,
 )
 from ._importance import truncated_importance_weights
-from ._registry import LOSS_AGGREGATIONS, POLICY_LOSSES
+from ._registry import LOSS_AGGREGATIONS
 
 __all__ = ["PPOLossConfig", "ppo_policy_loss", "ppo_token_loss", "ratio_metrics"]
 
@@ -133,7 +133,6 @@ def ratio_metrics(
     }
 
 
-@POLICY_LOSSES.register("ppo")
 def ppo_policy_loss(
     log_probs: torch.Tensor,
     old_log_probs: torch.Tensor,

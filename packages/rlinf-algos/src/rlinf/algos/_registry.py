@@ -1,9 +1,23 @@
-"""A small name -> object registry, and the registries this package fills at import time."""
+"""A small name -> object registry, and the registries this package fills at import time.
+
+rlinf-algos is layer 0 and imports no other rlinf package, so it keeps this small registry
+instead of ``rlinf.core.Registry`` (which adds lazy ``"module:attr"`` entries). Each registry
+has one calling convention, so an updater can call any of its entries:
+
+* ``ADVANTAGE_ESTIMATORS``: :class:`~rlinf.algos.AdvantageEstimator` specs, called as
+  ``spec(AdvantageInputs) -> (advantages [N, T], returns [N, T] | None)``.
+* ``POLICY_LOSSES``: :class:`~rlinf.algos.PolicyLoss` specs, called as
+  ``spec(PolicyLossInputs, PPOLossConfig) -> (loss [], metrics)``.
+* ``KL_ESTIMATORS``: functions ``fn(log_probs [...], ref_log_probs [...]) -> kl [...]``.
+* ``LOSS_AGGREGATIONS``: functions ``fn(loss [B, T], mask [B, T], norm_length) -> []``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
+
+from ._specs import AdvantageEstimator, AdvantageFn, PolicyLoss, PolicyLossFn
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -11,6 +25,8 @@ __all__ = [
     "LOSS_AGGREGATIONS",
     "POLICY_LOSSES",
     "Registry",
+    "advantage_estimator",
+    "policy_loss",
 ]
 
 T = TypeVar("T")
@@ -25,10 +41,14 @@ class Registry(Generic[T]):
 
     Args:
         kind: what the registry holds, used in error messages (e.g. ``"KL estimator"``).
+        entry_type: when given, :meth:`register` rejects objects of any other type (a
+            plain function registered where a spec is expected fails at registration, not
+            in the middle of a training step).
     """
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, entry_type: type | None = None) -> None:
         self.kind = kind
+        self.entry_type = entry_type
         self._entries: dict[str, T] = {}
 
     @overload
@@ -42,6 +62,11 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} name must be a non-empty string, got {name!r}")
 
         def _add(item: T) -> T:
+            if self.entry_type is not None and not isinstance(item, self.entry_type):
+                raise TypeError(
+                    f"{self.kind} {name!r} must be a {self.entry_type.__name__}, got "
+                    f"{type(item).__name__} (wrap the function, see the registry's docs)"
+                )
             if name in self._entries:
                 raise ValueError(
                     f"{self.kind} {name!r} is already registered "
@@ -61,6 +86,13 @@ class Registry(Generic[T]):
         except KeyError:
             valid = ", ".join(sorted(self._entries)) or "<none>"
             raise KeyError(f"unknown {self.kind} {name!r}; valid names: {valid}") from None
+
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return its object (tests and reloaded plugins); ``KeyError``
+        naming valid names when it is not registered."""
+        obj = self.get(name)
+        del self._entries[name]
+        return obj
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
@@ -82,14 +114,59 @@ class Registry(Generic[T]):
         return f"Registry({self.kind!r}, names={self.names()})"
 
 
-ADVANTAGE_ESTIMATORS: Registry[Callable[..., Any]] = Registry("advantage estimator")
-"""Advantage estimators (``gae``, ``grpo``, ``drgrpo``, ``rloo``, ``reinforce_pp``, ...)."""
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry(
+    "advantage estimator", AdvantageEstimator
+)
+"""Advantage estimators (``gae``, ``grpo``, ``drgrpo``, ``rloo``, ``reinforce_pp``,
+``reinforce_pp_baseline``, ``discounted_returns``); add one with
+:func:`~rlinf.algos.advantage_estimator`."""
 
-POLICY_LOSSES: Registry[Callable[..., Any]] = Registry("policy loss")
-"""Policy losses returning ``(loss, metrics)`` (``ppo``, ``decoupled_ppo``)."""
+POLICY_LOSSES: Registry[PolicyLoss] = Registry("policy loss", PolicyLoss)
+"""Policy losses (``ppo``, ``decoupled_ppo``); add one with :func:`~rlinf.algos.policy_loss`."""
 
 LOSS_AGGREGATIONS: Registry[Callable[..., Any]] = Registry("loss aggregation mode")
 """Token/sequence loss aggregation modes (``token-mean``, ``seq-mean-token-sum``, ...)."""
 
 KL_ESTIMATORS: Registry[Callable[..., Any]] = Registry("KL estimator")
-"""Per-token KL estimators (``k1``, ``k2``, ``k3``)."""
+"""Per-token KL estimators ``fn(log_probs, ref_log_probs) -> kl`` (``k1``, ``k2``, ``k3``,
+``abs``); add one with ``@KL_ESTIMATORS.register("name")``."""
+
+
+def advantage_estimator(
+    name: str,
+    *,
+    needs_values: bool = False,
+    group_relative: bool = False,
+    uses_step_rewards: bool = False,
+    description: str = "",
+) -> Callable[[AdvantageFn], AdvantageFn]:
+    """Decorator: register ``fn(inputs: AdvantageInputs) -> (adv, returns | None)`` as
+    ``name`` in :data:`ADVANTAGE_ESTIMATORS` (flags as in :class:`AdvantageEstimator`)."""
+
+    def deco(fn: AdvantageFn) -> AdvantageFn:
+        ADVANTAGE_ESTIMATORS.register(
+            name,
+            AdvantageEstimator(
+                fn,
+                needs_values=needs_values,
+                group_relative=group_relative,
+                uses_step_rewards=uses_step_rewards,
+                description=description,
+            ),
+        )
+        return fn
+
+    return deco
+
+
+def policy_loss(
+    name: str, *, decoupled: bool = False, description: str = ""
+) -> Callable[[PolicyLossFn], PolicyLossFn]:
+    """Decorator: register ``fn(inputs: PolicyLossInputs, config: PPOLossConfig) -> (loss,
+    metrics)`` as ``name`` in :data:`POLICY_LOSSES` (flags as in :class:`PolicyLoss`)."""
+
+    def deco(fn: PolicyLossFn) -> PolicyLossFn:
+        POLICY_LOSSES.register(name, PolicyLoss(fn, decoupled=decoupled, description=description))
+        return fn
+
+    return deco

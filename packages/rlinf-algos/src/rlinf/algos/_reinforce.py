@@ -8,12 +8,10 @@ from ._checks import as_mask, check_finite, check_same_shape
 from ._gae import discounted_returns
 from ._group import broadcast_to_tokens, group_view
 from ._masked import masked_whiten
-from ._registry import ADVANTAGE_ESTIMATORS
 
 __all__ = ["reinforce_pp_advantages", "reinforce_pp_baseline_advantages"]
 
 
-@ADVANTAGE_ESTIMATORS.register("reinforce_pp")
 def reinforce_pp_advantages(
     token_rewards: torch.Tensor,
     mask: torch.Tensor,
@@ -44,7 +42,6 @@ def reinforce_pp_advantages(
     return masked_whiten(returns, mask, eps=eps)
 
 
-@ADVANTAGE_ESTIMATORS.register("reinforce_pp_baseline")
 def reinforce_pp_baseline_advantages(
     rewards: torch.Tensor,
     mask: torch.Tensor,

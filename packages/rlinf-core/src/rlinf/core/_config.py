@@ -79,15 +79,25 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 
 def config_from_dict(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> T:
-    """Build dataclass ``cls`` from a nested mapping, checking every key and type."""
+    """Build dataclass ``cls`` from a nested mapping, checking every key and type.
+
+    A dataclass may declare ``RENAMED_KEYS: ClassVar[Mapping[str, str]]`` (old key -> new
+    key): an old key then fails with an error that names the new one.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    renamed: Mapping[str, str] = getattr(cls, "RENAMED_KEYS", {})
     for key in data:
         if key not in fields:
+            if key in renamed:
+                raise ConfigError(
+                    f"'{prefix}{key}' was renamed to '{prefix}{renamed[key]}' "
+                    f"({cls.__name__}); use the new key"
+                )
             valid = ", ".join(sorted(fields))
             raise ConfigError(f"unknown key '{prefix}{key}' in {cls.__name__}; valid keys: {valid}")
     kwargs = {}

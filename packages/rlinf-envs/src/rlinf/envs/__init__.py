@@ -16,7 +16,7 @@ Importing the package registers the adapters and does nothing else.
 from ._base import StepInfo, StepResult, VectorEnv
 from ._config import EnvConfig
 from ._gym import GymVectorEnv
-from ._registry import ENVS, Registry, make_env
+from ._registry import ENVS, make_env
 from ._spec import ActionSpec, ArraySpec, Obs
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "EnvWorker",
     "GymVectorEnv",
     "Obs",
-    "Registry",
     "StepInfo",
     "StepResult",
     "VectorEnv",

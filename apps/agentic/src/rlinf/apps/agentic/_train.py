@@ -93,7 +93,7 @@ def _run(cfg: AgenticConfig, run_dir: pathlib.Path, state: dict[str, Any] | None
         eval_rows=task.test,
         postfix={"calls": "rollout/tool_calls"},
     )
-    plot_learning_curve(run_dir, title=f"agentic ({cfg.task.kind}, {cfg.algo.algorithm}, {r.name})")
+    plot_learning_curve(run_dir, title=f"agentic ({cfg.task.kind}, {cfg.algo.name}, {r.name})")
     first, last = res.first_eval, res.last_eval
     return TrainResult(
         run_dir,

@@ -76,7 +76,7 @@ def validate(cfg: EmbodiedConfig) -> Placement:
             f"env.num_envs: {cfg.env.num_envs} envs cannot be split over {env_ranks} env "
             f"workers x {cfg.runner.pipeline_stages} runner.pipeline_stages"
         )
-    if cfg.algo.algo == "grpo":
+    if cfg.algo.advantage_estimator.group_relative:
         group = cfg.algo.group_size or cfg.env.num_envs
         if cfg.env.num_envs % group or group < 2:
             raise ConfigError(

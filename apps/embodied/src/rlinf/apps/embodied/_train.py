@@ -112,7 +112,7 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
     finally:
         logger.close()
         flow.shutdown()
-    plot_learning_curve(run_dir, title=f"{cfg.env.env_id} ({cfg.algo.algo}, {cfg.runner.name})")
+    plot_learning_curve(run_dir, title=f"{cfg.env.env_id} ({cfg.algo.name}, {cfg.runner.name})")
     return TrainResult(
         run_dir, env_steps, update, time.perf_counter() - start, float(last_return), mode
     )

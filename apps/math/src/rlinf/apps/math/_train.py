@@ -81,7 +81,7 @@ def _run(cfg: MathConfig, run_dir: pathlib.Path, state: dict[str, Any] | None) -
         prompts=prompt_iterator(cfg.data, train_rows, r.seed),
         eval_rows=test_rows,
     )
-    plot_learning_curve(run_dir, title=f"math ({cfg.algo.algorithm}, {r.name})")
+    plot_learning_curve(run_dir, title=f"math ({cfg.algo.name}, {r.name})")
     return TrainResult(
         run_dir,
         result.steps,

@@ -1,11 +1,19 @@
-"""Configuration of the embodied PPO / GRPO updater."""
+"""Configuration of the embodied policy-gradient updater (PPO, GRPO, RLOO, ...)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-__all__ = ["UpdaterConfig"]
+from rlinf.algos import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, AdvantageEstimator, PolicyLoss
+
+from .._algo_registry import check_name, import_plugins
+
+__all__ = ["ALGORITHMS", "UpdaterConfig"]
+
+ALGORITHMS: Mapping[str, str] = {"ppo": "gae"}
+"""Algorithm names that are not advantage-estimator names: name -> estimator."""
 
 
 @dataclass(frozen=True)
@@ -13,9 +21,20 @@ class UpdaterConfig:
     """How :class:`~rlinf.models.embodied.PolicyUpdater` turns trajectories into updates.
 
     Attributes:
-        algo: ``"ppo"``: GAE advantages from the critic, clipped policy loss plus value loss;
-            ``"grpo"``: no critic: advantages are discounted returns-to-go normalized within
-            groups of envs at the same time step (see ``group_size``), no value loss.
+        name: the algorithm: ``"ppo"`` (GAE advantages from the critic, clipped policy
+            loss plus value loss) or any name in ``rlinf.algos.ADVANTAGE_ESTIMATORS``.
+            Estimators without a critic train no value loss; the group-relative ones
+            (``"grpo"``, ``"drgrpo"``, ``"rloo"``, ``"reinforce_pp_baseline"``) compare the
+            discounted returns-to-go of groups of envs at the same time step (see
+            ``group_size``). A user's estimator is selected the same way once its module is
+            listed in ``plugins``. (Renamed from ``algo``.)
+        policy_loss: a name in ``rlinf.algos.POLICY_LOSSES`` (``"ppo"``,
+            ``"decoupled_ppo"``, or a plugin's); ``decoupled`` turns ``"ppo"`` into
+            ``"decoupled_ppo"`` (any other loss must itself be decoupled).
+        plugins: modules imported before the names are checked (when the config is built)
+            and again when the updater is built in a worker process; they register
+            estimators and losses of their own. Each must be importable in the driver and
+            in every worker (installed, or on ``PYTHONPATH``).
         lr: Adam learning rate at the start of training.
         lr_schedule: ``"linear"`` decays the learning rate to 0 at ``total_updates``;
             ``"constant"`` keeps it.
@@ -31,10 +50,10 @@ class UpdaterConfig:
         gamma: discount factor.
         lam: GAE lambda (PPO only).
         normalize_advantages: standardize advantages within each minibatch.
-        group_size: GRPO only: number of consecutive envs (in the concatenated batch order)
+        group_size: group-relative estimators only: number of consecutive envs (in the concatenated batch order)
             whose returns-to-go are normalized together at each time step; ``0`` means all
             envs of the batch form one group.
-        decoupled: the decoupled PPO objective (``rlinf.algos.decoupled_ppo_loss``) for
+        decoupled: the decoupled PPO objective, i.e. ``policy_loss: decoupled_ppo`` (``rlinf.algos.decoupled_ppo_loss``) for
             data sampled with older weights (e.g. one version behind with an overlapped
             update): the clip is anchored at log-probs recomputed with the weights at the
             start of the update, and the rollout's own log-probs only enter through the
@@ -43,7 +62,11 @@ class UpdaterConfig:
             the clip range and give no gradient. On fresh data both are the same.
     """
 
-    algo: Literal["ppo", "grpo"] = "ppo"
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"algo": "name"}
+
+    name: str = "ppo"
+    policy_loss: str = "ppo"
+    plugins: tuple[str, ...] = ()
     lr: float = 1e-3
     lr_schedule: Literal["linear", "constant"] = "linear"
     adam_eps: float = 1e-5
@@ -62,8 +85,15 @@ class UpdaterConfig:
     decoupled: bool = False
 
     def __post_init__(self) -> None:
-        if self.algo not in ("ppo", "grpo"):
-            raise ValueError(f"algo must be 'ppo' or 'grpo', got {self.algo!r}")
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        import_plugins(self.plugins)
+        check_name(ADVANTAGE_ESTIMATORS, self.name, "name", extra=tuple(ALGORITHMS))
+        check_name(POLICY_LOSSES, self.policy_loss, "policy_loss")
+        if self.decoupled and self.policy_loss != "ppo" and not self.loss.decoupled:
+            raise ValueError(
+                f"decoupled needs a decoupled policy loss, and policy_loss "
+                f"{self.policy_loss!r} is not one (use ppo or decoupled_ppo)"
+            )
         if self.lr_schedule not in ("linear", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'linear' or 'constant', got {self.lr_schedule!r}"
@@ -82,3 +112,17 @@ class UpdaterConfig:
             raise ValueError(f"value_clip must be > 0 or None, got {self.value_clip}")
         if self.group_size < 0 or self.group_size == 1:
             raise ValueError(f"group_size must be 0 (all envs) or >= 2, got {self.group_size}")
+
+    @property
+    def advantage_estimator(self) -> AdvantageEstimator:
+        """The ``rlinf.algos.ADVANTAGE_ESTIMATORS`` entry that :attr:`name` selects."""
+        import_plugins(self.plugins)  # a worker's unpickled config has not imported them
+        return ADVANTAGE_ESTIMATORS.get(ALGORITHMS.get(self.name, self.name))
+
+    @property
+    def loss(self) -> PolicyLoss:
+        """The ``rlinf.algos.POLICY_LOSSES`` entry: :attr:`policy_loss`, except that
+        :attr:`decoupled` turns ``ppo`` into ``decoupled_ppo``."""
+        import_plugins(self.plugins)
+        swap = self.decoupled and self.policy_loss == "ppo"
+        return POLICY_LOSSES.get("decoupled_ppo" if swap else self.policy_loss)

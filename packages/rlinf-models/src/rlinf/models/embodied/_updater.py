@@ -1,4 +1,6 @@
-"""PPO / GRPO updates of an actor-critic from on-policy trajectories (plain torch, no Ray)."""
+"""Policy-gradient updates of an actor-critic from trajectories (plain torch, no Ray): the
+advantage estimator and policy loss are the ``rlinf.algos`` registry entries that the config
+names (PPO, GRPO, RLOO, ... or a plugin's)."""
 
 from __future__ import annotations
 
@@ -7,18 +9,10 @@ from typing import Any
 
 import torch
 
-from rlinf.algos import (
-    AsyncPPOConfig,
-    PPOLossConfig,
-    decoupled_ppo_loss,
-    discounted_returns,
-    gae_advantages,
-    grpo_advantages,
-    ppo_policy_loss,
-    value_loss,
-)
+from rlinf.algos import AdvantageInputs, PolicyLossInputs, PPOLossConfig, value_loss
 
 from .._actor_critic import ActorCritic
+from .._algo_registry import import_plugins
 from ._batch import to_tensors
 from ._config import UpdaterConfig
 
@@ -26,12 +20,13 @@ __all__ = ["PolicyUpdater"]
 
 
 class PolicyUpdater:
-    """Owns the optimizer of ``policy`` and runs one PPO / GRPO update per batch.
+    """Owns the optimizer of ``policy`` and runs one policy-gradient update per batch.
 
     Each :meth:`update` call: optional observation-normalizer update with the batch, then
-    advantages (GAE with truncation bootstrapping for PPO, group-normalized returns for
-    GRPO), then ``epochs`` x ``minibatches`` clipped-policy-gradient steps with gradient-norm
-    clipping. The learning rate of update ``u`` (0-based) is ``lr * (1 - u / total_updates)``
+    advantages by the configured estimator (GAE with truncation bootstrapping for PPO,
+    group-normalized returns-to-go for GRPO, ...), then ``epochs`` x ``minibatches`` steps of
+    the configured policy loss (plus the value loss when the estimator uses the critic)
+    with gradient-norm clipping. The learning rate of update ``u`` (0-based) is ``lr * (1 - u / total_updates)``
     under the linear schedule.
 
     Args:
@@ -43,6 +38,11 @@ class PolicyUpdater:
     def __init__(self, policy: ActorCritic, config: UpdaterConfig, total_updates: int) -> None:
         if total_updates < 1:
             raise ValueError(f"total_updates must be >= 1, got {total_updates}")
+        # In a worker process the config arrives pickled (its checks did not run here), so
+        # the plugins' registrations must be made again before any lookup.
+        import_plugins(config.plugins)
+        self.estimator = config.advantage_estimator
+        self.policy_loss = config.loss
         self.policy = policy
         self.config = config
         self.total_updates = total_updates
@@ -58,7 +58,6 @@ class PolicyUpdater:
             clip_high=config.clip_high,
             entropy_coef=config.entropy_coef,
         )
-        self.async_config = AsyncPPOConfig(ppo=self.loss_config)
 
     def lr_at(self, update: int) -> float:
         """Learning rate of the ``update``-th update (0-based)."""
@@ -66,40 +65,39 @@ class PolicyUpdater:
             return self.config.lr
         return self.config.lr * max(0.0, 1.0 - update / self.total_updates)
 
-    def advantages(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(advantages [N, T], returns [N, T])`` of a tensor batch (see ``to_tensors``).
+    def advantages(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(advantages [N, T], returns [N, T] | None)`` of a tensor batch (see
+        ``to_tensors``) by the configured ``rlinf.algos`` estimator.
 
-        PPO: :func:`rlinf.algos.gae_advantages` with ``next_values`` = V(final_obs), so a
-        truncated episode and the cut at ``T`` bootstrap while a terminated one does not.
-        GRPO: returns-to-go (episode ends, truncated or not, stop the sum: there is no
-        critic to bootstrap from) normalized per time step within groups of envs by
-        :func:`rlinf.algos.grpo_advantages`; ``returns`` are the raw returns-to-go.
+        The estimator gets the per-step rewards, the critic's values, ``next_values`` =
+        V(final_obs) and the terminated / truncated flags, so GAE (PPO) bootstraps a
+        truncated episode and the cut at ``T`` while a terminated one does not; the
+        group-relative estimators (GRPO, ...) compare the returns-to-go of groups of
+        ``group_size`` consecutive envs at each time step (episode ends stop the sum: there
+        is no critic to bootstrap from) and return those returns-to-go.
         """
         cfg = self.config
-        if cfg.algo == "ppo":
-            return gae_advantages(
-                batch["rewards"],
-                batch["values"],
-                gamma=cfg.gamma,
-                lam=cfg.lam,
+        n = batch["rewards"].shape[0]
+        group = n if cfg.group_size == 0 else cfg.group_size
+        if self.estimator.group_relative:
+            if n % group:
+                raise ValueError(
+                    f"{cfg.name} group_size {group} does not divide the {n} envs of the batch"
+                )
+            if group < 2:
+                raise ValueError(f"{cfg.name} needs at least 2 envs per group")
+        return self.estimator(
+            AdvantageInputs(
+                rewards=batch["rewards"],
+                values=batch["values"],
                 next_values=batch["next_values"],
                 terminated=batch["terminated"],
                 truncated=batch["truncated"],
+                group_size=group,
+                gamma=cfg.gamma,
+                lam=cfg.lam,
             )
-        rtg = discounted_returns(
-            batch["rewards"],
-            gamma=cfg.gamma,
-            terminated=batch["terminated"] | batch["truncated"],
         )
-        n, t = rtg.shape
-        group = n if cfg.group_size == 0 else cfg.group_size
-        if n % group:
-            raise ValueError(f"GRPO group_size {group} does not divide the {n} envs of the batch")
-        if group < 2:
-            raise ValueError("GRPO needs at least 2 envs per group")
-        # [T, N] flattened keeps each time step's groups contiguous, as grpo_advantages wants.
-        adv = grpo_advantages(rtg.t().reshape(-1), group).reshape(t, n).t()
-        return adv, rtg
 
     def update(self, trajectories: Mapping[str, Any]) -> dict[str, float]:
         """One update from a trajectory dict (arrays or tensors, see ``TRAJECTORY_KEYS``).
@@ -116,12 +114,15 @@ class PolicyUpdater:
         flat_obs = {k: v.reshape(n * t, *v.shape[2:]) for k, v in batch["obs"].items()}
         self.policy.update_obs_normalizer(flat_obs)
         adv, ret = self.advantages(batch)
-        adv, ret = adv.reshape(-1), ret.reshape(-1)
+        adv = adv.reshape(-1)
+        if ret is None and self.estimator.needs_values:
+            raise ValueError(f"advantage estimator {cfg.name!r} returned no value targets")
+        ret = None if ret is None else ret.reshape(-1)
         actions = batch["actions"].reshape(n * t, *batch["actions"].shape[2:])
         old_logp = batch["log_probs"].reshape(-1).float()
         old_values = batch["values"].reshape(-1).float()
         prox_logp = None
-        if cfg.decoupled:
+        if self.policy_loss.decoupled:
             # The clip's anchor: this update's starting policy (normalizer included).
             with torch.no_grad():
                 prox_logp = self.policy.log_prob(flat_obs, actions).reshape(-1).float()
@@ -138,7 +139,7 @@ class PolicyUpdater:
                     old_logp[idx],
                     old_values[idx],
                     adv[idx],
-                    ret[idx],
+                    None if ret is None else ret[idx],
                     None if prox_logp is None else prox_logp[idx],
                 )
                 for k, v in metrics.items():
@@ -146,13 +147,14 @@ class PolicyUpdater:
                 count += 1
         self.num_updates += 1
         out = {f"train/{k}": v / count for k, v in sums.items()}
-        var = ret.var()
-        out["train/explained_variance"] = float(
-            1.0 - (ret - old_values).var() / var if var > 0 else 0.0
-        )
         out["train/lr"] = lr
         out["train/advantage_mean"] = float(adv.mean())
-        out["train/return_mean"] = float(ret.mean())
+        if ret is not None:
+            var = ret.var()
+            out["train/explained_variance"] = float(
+                1.0 - (ret - old_values).var() / var if var > 0 else 0.0
+            )
+            out["train/return_mean"] = float(ret.mean())
         return out
 
     def _step(
@@ -162,7 +164,7 @@ class PolicyUpdater:
         old_logp: torch.Tensor,
         old_values: torch.Tensor,
         adv: torch.Tensor,
-        ret: torch.Tensor,
+        ret: torch.Tensor | None,
         prox_logp: torch.Tensor | None = None,
     ) -> dict[str, float]:
         """One gradient step on a minibatch of ``B`` samples (all tensors ``[B, ...]``);
@@ -171,31 +173,28 @@ class PolicyUpdater:
         logp, entropy, value = self.policy.evaluate(obs, actions)
         if cfg.normalize_advantages and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        # The loss functions are written for [B, T] token layouts: a minibatch is one row.
-        if prox_logp is None:
-            pg, pg_metrics = ppo_policy_loss(
-                logp[None],
-                old_logp[None],
-                adv[None],
-                config=self.loss_config,
-                entropy=entropy[None],
+        # The losses are written for [B, T] token layouts: a minibatch is one row. A decoupled
+        # loss anchors the clip at the update's starting policy and weights by the rollout's.
+        inputs = PolicyLossInputs(
+            logp[None],
+            (old_logp if prox_logp is None else prox_logp)[None],
+            adv[None],
+            rollout_log_probs=None if prox_logp is None else old_logp[None],
+            entropy=entropy[None],
+        )
+        pg, pg_metrics = self.policy_loss(inputs, self.loss_config)
+        if "pg_loss" not in pg_metrics:
+            raise ValueError(
+                f"a policy loss must return a 'pg_loss' metric, got {sorted(pg_metrics)}"
             )
-        else:
-            pg, pg_metrics = decoupled_ppo_loss(
-                logp[None], prox_logp[None], old_logp[None], adv[None], config=self.async_config
-            )
-            pg = pg - cfg.entropy_coef * entropy.mean()
-            pg_metrics["entropy"] = entropy.mean().detach()
         loss = pg
-        out = {
-            "pg_loss": float(pg_metrics["pg_loss"]),
-            "entropy": float(pg_metrics["entropy"]),
-            "approx_kl": float(pg_metrics["approx_kl"]),
-            "clip_frac": float(pg_metrics["clip_frac_low"] + pg_metrics["clip_frac_high"]),
-        }
-        if prox_logp is not None:
-            out["behav_weight_mean"] = float(pg_metrics["behav_weight_mean"])
-        if cfg.algo == "ppo":
+        out = {"pg_loss": float(pg_metrics["pg_loss"])}
+        for key in ("entropy", "approx_kl", "behav_weight_mean"):
+            if key in pg_metrics:
+                out[key] = float(pg_metrics[key])
+        if "clip_frac_low" in pg_metrics:
+            out["clip_frac"] = float(pg_metrics["clip_frac_low"] + pg_metrics["clip_frac_high"])
+        if self.estimator.needs_values:
             vf, _ = value_loss(
                 value,
                 ret,

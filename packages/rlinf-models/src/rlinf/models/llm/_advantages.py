@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlinf.algos import (
-    broadcast_to_tokens,
-    gae_advantages,
-    grpo_advantages,
-    kl_estimate,
-    masked_whiten,
-    reinforce_pp_advantages,
-)
+from rlinf.algos import AdvantageEstimator, AdvantageInputs, kl_estimate, masked_whiten
 
 __all__ = ["group_size_of", "outcome_token_rewards", "token_advantages"]
 
@@ -56,12 +49,11 @@ def outcome_token_rewards(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 def token_advantages(
-    algorithm: str,
+    estimator: AdvantageEstimator,
     rewards: torch.Tensor,
     mask: torch.Tensor,
     group_size: int,
     *,
-    scale_by_std: bool = True,
     logp: torch.Tensor | None = None,
     ref_logp: torch.Tensor | None = None,
     kl_coef: float = 0.0,
@@ -69,33 +61,35 @@ def token_advantages(
     values: torch.Tensor | None = None,
     gamma: float = 1.0,
     lam: float = 0.95,
+    whiten: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(advantages [B, R], returns [B, R] | None)`` of one batch.
+    """``(advantages [B, R], returns [B, R] | None)`` of one batch by any registered estimator.
 
-    * ``grpo`` / ``dapo``: :func:`rlinf.algos.grpo_advantages` per group, spread over the
-      response tokens (``returns`` is None).
-    * ``reinforce_pp``: outcome reward on the last token minus ``kl_coef * kl`` per token
-      (when ``ref_logp`` is given), :func:`rlinf.algos.reinforce_pp_advantages`.
-    * ``ppo``: the same token rewards, :func:`rlinf.algos.gae_advantages` with the critic's
-      ``values``, advantages whitened over valid tokens; ``returns`` are the critic targets.
+    The estimator (an entry of ``rlinf.algos.ADVANTAGE_ESTIMATORS``) gets each response's
+    reward as ``outcomes`` and placed on its last valid token as the per-token ``rewards``;
+    when it reads the per-token rewards (``uses_step_rewards``) and ``ref_logp`` is given
+    with ``kl_coef > 0``, the KL penalty ``kl_coef * kl`` is subtracted from them.
+    ``whiten``: normalize the advantages over the valid tokens afterwards (LLM PPO).
 
     Shapes: rewards ``[B]``; mask, logp, ref_logp, values ``[B, R]``.
     """
     m = mask.bool()
-    if algorithm in ("grpo", "dapo"):
-        adv = grpo_advantages(rewards.float(), group_size, scale_by_std=scale_by_std)
-        return broadcast_to_tokens(adv, m), None
     token_rewards = outcome_token_rewards(rewards, m)
-    if ref_logp is not None and kl_coef > 0:
+    if estimator.uses_step_rewards and ref_logp is not None and kl_coef > 0:
         if logp is None:
             raise ValueError("logp is needed with ref_logp for the KL reward penalty")
         kl = kl_estimate(logp.detach().float(), ref_logp.detach().float(), kl_estimator)
         token_rewards = token_rewards - kl_coef * torch.where(m, kl, 0.0)
-    if algorithm == "reinforce_pp":
-        return reinforce_pp_advantages(token_rewards, m, gamma=gamma), None
-    if algorithm == "ppo":
-        if values is None:
-            raise ValueError("PPO advantages need the critic's values")
-        adv, returns = gae_advantages(token_rewards, values.float(), gamma=gamma, lam=lam, mask=m)
-        return masked_whiten(adv, m), returns
-    raise ValueError(f"unknown algorithm {algorithm!r}")
+    inputs = AdvantageInputs(
+        rewards=token_rewards,
+        mask=m,
+        outcomes=rewards.float(),
+        values=None if values is None else values.float(),
+        group_size=group_size,
+        gamma=gamma,
+        lam=lam,
+    )
+    adv, returns = estimator(inputs)
+    if whiten:
+        adv = masked_whiten(adv, m)
+    return adv, returns

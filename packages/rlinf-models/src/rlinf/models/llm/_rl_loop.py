@@ -116,7 +116,7 @@ def check_llm_rl_config(
             f"({generation.temperature}): log-probs are compared with the sampling distribution"
         )
     if algo.group_advantages and generation.n < 2:
-        raise ConfigError(f"generation.n: {algo.algorithm} needs >= 2 samples per prompt")
+        raise ConfigError(f"generation.n: algo.name {algo.name} needs >= 2 samples per prompt")
     key, limit = response_limit or ("generation.max_new_tokens", generation.max_new_tokens)
     if algo.overlong_buffer and algo.max_response_length != limit:
         raise ConfigError(

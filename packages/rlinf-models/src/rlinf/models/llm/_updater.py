@@ -1,4 +1,6 @@
-"""GRPO / DAPO / PPO / REINFORCE++ updates of a causal LM from scored rollouts (no Ray)."""
+"""Policy-gradient updates of a causal LM from scored rollouts (no Ray): the advantage
+estimator, policy loss and KL estimator are the ``rlinf.algos`` registry entries that the
+config names (GRPO, DAPO, PPO, REINFORCE++, RLOO, Dr.GRPO, ... or a plugin's)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ import torch
 from torch import nn
 
 from rlinf.algos import (
+    PolicyLossInputs,
     PPOLossConfig,
     dynamic_sampling_filter,
     kl_loss,
     overlong_reward_penalty,
-    ppo_policy_loss,
     value_loss,
 )
 
+from .._algo_registry import import_plugins
 from ._advantages import group_size_of, token_advantages
 from ._updater_config import LLMUpdaterConfig
 
@@ -52,10 +55,15 @@ class LLMUpdater:
     ) -> None:
         if total_updates < 1:
             raise ValueError(f"total_updates must be >= 1, got {total_updates}")
+        # In a worker process the config arrives pickled (its checks did not run here), so
+        # the plugins' registrations must be made again before any lookup.
+        import_plugins(config.plugins)
+        self.estimator = config.advantage_estimator
+        self.policy_loss = config.loss
         if config.uses_reference and ref_model is None:
             raise ValueError("kl_coef > 0 needs a ref_model")
         if config.uses_critic and critic is None:
-            raise ValueError("algorithm 'ppo' needs a critic (ValueModel)")
+            raise ValueError(f"algorithm {config.name!r} needs a critic (ValueModel)")
         self.model = model
         self.config = config
         self.ref_model = ref_model if config.uses_reference else None
@@ -120,7 +128,7 @@ class LLMUpdater:
             )
         group = group_size_of(batch.prompt_index)
         if cfg.group_advantages and group < 2:
-            raise ValueError(f"{cfg.algorithm} needs >= 2 samples per prompt, got {group}")
+            raise ValueError(f"{cfg.name} needs >= 2 samples per prompt, got {group}")
         if cfg.overlong_buffer:
             rewards = rewards + overlong_reward_penalty(
                 batch.response_lengths,
@@ -153,7 +161,7 @@ class LLMUpdater:
         n = t["input_ids"].shape[0]
         mini = cfg.mini_batch_size or n
         steps_per_batch = cfg.epochs * math.ceil(n / mini)
-        kl_in_reward = cfg.algorithm in ("ppo", "reinforce_pp") and self.ref_model is not None
+        kl_in_reward = cfg.kl_in_reward and self.ref_model is not None
         # Strictly on-policy (one optimizer step) with no KL in the reward: the old policy is
         # the current one, so its log-probs come from the training forward pass itself.
         reuse = steps_per_batch == 1 and not kl_in_reward
@@ -165,11 +173,10 @@ class LLMUpdater:
             if self.critic is not None:
                 t["old_values"] = self._values(t, prompt_length)
         adv, returns = token_advantages(
-            cfg.algorithm,
+            self.estimator,
             rewards,
             t["mask"],
             group,
-            scale_by_std=cfg.scale_by_std,
             logp=t.get("old_logp"),
             ref_logp=t.get("ref_logp") if kl_in_reward else None,
             kl_coef=cfg.kl_coef,
@@ -177,6 +184,7 @@ class LLMUpdater:
             values=t.get("old_values"),
             gamma=cfg.gamma,
             lam=cfg.lam,
+            whiten=cfg.whiten_advantages,
         )
         t["adv"] = adv
         if returns is not None:
@@ -232,25 +240,19 @@ class LLMUpdater:
                 self.model, ids, am, p, cfg.temperature, cfg.logprob_chunk_size, True
             )
             old = logp.detach() if reuse else t["old_logp"][mrows, :r]
-            pg, m = ppo_policy_loss(
-                logp,
-                old,
-                t["adv"][mrows, :r],
-                mask,
+            pg, m = self.policy_loss(
+                PolicyLossInputs(
+                    logp,
+                    old,
+                    t["adv"][mrows, :r],
+                    mask,
+                    rollout_log_probs=t["rollout_logp"][mrows, :r],
+                    entropy=entropy,
+                ),
                 self.loss_config,
-                rollout_log_probs=t["rollout_logp"][mrows, :r],
-                entropy=entropy,
             )
             loss = pg
-            parts = {
-                "pg_loss": float(m["pg_loss"]),
-                "entropy": float(m["entropy"]),
-                "clip_frac": float(m["clip_frac_low"] + m["clip_frac_high"]),
-                "approx_kl": float(m["approx_kl"]),
-                "mismatch_kl": float(m["tis/mismatch_kl"]),
-            }
-            if reuse:
-                parts["logprob_mismatch"] = float(m["tis/mismatch_abs"])
+            parts = _loss_metrics(m, reuse)
             if "ref_logp" in t:
                 kl, _ = kl_loss(
                     logp,
@@ -260,7 +262,7 @@ class LLMUpdater:
                     agg_mode=cfg.loss_agg_mode,
                 )
                 parts["kl"] = float(kl.detach())
-                if cfg.algorithm in ("grpo", "dapo"):
+                if not cfg.kl_in_reward:
                     loss = loss + cfg.kl_coef * kl
             parts["loss"] = float(loss.detach())
             if train_policy:
@@ -327,6 +329,24 @@ class LLMUpdater:
         if self.critic_optimizer is not None:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.num_updates = int(state["num_updates"])
+
+
+# Metrics of the loss reported under these names when the loss returns them (every
+# built-in does; a plugin's loss needs only ``pg_loss``).
+_LOSS_METRICS = {"entropy": "entropy", "approx_kl": "approx_kl", "mismatch_kl": "tis/mismatch_kl"}
+
+
+def _loss_metrics(m: Mapping[str, torch.Tensor], reuse: bool) -> dict[str, float]:
+    """Floats of the policy loss's metrics (``pg_loss`` required)."""
+    if "pg_loss" not in m:
+        raise ValueError(f"a policy loss must return a 'pg_loss' metric, got {sorted(m)}")
+    parts = {"pg_loss": float(m["pg_loss"])}
+    parts.update({k: float(m[src]) for k, src in _LOSS_METRICS.items() if src in m})
+    if "clip_frac_low" in m:
+        parts["clip_frac"] = float(m["clip_frac_low"] + m["clip_frac_high"])
+    if reuse and "tis/mismatch_abs" in m:
+        parts["logprob_mismatch"] = float(m["tis/mismatch_abs"])
+    return parts
 
 
 def _trim(

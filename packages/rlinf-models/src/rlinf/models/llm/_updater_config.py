@@ -1,15 +1,27 @@
-"""Configuration of the LLM policy updater (GRPO, DAPO, PPO, REINFORCE++)."""
+"""Configuration of the LLM policy updater (GRPO, DAPO, PPO, REINFORCE++, RLOO, ...)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-from rlinf.algos import AGG_MODES, KL_ESTIMATORS
+from rlinf.algos import (
+    ADVANTAGE_ESTIMATORS,
+    AGG_MODES,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    AdvantageEstimator,
+    PolicyLoss,
+)
+
+from .._algo_registry import check_name, import_plugins
 
 __all__ = ["ALGORITHMS", "LLMUpdaterConfig"]
 
-ALGORITHMS = ("grpo", "dapo", "ppo", "reinforce_pp")
+ALGORITHMS: Mapping[str, tuple[str, bool]] = {"ppo": ("gae", True), "dapo": ("grpo", False)}
+"""Algorithm names that are not advantage-estimator names: name -> (estimator, whiten the
+advantages over the batch's valid tokens). Every other ``name`` is an estimator's."""
 
 
 @dataclass(frozen=True)
@@ -17,12 +29,27 @@ class LLMUpdaterConfig:
     """How :class:`~rlinf.models.llm.LLMUpdater` turns scored responses into updates.
 
     Attributes:
-        algorithm: ``"grpo"``: group-normalized outcome advantages, KL as a loss term;
-            ``"dapo"``: GRPO advantages with clip-higher, token-mean aggregation, dynamic
-            sampling (groups with equal rewards dropped) and the overlong reward penalty;
-            ``"ppo"``: a :class:`~rlinf.models.llm.ValueModel` critic, token-level GAE, KL
-            as a reward penalty; ``"reinforce_pp"``: REINFORCE++ (returns of per-token
-            rewards with the KL penalty folded in, whitened over the whole batch).
+        name: the algorithm: a name in ``rlinf.algos.ADVANTAGE_ESTIMATORS`` or in
+            :data:`ALGORITHMS`. ``"grpo"``: group-normalized outcome advantages, KL as a
+            loss term; ``"drgrpo"``: group-centered only (Dr.GRPO); ``"rloo"``:
+            leave-one-out baseline; ``"reinforce_pp_baseline"``: group-centered, whitened
+            over the batch; ``"dapo"``: GRPO advantages (DAPO's other parts are
+            ``clip_high``, ``loss_agg_mode``, ``dynamic_sampling`` and ``overlong_*``);
+            ``"ppo"``: a :class:`~rlinf.models.llm.ValueModel` critic, token-level GAE
+            whitened over the batch, KL as a reward penalty (``"gae"``: the same without
+            the whitening); ``"reinforce_pp"``: REINFORCE++ (returns of per-token rewards
+            with the KL penalty folded in, whitened over the whole batch). Estimators that
+            read per-step rewards get the KL penalty in them; the others get KL as a loss
+            term. A user's estimator is selected the same way once its module is listed in
+            ``plugins``. (Renamed from ``algorithm``.)
+        policy_loss: a name in ``rlinf.algos.POLICY_LOSSES``: ``"ppo"`` (clipped surrogate
+            anchored at the old log-probs) or ``"decoupled_ppo"`` (clip at the recomputed
+            log-probs, importance weight ``pi_old / pi_rollout``), or a plugin's.
+        plugins: modules imported before the names above are checked (when the config is
+            built) and again when the updater is built in a worker process; they register
+            estimators and losses of their own (``rlinf.algos.advantage_estimator``, ...).
+            Each must be importable in the driver and in every worker (installed, or on
+            ``PYTHONPATH``).
         lr: AdamW learning rate of the policy after warm-up.
         weight_decay: AdamW weight decay of the policy (and critic).
         adam_betas: AdamW betas.
@@ -42,11 +69,10 @@ class LLMUpdaterConfig:
         loss_agg_mode: how per-token losses become a scalar (``rlinf.algos.AGG_MODES``):
             ``token-mean`` (DAPO), ``seq-mean-token-sum``, ``seq-mean-token-mean`` (GRPO
             paper), ``seq-mean-token-sum-norm`` (Dr.GRPO).
-        scale_by_std: GRPO / DAPO: divide group-centered rewards by the group std
-            (False: Dr.GRPO).
         kl_coef: weight of the KL to the reference (the initial policy). 0 disables it and
             no reference model is loaded.
-        kl_estimator: ``k1``, ``k2`` or ``k3`` (see ``rlinf.algos.KL_ESTIMATORS``).
+        kl_estimator: ``k1``, ``k2``, ``k3``, ``abs`` or a plugin's (see
+            ``rlinf.algos.KL_ESTIMATORS``).
         entropy_coef: weight of the entropy bonus (0: entropy is only reported).
         max_grad_norm: global gradient-norm clip; ``None`` disables it (norm still logged).
         temperature: sampling temperature of the rollouts; log-probs are computed on logits
@@ -72,7 +98,11 @@ class LLMUpdaterConfig:
         critic_warmup_updates: PPO: updates during which only the critic is trained.
     """
 
-    algorithm: Literal["grpo", "dapo", "ppo", "reinforce_pp"] = "grpo"
+    RENAMED_KEYS: ClassVar[Mapping[str, str]] = {"algorithm": "name"}
+
+    name: str = "grpo"
+    policy_loss: str = "ppo"
+    plugins: tuple[str, ...] = ()
     lr: float = 1e-5
     weight_decay: float = 0.0
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -85,7 +115,6 @@ class LLMUpdaterConfig:
     clip_high: float = 0.2
     dual_clip: float | None = None
     loss_agg_mode: str = "token-mean"
-    scale_by_std: bool = True
     kl_coef: float = 0.0
     kl_estimator: str = "k3"
     entropy_coef: float = 0.0
@@ -106,8 +135,11 @@ class LLMUpdaterConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        object.__setattr__(self, "plugins", tuple(self.plugins))
+        import_plugins(self.plugins)
+        check_name(ADVANTAGE_ESTIMATORS, self.name, "name", extra=tuple(ALGORITHMS))
+        check_name(POLICY_LOSSES, self.policy_loss, "policy_loss")
+        check_name(KL_ESTIMATORS, self.kl_estimator, "kl_estimator")
         for name in ("lr", "critic_lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -140,10 +172,6 @@ class LLMUpdaterConfig:
             raise ValueError(
                 f"loss_agg_mode must be one of {AGG_MODES}, got {self.loss_agg_mode!r}"
             )
-        if self.kl_estimator not in KL_ESTIMATORS:
-            raise ValueError(
-                f"kl_estimator must be one of {KL_ESTIMATORS.names()}, got {self.kl_estimator!r}"
-            )
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if self.value_clip is not None and self.value_clip <= 0:
@@ -169,9 +197,26 @@ class LLMUpdaterConfig:
             )
 
     @property
+    def advantage_estimator(self) -> AdvantageEstimator:
+        """The ``rlinf.algos.ADVANTAGE_ESTIMATORS`` entry that :attr:`name` selects."""
+        import_plugins(self.plugins)  # a worker's unpickled config has not imported them
+        return ADVANTAGE_ESTIMATORS.get(ALGORITHMS.get(self.name, (self.name, False))[0])
+
+    @property
+    def whiten_advantages(self) -> bool:
+        """Whether advantages are whitened over the batch after the estimator (``ppo``)."""
+        return ALGORITHMS.get(self.name, (self.name, False))[1]
+
+    @property
+    def loss(self) -> PolicyLoss:
+        """The ``rlinf.algos.POLICY_LOSSES`` entry that :attr:`policy_loss` selects."""
+        import_plugins(self.plugins)
+        return POLICY_LOSSES.get(self.policy_loss)
+
+    @property
     def uses_critic(self) -> bool:
-        """Whether the algorithm trains a value model (PPO)."""
-        return self.algorithm == "ppo"
+        """Whether the estimator reads critic values (a value model is trained)."""
+        return self.advantage_estimator.needs_values
 
     @property
     def uses_reference(self) -> bool:
@@ -180,5 +225,11 @@ class LLMUpdaterConfig:
 
     @property
     def group_advantages(self) -> bool:
-        """Whether advantages are group-relative (GRPO / DAPO: needs ``n >= 2``)."""
-        return self.algorithm in ("grpo", "dapo")
+        """Whether advantages are group-relative (needs ``n >= 2``; dynamic sampling)."""
+        return self.advantage_estimator.group_relative
+
+    @property
+    def kl_in_reward(self) -> bool:
+        """Whether the KL penalty goes into the per-token rewards (estimators that read
+        them) rather than into the loss."""
+        return self.advantage_estimator.uses_step_rewards
