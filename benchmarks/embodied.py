@@ -94,7 +94,7 @@ def flow_config(args: argparse.Namespace, variant: str, seed: int) -> dict[str, 
             "init_log_std": 0.0,
         },
         "algo": {
-            "algo": "ppo",
+            "name": "ppo",
             "lr": args.lr,
             "lr_schedule": "linear",
             "adam_eps": 1e-5,
