@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 
 from rlinf.core import (
@@ -61,6 +62,13 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     placement = validate_placement(
         cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
     )
+    if cfg.runner.overlap_update and not cfg.algo.decoupled:
+        # The flow trains overlapped updates with the decoupled objective (data one version
+        # old); a loss that cannot be decoupled must fail here, not when workers start.
+        try:
+            dataclasses.replace(cfg.algo, decoupled=True)
+        except ValueError as e:
+            raise ConfigError(f"runner.overlap_update: {e}") from None
     env_ranks = placement["env"].world_size
     if cfg.runner.policy_in_env and set(placement["rollout"].devices) != set(
         placement["env"].devices
