@@ -15,7 +15,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._cause import clear_failures, report_failure
 from ._config import ConfigError
+from ._signals import InterruptGuard
 
 __all__ = [
     "add_checkpoint_eval_command",
@@ -102,18 +104,33 @@ def run_cli(
     errors: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, FileExistsError),
 ) -> int:
     """An app's ``main``: Ray's environment (:func:`ensure_ray_env` with ``module``), then
-    ``command(parser.parse_args(argv))``.
+    ``command(parser.parse_args(argv))`` under an :class:`~rlinf.core._signals.InterruptGuard`.
 
-    Returns the exit code: 0, or 2 after printing ``<prog>: error: <message>`` for the
-    ``errors`` a user can fix (bad config, missing or occupied paths); anything else
-    propagates with its traceback.
+    Returns the exit code:
+
+    - 0;
+    - 2 after printing ``<prog>: error: <message>`` for the ``errors`` a user can fix (bad
+      config, missing or occupied paths);
+    - 130 (SIGINT) or 143 (SIGTERM) after a signal stopped the run: the first one
+      unwinds it (so every ``finally`` shuts its part down), later ones cannot cut that
+      short; the last line says so;
+    - 1 for any other error: its traceback, then ``<prog>: error: <root cause>`` as the
+      last line, naming the first death (``WorkerDied``, ``ChannelDied``) in the chain or
+      among the failures seen rather than a follow-up error (see
+      :func:`rlinf.core._cause.root_cause`).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     ensure_ray_env(module, args_list)
     args = parser.parse_args(args_list)
-    try:
-        command(args)
-    except errors as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
+    clear_failures()
+    with InterruptGuard(parser.prog) as guard:
+        try:
+            command(args)
+        except errors as e:
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            return guard.report()
+        except Exception as e:
+            return report_failure(parser.prog, e)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -10,7 +12,11 @@ import ray
 
 from rlinf.sched import Placement, PlacementGroups, PlacementMode, SpecLike, Topology
 
+from ._cause import death_rank, failures_seen, record_failure, root_cause
+from ._errors import WorkerDied
 from ._group import WorkerGroup
+from ._reaper import ProcessReaper
+from ._signals import keep_signal_handlers
 from ._worker import Worker
 
 __all__ = ["Cluster", "ClusterConfig"]
@@ -33,6 +39,10 @@ class ClusterConfig:
         cpus_per_device: Ray CPUs reserved with each device slot.
         node_groups: Named node subsets: name -> node indices, or name -> a Ray resource
             that the group's nodes have.
+        reap_processes: For a locally started Ray: run a watchdog process
+            (:mod:`rlinf.core._reaper`) that ends every process Ray started once this
+            driver shuts Ray down or dies (even by SIGKILL); without it Ray's dashboard and
+            runtime-env agents outlive a killed driver by about a minute.
     """
 
     address: str | None = None
@@ -43,6 +53,7 @@ class ClusterConfig:
     devices_per_node: int | None = None
     cpus_per_device: float = 1.0
     node_groups: Mapping[str, Sequence[int] | str] = field(default_factory=dict)
+    reap_processes: bool = True
 
 
 class Cluster:
@@ -62,21 +73,45 @@ class Cluster:
         """Start or join Ray as ``config`` says."""
         self.config = config or ClusterConfig()
         self._owns_ray = not ray.is_initialized()
-        if self._owns_ray:
-            init_kwargs: dict[str, Any] = {
-                "namespace": self.config.namespace,
-                "include_dashboard": False,
-                "logging_level": "WARNING",
-            }
-            if self.config.address is not None:
-                init_kwargs["address"] = self.config.address
-            else:
-                init_kwargs["num_cpus"] = self.config.num_cpus
-                init_kwargs["num_gpus"] = self.config.num_gpus
-                init_kwargs["object_store_memory"] = self.config.object_store_memory
-            ray.init(**init_kwargs)
+        self._reaper: ProcessReaper | None = None
         self._placements: list[PlacementGroups] = []
         self._groups: list[WorkerGroup[Any]] = []
+        if self._owns_ray:
+            self._start_ray()
+
+    def _start_ray(self) -> None:
+        init_kwargs: dict[str, Any] = {
+            "namespace": self.config.namespace,
+            "include_dashboard": False,
+            "logging_level": "WARNING",
+        }
+        local = self.config.address is None
+        if local:
+            init_kwargs["num_cpus"] = self.config.num_cpus
+            init_kwargs["num_gpus"] = self.config.num_gpus
+            init_kwargs["object_store_memory"] = self.config.object_store_memory
+        else:
+            init_kwargs["address"] = self.config.address
+        if local and self.config.reap_processes:
+            # Started first, so that a driver killed during ray.init() leaves nothing.
+            self._reaper = ProcessReaper.start()
+            before = ProcessReaper.children()
+        try:
+            # ray.init() replaces the SIGTERM handler; keep the CLI's (rlinf.core._signals).
+            with keep_signal_handlers():
+                ray.init(**init_kwargs)
+            if self._reaper is not None:
+                self._reaper.watch(ProcessReaper.children() - before)
+        except BaseException:
+            # Also after an interrupt in the middle of ray.init(): stop what it started.
+            self._stop_ray()
+            raise
+
+    def _stop_ray(self) -> None:
+        ray.shutdown()
+        if self._reaper is not None:
+            self._reaper.reap()
+            self._reaper = None
 
     @property
     def topology(self) -> Topology:
@@ -132,15 +167,31 @@ class Cluster:
         return group
 
     def shutdown(self) -> None:
-        """Kill launched groups, release placements, and stop Ray if this cluster started it."""
+        """Kill launched groups, release placements, and stop Ray if this cluster started
+        it (then end whatever Ray's shutdown left running, see ``reap_processes``).
+
+        Called while an error propagates that names no dead worker, it first looks for
+        ranks that died (up to 1 s) and records them as failures
+        (:func:`rlinf.core._cause.record_failure`): a run that failed on a follow-up
+        error (a peer's closed connection) then still reports the death that caused it.
+        """
+        failing = sys.exc_info()[1]
+        if isinstance(failing, Exception) and death_rank(root_cause(failing, failures_seen())):
+            self._record_deaths()
         for group in self._groups:
             group.kill()
         self._groups.clear()
         for pgs in self._placements:
             pgs.remove()
         self._placements.clear()
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+        if self._owns_ray:
+            self._stop_ray()
+
+    def _record_deaths(self, timeout: float = 1.0) -> None:
+        with contextlib.suppress(Exception):
+            for group in self._groups:
+                for rank in group.dead_ranks(timeout):
+                    record_failure(WorkerDied(group.name, rank, None, "found dead at shutdown"))
 
     def __enter__(self) -> Cluster:
         return self

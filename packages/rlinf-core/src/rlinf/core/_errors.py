@@ -33,17 +33,19 @@ class WorkerError(RuntimeError):
 
 
 class WorkerDied(WorkerError):
-    """A worker process died (killed, crashed, out of memory) before answering a call."""
+    """A worker process died (killed, crashed, out of memory) before answering a call.
 
-    def __init__(self, group: str, rank: int, method: str, cause: str):
+    ``method`` is None for a death found otherwise than by a call (e.g. at shutdown).
+    """
+
+    def __init__(self, group: str, rank: int, method: str | None, cause: str):
         self.group = group
         self.rank = rank
-        self.method = method
+        self.method = method or ""
         self.remote_type = "WorkerDied"
         self.remote_traceback = ""
-        RuntimeError.__init__(
-            self, f"worker group {group!r} rank {rank} died during {method}(): {cause}"
-        )
+        during = f" during {method}()" if method else ""
+        RuntimeError.__init__(self, f"worker group {group!r} rank {rank} died{during}: {cause}")
 
 
 class CallTimeout(TimeoutError):

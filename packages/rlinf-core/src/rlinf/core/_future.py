@@ -11,6 +11,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from ._batch import concat_batches
+from ._cause import death_rank, record_failure
 from ._errors import CallTimeout, WorkerDied, WorkerError
 
 __all__ = ["GroupFuture"]
@@ -50,14 +51,20 @@ class GroupFuture:
         except RayActorError as e:
             if self._on_died is not None:
                 self._on_died(rank)
-            raise WorkerDied(self.group, rank, self.method, _first_line(e)) from None
+            died = WorkerDied(self.group, rank, self.method, _first_line(e))
+            # Kept for the CLI's last line, in case a follow-up error replaces this one.
+            record_failure(died)
+            raise died from None
         except GetTimeoutError:
             raise
         except RayError as e:
             raise WorkerError(self.group, rank, self.method, type(e).__name__, str(e), "") from None
         if reply[0] == "err":
             _, kind, message, tb = reply
-            raise WorkerError(self.group, rank, self.method, kind, message, tb)
+            error = WorkerError(self.group, rank, self.method, kind, message, tb)
+            if death_rank(error) < 2:
+                record_failure(error)
+            raise error
         self._results[index] = reply[1]
 
     def _pending(self) -> dict[ray.ObjectRef, int]:

@@ -256,6 +256,19 @@ class WorkerGroup(Generic[W]):
         """``call(...).wait()``: run on all (or ``ranks=``) ranks and return their results."""
         return self.call(method, *args, **kwargs).wait()
 
+    def dead_ranks(self, timeout: float = 1.0) -> list[int]:
+        """Ranks whose process is known dead, probed for up to ``timeout`` s (a busy
+        rank that does not answer in time counts as alive)."""
+        probes = {h.__ray_ready__.remote(): r for r, h in enumerate(self._handles)}
+        ready, _ = ray.wait(list(probes), num_returns=len(probes), timeout=timeout)
+        dead = []
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except RayActorError:
+                dead.append(probes[ref])
+        return sorted(dead)
+
     def kill(self) -> None:
         """Kill every rank's process (their pending calls fail with WorkerDied)."""
         for rank, handle in enumerate(self._handles):
