@@ -118,6 +118,8 @@ class _Cli:
         self.proc.wait()
 
 
+# Three real CLI runs (Ray start included each time): ~100 s on an idle 2-core machine.
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigint_twice", "sigterm", "sigkill"])
 def test_a_stopped_cli_leaves_no_process_behind(tmp_path, how):
     cli = _Cli(str(tmp_path / "run"))
