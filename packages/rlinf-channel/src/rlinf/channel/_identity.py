@@ -110,6 +110,8 @@ def _flush_forever() -> None:
         for identity in list(_identities.values()):
             if identity.acks and now - identity.since >= ACK_DELAY_S:
                 acks = identity.take_acks()
-                # Ray shut down or the actor is gone: nothing is left to acknowledge to.
-                with contextlib.suppress(Exception):
-                    identity.actor.ack.remote(identity.consumer, acks)
+                # Calling an actor after ray.shutdown() would start a new cluster (Ray's
+                # auto-init); with Ray down or the actor gone nothing is left to tell.
+                if ray.is_initialized():
+                    with contextlib.suppress(Exception):
+                        identity.actor.ack.remote(identity.consumer, acks)
