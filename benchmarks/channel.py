@@ -8,6 +8,9 @@
     plain deque (no keys, weights, timeouts or blocking), the overhead of our semantics.
 (b) 64 MiB torch tensors from a producer actor to a consumer actor: through a channel vs
     raw ``ray.put`` + ``ray.get`` of the reference between the same two actors. Goal: >= 0.8x.
+(c) many-to-many: 4 producer actors and 4 consumer actors on one channel, small items over
+    3 keys, maxsize 16 (two consumers share the first key), items/s from the first put to the
+    last consumer's return. No baseline: a figure to compare across versions.
 
 Rounds alternate between the baseline and the channel and the median ratio is reported, so
 a machine busy with other work slows both sides alike.
@@ -29,7 +32,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 import ray
 import torch
 
-from rlinf.channel import Channel
+from rlinf.channel import Channel, ChannelClosed
 
 MIB = 1 << 20
 
@@ -73,6 +76,10 @@ class Producer:
         for _ in range(count):
             channel.put(tensor)
 
+    def put_keyed(self, channel: Channel, producer_id: int, count: int, keys: list) -> None:
+        for seq in range(count):
+            channel.put((producer_id, seq), key=keys[seq % len(keys)])
+
     def send_raw(self, consumer, count: int, nbytes: int) -> None:
         tensor = torch.ones(nbytes // 4, dtype=torch.float32)
         for _ in range(count):
@@ -90,6 +97,19 @@ class Consumer(_Echo):
 
     def get_tensors(self, channel: Channel, count: int) -> int:
         return sum(int(channel.get().numel()) for _ in range(count))
+
+    def drain(self, channel: Channel, key: str) -> int:
+        received = 0
+        while True:
+            try:
+                channel.get(key=key, timeout=300)
+            except ChannelClosed:
+                # Versions before the fix raised it spuriously on an open channel; going on
+                # lets the figure be measured for them too.
+                if channel.describe()["closed"]:
+                    return received
+                continue
+            received += 1
 
 
 def _rate(count: float, fn) -> float:
@@ -150,6 +170,33 @@ def large(channel: Channel, producer, consumer, count: int, nbytes: int) -> tupl
     return _rate(count * to_mib, raw), _rate(count * to_mib, ours)
 
 
+MANY_KEYS = ["a", "b", "c"]
+
+
+def many_to_many(producers: list, consumers: list, count: int, round_id: int) -> float:
+    """Items/s with every producer and consumer actor working on one channel at once."""
+    channel = Channel.create(f"bench-many-{round_id}", maxsize=16)
+    try:
+        plans = [MANY_KEYS[i % len(MANY_KEYS)] for i in range(len(consumers))]
+        per_producer = count // len(producers)
+        start = time.perf_counter()
+        drained = [c.drain.remote(channel, key) for c, key in zip(consumers, plans, strict=True)]
+        ray.get(
+            [
+                p.put_keyed.remote(channel, i, per_producer, MANY_KEYS)
+                for i, p in enumerate(producers)
+            ]
+        )
+        channel.close()
+        received = sum(ray.get(drained))
+        elapsed = time.perf_counter() - start
+        if received != per_producer * len(producers):
+            raise RuntimeError(f"many-to-many: {received} items received, {count} put")
+        return received / elapsed
+    finally:
+        channel.kill()
+
+
 def report(name: str, unit: str, rounds: list[tuple[float, float]], goal: float) -> None:
     base = statistics.median(b for b, _ in rounds)
     ours = statistics.median(o for _, o in rounds)
@@ -166,6 +213,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--small", type=int, default=2000, help="small items per round")
     parser.add_argument("--large", type=int, default=8, help="64 MiB tensors per round")
+    parser.add_argument("--many", type=int, default=4000, help="items per many-to-many round")
+    parser.add_argument(
+        "--only-many", action="store_true", help="run only the many-to-many figure (c)"
+    )
     args = parser.parse_args()
 
     ray.init(num_cpus=4, include_dashboard=False, logging_level="ERROR")
@@ -173,14 +224,27 @@ def main() -> None:
         channel = Channel.create("bench-small")
         bulk = Channel.create("bench-large", maxsize=2)
         echo, producer, consumer = Echo.remote(), Producer.remote(), Consumer.remote()
+        senders = [Producer.remote() for _ in range(4)]
+        receivers = [Consumer.remote() for _ in range(4)]
         ray.get([echo.echo.remote(0), producer.ping.remote(), consumer.ping.remote()])
-        seq, deq, pipe, big = [], [], [], []
-        for _ in range(args.rounds):
+        ray.get([actor.ping.remote() for actor in senders + receivers])
+        seq, deq, pipe, big, many = [], [], [], [], []
+        for round_id in range(args.rounds):
+            many.append(many_to_many(senders, receivers, args.many, round_id))
+            if args.only_many:
+                continue
             seq.append(small_sequential(channel, echo, args.small))
             deq.append(small_vs_deque(channel, echo, args.small))
             pipe.append(small_pipelined(channel, producer, consumer, echo, args.small))
             big.append(large(bulk, producer, consumer, args.large, 64 * MIB))
         print(f"ray {ray.__version__}, {os.cpu_count()} CPUs, {args.rounds} rounds, medians")
+        print(
+            f"{'(c) many-to-many, 4 producers x 4 consumers':<44} "
+            f"channel {statistics.median(many):9.1f} items/s  "
+            f"(3 keys, maxsize 16, {args.many} items per round)"
+        )
+        if args.only_many:
+            return
         report("(a) small put+get, driver, sequential", "op/s", seq, 0.5)
         report("(a) small put+get, producer || consumer", "op/s", pipe, 0.5)
         report("(a') small put+get vs a bare deque actor", "op/s", deq, 0.5)

@@ -130,10 +130,13 @@ def test_async_get_cancelled_after_the_pop_requeues_the_item(make_channel):
     ch = make_channel()
     ch.put("first")
     ch.put("second")
-    ref = ch._actor.get.remote("default", None, "request-1")
+    consumer = ch._consumer().consumer
+    ref = ch._actor.get.remote("default", None, "request-1", consumer)
     ray.wait([ref], timeout=60)
-    ch._salvage(ref, "default", "request-1")
+    assert ch.describe()["unacked"] == 1, "popped and not acknowledged"
+    ch._salvage("default", "request-1", consumer)
     deadline = time.monotonic() + 10
     while ch.qsize() < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert ch.describe()["unacked"] == 0
     assert [ch.get(), ch.get()] == ["first", "second"]

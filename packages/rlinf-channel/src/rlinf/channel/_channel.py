@@ -10,11 +10,12 @@ from typing import Any
 import ray
 
 from rlinf.channel._actor import ChannelActor
-from rlinf.channel._client import ActorClient
+from rlinf.channel._client import ActorClient, Salvage
 from rlinf.channel._errors import (
     ChannelExists,
     ChannelNotFound,
 )
+from rlinf.channel._identity import ConsumerIdentity
 from rlinf.channel._payload import INLINE_LIMIT_BYTES, pack
 from rlinf.channel._replies import (
     check_target,
@@ -45,9 +46,13 @@ class Channel(ActorClient):
     to any actor or task, which can also reach it by name with :meth:`connect`.
 
     Ordering and delivery: each key is FIFO in the order the actor received the puts (so one
-    producer's items keep their order); keys are independent; every item is delivered to
-    exactly one consumer. A get whose caller gives up (async cancellation, interrupt) after
-    the actor already popped the item puts it back at the front of its key.
+    producer's items keep their order); keys are independent. Delivery is acknowledged and
+    at-least-once: the actor keeps each item it hands out until the consumer's process
+    acknowledges it (right after receiving it, without a second round trip). A get whose
+    caller gives up (async cancellation, interrupt) after the actor popped the item, or whose
+    process dies before receiving it, puts it back at the front of its key; a dead process's
+    blocked gets end without taking anything. Consumers that stay alive never receive the
+    same item twice.
 
     Closing: :meth:`close` wakes every blocked call. Blocked and later puts raise
     :class:`ChannelClosed`; gets keep returning what is queued until the key is drained, and
@@ -228,20 +233,20 @@ class Channel(ActorClient):
             ChannelItemLost: the producer of the item died before it could be fetched.
         """
         check_timeout(self._name, timeout)
-        ref, salvage = self._get_remote(key, timeout)
-        return self._fetch(self._call(ref, timeout, salvage), key, timeout)[0]
+        ref, salvage = self._get_remote(key, timeout, self._consumer())
+        return self._fetch(self._call(ref, timeout, salvage), key, timeout, salvage)[0]
 
     def get_nowait(self, *, key: Hashable = DEFAULT_KEY) -> Any:
         """Like :meth:`get`, but raise :class:`ChannelEmpty` instead of waiting."""
-        ref, salvage = self._get_remote(key, 0.0)
-        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0)[0]
+        ref, salvage = self._get_remote(key, 0.0, self._consumer())
+        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0, salvage)[0]
 
     async def get_async(self, *, key: Hashable = DEFAULT_KEY, timeout: float | None = None) -> Any:
         """Awaitable :meth:`get`; cancelling it never loses an item."""
         check_timeout(self._name, timeout)
-        ref, salvage = self._get_remote(key, timeout)
+        ref, salvage = self._get_remote(key, timeout, await self._consumer_async())
         reply = await self._call_async(ref, timeout, salvage)
-        return (await self._fetch_async(reply, key, timeout))[0]
+        return (await self._fetch_async(reply, key, timeout, salvage))[0]
 
     def get_batch(
         self,
@@ -264,8 +269,8 @@ class Channel(ActorClient):
         """
         check_target(self._name, target_weight)
         check_timeout(self._name, timeout)
-        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
-        return self._fetch(self._call(ref, timeout, salvage), key, timeout)
+        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True, self._consumer())
+        return self._fetch(self._call(ref, timeout, salvage), key, timeout, salvage)
 
     def get_batch_nowait(self, target_weight: float, *, key: Hashable = DEFAULT_KEY) -> list[Any]:
         """Pop greedily what is queued now, up to ``target_weight``; never waits.
@@ -274,8 +279,8 @@ class Channel(ActorClient):
             ChannelEmpty: nothing is queued under ``key``.
         """
         check_target(self._name, target_weight)
-        ref, salvage = self._get_batch_remote(key, target_weight, 0.0, False)
-        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0)
+        ref, salvage = self._get_batch_remote(key, target_weight, 0.0, False, self._consumer())
+        return self._fetch(self._call(ref, 0.0, salvage), key, 0.0, salvage)
 
     async def get_batch_async(
         self,
@@ -287,9 +292,10 @@ class Channel(ActorClient):
         """Awaitable :meth:`get_batch`; cancelling it never loses an item."""
         check_target(self._name, target_weight)
         check_timeout(self._name, timeout)
-        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True)
+        consumer = await self._consumer_async()
+        ref, salvage = self._get_batch_remote(key, target_weight, timeout, True, consumer)
         reply = await self._call_async(ref, timeout, salvage)
-        return await self._fetch_async(reply, key, timeout)
+        return await self._fetch_async(reply, key, timeout, salvage)
 
     # ------------------------------------------------------------------ inspection
 
@@ -309,20 +315,34 @@ class Channel(ActorClient):
         return info["maxsize"] > 0 and info["sizes"].get(key, 0) >= info["maxsize"]
 
     def describe(self) -> dict[str, Any]:
-        """``{"name", "maxsize", "inline_limit", "closed", "sizes": {key: n}}`` (non-empty keys)."""
+        """``{"name", "maxsize", "inline_limit", "closed", "sizes", "consumers", "unacked"}``.
+
+        ``sizes`` maps each non-empty key to its item count; ``consumers`` counts the live
+        consuming processes; ``unacked`` counts deliveries not yet acknowledged.
+        """
         return self._call(self._actor.describe.remote(), None)
 
     # ------------------------------------------------------------------ internals
 
     def _get_remote(
-        self, key: Hashable, timeout: float | None
-    ) -> tuple[ray.ObjectRef, tuple[Hashable, str]]:
+        self, key: Hashable, timeout: float | None, consumer: ConsumerIdentity
+    ) -> tuple[ray.ObjectRef, Salvage]:
         request_id = uuid.uuid4().hex
-        return self._actor.get.remote(key, timeout, request_id), (key, request_id)
+        acks = consumer.take_acks()
+        ref = self._actor.get.remote(key, timeout, request_id, consumer.consumer, acks)
+        return ref, (key, request_id, consumer.consumer)
 
     def _get_batch_remote(
-        self, key: Hashable, target_weight: float, timeout: float | None, wait: bool
-    ) -> tuple[ray.ObjectRef, tuple[Hashable, str]]:
+        self,
+        key: Hashable,
+        target_weight: float,
+        timeout: float | None,
+        wait: bool,
+        consumer: ConsumerIdentity,
+    ) -> tuple[ray.ObjectRef, Salvage]:
         request_id = uuid.uuid4().hex
-        ref = self._actor.get_batch.remote(key, float(target_weight), timeout, wait, request_id)
-        return ref, (key, request_id)
+        acks = consumer.take_acks()
+        ref = self._actor.get_batch.remote(
+            key, float(target_weight), timeout, wait, request_id, consumer.consumer, acks
+        )
+        return ref, (key, request_id, consumer.consumer)

@@ -2,13 +2,14 @@
 
 It holds opaque entries (object references wrapped by the caller) and their weights; it
 never sees a payload. All methods run on the actor's single event loop, so no locking is
-needed beyond the conditions used for waiting.
+needed: a check followed by a pop or push with no ``await`` in between is atomic.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["KeyQueue", "WaitOutcome"]
@@ -33,9 +34,9 @@ class KeyQueue:
         self.maxsize = maxsize
         self.entries: deque[tuple[Any, float]] = deque()
         self.total_weight = 0.0
-        self.changed = asyncio.Condition()
-        self._waiters = 0
-        self._wakeups: set[asyncio.Task] = set()
+        # One future shared by every waiter of this key, resolved (and replaced) on each
+        # change; cheaper than a Condition and needs no lock since everything runs on one loop.
+        self._changed: asyncio.Future | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -48,7 +49,10 @@ class KeyQueue:
         self.total_weight += weight
 
     def push_front(self, entries: list[tuple[Any, float]]) -> None:
-        """Give back entries that a cancelled consumer had popped, keeping their order."""
+        """Give back entries that a consumer was handed but never received, keeping order.
+
+        This may exceed ``maxsize`` for a moment: the entries were admitted once already.
+        """
         for entry, weight in reversed(entries):
             self.entries.appendleft((entry, weight))
             self.total_weight += weight
@@ -71,40 +75,46 @@ class KeyQueue:
             total += weight
         return popped
 
-    def notify_soon(self) -> None:
-        """Wake the waiters from a separate task, without an await point in the caller.
+    def notify(self) -> None:
+        """Wake every waiter of this key so that it re-checks its condition.
 
-        A consumer's call that already popped an entry must return without yielding: a
-        cancellation delivered at an await after the pop would drop the entry.
+        Synchronous on purpose: a call that popped an entry must return without an
+        ``await``, or a cancellation delivered there would drop the entry.
         """
-        if self._waiters:
-            task = asyncio.get_running_loop().create_task(self.notify())
-            self._wakeups.add(task)  # the loop keeps only a weak reference to tasks
-            task.add_done_callback(self._wakeups.discard)
+        changed = self._changed
+        if changed is not None:
+            self._changed = None
+            if not changed.done():
+                changed.set_result(None)
 
-    async def notify(self) -> None:
-        # Skipping the lock when nobody waits keeps the uncontended put/get path cheap.
-        if self._waiters:
-            async with self.changed:
-                self.changed.notify_all()
-
-    async def wait_until(self, ready: Any, closed: Any, timeout: float | None) -> str:
+    async def wait_until(
+        self, ready: Callable[[], bool], closed: Callable[[], bool], timeout: float | None
+    ) -> str:
         """Wait until ``ready()`` or ``closed()`` holds, at most ``timeout`` seconds.
 
-        ``ready`` wins over ``closed`` so that queued items stay gettable after close.
+        ``ready`` wins over ``closed`` so that queued items stay gettable after close. The
+        outcome is decided on the same loop iteration that returns it, so a caller that acts
+        on ``READY`` without awaiting finds the queue as checked. A wake-up is only a hint:
+        another call may have taken the item or the room first (a newcomer served at once,
+        or an earlier waiter), and the wait simply resumes. Mapping such a lost race to
+        ``CLOSED`` was the cause of spurious ``ChannelClosed`` errors on an open channel.
         """
-        if ready():
-            return WaitOutcome.READY
-        if closed():
-            return WaitOutcome.CLOSED
-        if timeout is not None and timeout <= 0:
-            return WaitOutcome.TIMEOUT
-        self._waiters += 1
-        try:
-            async with self.changed:
-                await asyncio.wait_for(self.changed.wait_for(lambda: ready() or closed()), timeout)
-        except TimeoutError:
-            return WaitOutcome.TIMEOUT
-        finally:
-            self._waiters -= 1
-        return WaitOutcome.READY if ready() else WaitOutcome.CLOSED
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            if ready():
+                return WaitOutcome.READY
+            if closed():
+                return WaitOutcome.CLOSED
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return WaitOutcome.TIMEOUT
+            if self._changed is None:
+                self._changed = loop.create_future()
+            # Shielded: a waiter that times out or is cancelled must not cancel the future
+            # the other waiters share.
+            try:
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(self._changed)
+            except TimeoutError:
+                pass  # re-checked above: an item that arrived at the deadline still counts
