@@ -1,10 +1,6 @@
-"""multi_turn_generate on a tiny char model with a calculator tool: layout of model turns and
-observations, turn / token limits, rollout log-probs equal to the trainer's on the full
-sequence, zero gradient on observation tokens through LLMUpdater, asynchronous tools, errors.
-
-The tiny model samples near-uniformly over ~99 characters; ending turns on any vowel or digit
-(20 stop characters) keeps turns a few tokens long, so trajectories really take turns.
-"""
+"""multi_turn_generate on a tiny char model with a calculator tool: turn layout, limits,
+rollout log-probs equal the trainer's, zero gradient on observations, async tools, errors.
+Turns end on any vowel or digit, so the near-uniform tiny model's turns stay short."""
 
 from __future__ import annotations
 
