@@ -30,12 +30,14 @@ PLUGIN = textwrap.dedent(
 
 @pytest.fixture
 def plugin_dir(tmp_path, monkeypatch):
-    (tmp_path / f"{MODULE}.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield tmp_path
-    if MODULE in sys.modules:
-        del sys.modules[MODULE]
-        ADVANTAGE_ESTIMATORS.unregister("user_reward_minus_value")
+    (tmp_path / f"{MODULE}.py").write_text(PLUGIN)
+    try:
+        yield tmp_path
+    finally:
+        # The registry is process-wide: undo the plugin's registration for later tests.
+        if sys.modules.pop(MODULE, None) is not None:
+            ADVANTAGE_ESTIMATORS.unregister("user_reward_minus_value")
 
 
 class _Spec:
