@@ -16,7 +16,7 @@
 """
 
 from ._actor_worker import EmbodiedActorWorker
-from ._batch import TRAJECTORY_KEYS, concat_trajectories, to_tensors
+from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._responder import ActionResponder, build_responder
@@ -26,7 +26,7 @@ from ._updater import PolicyUpdater
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
-    "TRAJECTORY_KEYS",
+    "POLICY_RECORDS",
     "ActionResponder",
     "EmbodiedActorWorker",
     "EmbodiedFlow",
@@ -40,6 +40,5 @@ __all__ = [
     "VersionedWeights",
     "WeightSnapshot",
     "build_responder",
-    "concat_trajectories",
     "to_tensors",
 ]

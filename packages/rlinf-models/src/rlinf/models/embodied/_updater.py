@@ -17,6 +17,7 @@ from rlinf.algos import (
     ppo_policy_loss,
     value_loss,
 )
+from rlinf.core import Trajectory
 
 from .._actor_critic import ActorCritic
 from ._batch import to_tensors
@@ -101,8 +102,9 @@ class PolicyUpdater:
         adv = grpo_advantages(rtg.t().reshape(-1), group).reshape(t, n).t()
         return adv, rtg
 
-    def update(self, trajectories: Mapping[str, Any]) -> dict[str, float]:
-        """One update from a trajectory dict (arrays or tensors, see ``TRAJECTORY_KEYS``).
+    def update(self, trajectories: Trajectory) -> dict[str, float]:
+        """One update from a :class:`rlinf.core.Trajectory` (arrays or tensors) whose records
+        hold ``POLICY_RECORDS`` (``log_probs``, ``values``, ``next_values``: ``[N, T]``).
 
         Returns:
             ``train/*`` metrics (means over minibatches): ``pg_loss``, ``vf_loss``,
