@@ -271,8 +271,9 @@ class EmbodiedFlow:
         return Collected(results, serving, pending.version, time.perf_counter() - pending.start)
 
     def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
-        """One rollout of ``horizon`` steps of every env: the env workers' results and the
-        rollout ranks' serving statistics."""
+        """One rollout of ``horizon`` steps of every env: the env workers' results (see
+        ``rlinf.envs.EnvWorker.rollout``; ``trajectory`` and ``episode_returns`` are
+        object-store references) and the rollout ranks' serving statistics."""
         done = self.finish_collect(self.start_collect(version))
         return done.results, done.serving
 
