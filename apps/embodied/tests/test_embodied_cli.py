@@ -129,10 +129,15 @@ def test_policy_in_env_workers_matches_rollout_workers(ray_cluster):
             metrics, _ = flow.iteration(version)
             assert metrics["time/rollout_infer"] > 0
             results, _ = flow.collect(version + 1)
-            trajectories[in_env] = results[0]["trajectory"]
+            # The env worker put its trajectory into the object store: fetch it here.
+            trajectories[in_env] = ray.get(results[0]["trajectory"]).to_dict()
         finally:
             flow.shutdown()
-    for key in ("actions", "log_probs", "values", "next_values", "rewards"):
+    for key in ("log_probs", "values", "next_values"):
+        np.testing.assert_array_equal(
+            trajectories[False]["records"][key], trajectories[True]["records"][key]
+        )
+    for key in ("actions", "rewards"):
         np.testing.assert_array_equal(trajectories[False][key], trajectories[True][key])
 
 

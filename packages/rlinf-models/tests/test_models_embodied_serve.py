@@ -1,10 +1,9 @@
-"""EmbodiedRolloutWorker.serve over direct connections: the test plays two env stages."""
+"""EmbodiedRolloutWorker.serve over direct links: the test plays two env stages."""
 
 from __future__ import annotations
 
 import secrets
 import socket
-from multiprocessing.connection import Connection
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ import torch
 
 pytest.importorskip("ray")
 
+from rlinf.channel import DirectLink
 from rlinf.core import Cluster, ClusterConfig, WorkerError
 from rlinf.models import PolicyConfig, build_policy
 from rlinf.models.embodied import EmbodiedRolloutWorker, WeightSnapshot
@@ -36,13 +36,8 @@ def cluster():
         yield c
 
 
-def _connect(endpoint, token, identity) -> Connection:
-    sock = socket.create_connection(endpoint[:2], timeout=60)
-    sock.settimeout(None)
-    conn = Connection(sock.detach())
-    conn.send_bytes(token)
-    conn.send(identity)
-    return conn
+def _connect(endpoint, name) -> DirectLink:
+    return DirectLink.connect(endpoint, name=name, timeout=60)
 
 
 def test_serve_answers_stages_with_values_of_final_rows(cluster):
@@ -57,10 +52,11 @@ def test_serve_answers_stages_with_values_of_final_rows(cluster):
     obs = [{"state": g.normal(size=(2, 3)).astype(np.float32)} for _ in range(2)]
     final_row = {"state": g.normal(size=(1, 3)).astype(np.float32)}
     last = {"state": g.normal(size=(2, 3)).astype(np.float32)}
-    stranger = socket.create_connection(endpoint[:2], timeout=60)  # sends no token
+    assert endpoint.token == token and endpoint.name == "rollout rank 0"
+    stranger = socket.create_connection((endpoint.host, endpoint.port), timeout=60)  # no token
     stranger.sendall(b"\x00\x00\x00\x05hello")
     fut = rollout.call("serve", 4, 2, version=5, request_timeout=60)
-    stages = [_connect(endpoint, token, ("env", 0, s)) for s in range(2)]
+    stages = [_connect(endpoint, f"env 0 stage {s}") for s in range(2)]
     try:
         # Step 0 of both stages, then step 1 of stage 0 (env 1's episode ended: its final
         # row travels), then the last request of stage 1 (every env's final row).
@@ -106,5 +102,5 @@ def test_serve_refuses_wrong_version_and_times_out(cluster):
     with pytest.raises(WorkerError, match="16 bytes"):
         rollout.call("open_endpoint", b"short").wait(60)
     rollout.call("open_endpoint", secrets.token_bytes(16)).wait(60)
-    with pytest.raises(WorkerError, match=r"0 of 1 env stages connected"):
+    with pytest.raises(WorkerError, match=r"0 of 1 peers connected"):
         rollout.call("serve", 1, 1, version=0, request_timeout=1).wait(60)

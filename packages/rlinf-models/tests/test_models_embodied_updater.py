@@ -18,8 +18,9 @@ from rlinf.algos import (
     ppo_policy_loss,
     value_loss,
 )
+from rlinf.core import BatchShapeError, Trajectory
 from rlinf.models import PolicyConfig, build_policy
-from rlinf.models.embodied import PolicyUpdater, UpdaterConfig, concat_trajectories
+from rlinf.models.embodied import POLICY_RECORDS, PolicyUpdater, UpdaterConfig
 
 
 class _Spec:
@@ -53,6 +54,12 @@ def _trajectory(n=4, t=5, seed=0):
         "terminated": term,
         "truncated": trunc,
     }
+
+
+def _typed(traj) -> Trajectory:
+    """The dict's arrays as the Trajectory env workers send (policy outputs in records)."""
+    fields = {k: v for k, v in traj.items() if k not in POLICY_RECORDS}
+    return Trajectory(**fields, records={k: traj[k] for k in POLICY_RECORDS})
 
 
 def _tensors(traj):
@@ -124,7 +131,7 @@ def test_one_minibatch_step_matches_hand_computed_loss():
     cfg = UpdaterConfig(epochs=1, minibatches=1, lr=1e-2, max_grad_norm=0.3, entropy_coef=0.01)
     policy = _policy()
     ref = copy.deepcopy(policy)
-    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
+    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(_typed(traj))
 
     b, adv, ret, obs = _reference_batch(traj, cfg)
     logp, ent, value = ref.evaluate(obs, b["actions"].reshape(-1))
@@ -155,8 +162,8 @@ def test_linear_schedule_and_minibatch_count():
     cfg = UpdaterConfig(epochs=2, minibatches=3, lr=0.1)
     up = PolicyUpdater(_policy(), cfg, total_updates=4)
     assert [up.lr_at(u) for u in range(4)] == pytest.approx([0.1, 0.075, 0.05, 0.025])
-    m0 = up.update(_trajectory())
-    m1 = up.update(_trajectory(seed=1))
+    m0 = up.update(_typed(_trajectory()))
+    m1 = up.update(_typed(_trajectory(seed=1)))
     assert (m0["train/lr"], m1["train/lr"]) == pytest.approx((0.1, 0.075))
     assert up.num_updates == 2
     const = PolicyUpdater(_policy(), UpdaterConfig(lr_schedule="constant"), total_updates=4)
@@ -166,7 +173,7 @@ def test_linear_schedule_and_minibatch_count():
 def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
     policy = _policy(normalize_obs=True)
     up = PolicyUpdater(policy, UpdaterConfig(name="grpo"), total_updates=2)
-    metrics = up.update(_trajectory(n=4, t=5))
+    metrics = up.update(_typed(_trajectory(n=4, t=5)))
     assert "train/vf_loss" not in metrics
     assert float(policy.normalizers["state"].count) == 20
 
@@ -174,23 +181,37 @@ def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
 def test_bad_batches_and_configs_raise():
     up = PolicyUpdater(_policy(), UpdaterConfig(name="grpo", group_size=3), total_updates=1)
     with pytest.raises(ValueError, match="does not divide"):
-        up.update(_trajectory(n=4))
+        up.update(_typed(_trajectory(n=4)))
     bad = _trajectory()
     bad["values"] = bad["values"][:, :2]
     with pytest.raises(ValueError, match="values"):
-        PolicyUpdater(_policy(), UpdaterConfig(), 1).update(bad)
+        PolicyUpdater(_policy(), UpdaterConfig(), 1).update(_typed(bad))
     with pytest.raises(ValueError, match=r"name: unknown advantage estimator 'sac'; registered: "):
         UpdaterConfig(name="sac")
     with pytest.raises(ValueError, match="group_size"):
         UpdaterConfig(group_size=1)
 
 
-def test_concat_trajectories_joins_envs():
-    a, b = _trajectory(n=2), _trajectory(n=3, seed=1)
-    out = concat_trajectories([a, b])
-    assert out["rewards"].shape == (5, 5)
-    assert out["obs"]["state"].shape == (5, 5, 3)
-    np.testing.assert_array_equal(out["actions"][2:], b["actions"])
+def test_update_reads_the_typed_batch_and_split_concat_changes_nothing():
+    traj = _typed(_trajectory(n=6, t=4))
+    rejoined = Trajectory.concat(traj.split(4))
+    policies, metrics = [], []
+    for batch in (traj, rejoined):
+        torch.manual_seed(0)  # same minibatch order
+        policy = _policy(seed=2)
+        metrics.append(PolicyUpdater(policy, UpdaterConfig(epochs=2), 1).update(batch))
+        policies.append(policy)
+    assert metrics[0] == metrics[1]
+    for p, q in zip(policies[0].parameters(), policies[1].parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    up = PolicyUpdater(_policy(), UpdaterConfig(), 1)
+    no_values = Trajectory(
+        **{**traj.to_dict(), "records": {"log_probs": traj.records["log_probs"]}}
+    )
+    with pytest.raises(BatchShapeError, match=r"no 'values'.*the updater needs"):
+        up.update(no_values)
+    with pytest.raises(TypeError, match=r"takes a rlinf\.core\.Trajectory, got dict"):
+        up.update(_trajectory())
 
 
 def test_decoupled_step_matches_hand_computed_loss():
@@ -200,7 +221,7 @@ def test_decoupled_step_matches_hand_computed_loss():
     cfg = UpdaterConfig(epochs=1, minibatches=1, lr=1e-2, entropy_coef=0.01, decoupled=True)
     policy = _policy()
     ref = copy.deepcopy(policy)
-    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(traj)
+    metrics = PolicyUpdater(policy, cfg, total_updates=1).update(_typed(traj))
 
     b, adv, ret, obs = _reference_batch(traj, cfg)
     logp, ent, value = ref.evaluate(obs, b["actions"].reshape(-1))
@@ -234,7 +255,7 @@ def test_decoupled_equals_ppo_on_fresh_data():
         policy = copy.deepcopy(start)
         torch.manual_seed(0)  # same minibatch order
         cfg = UpdaterConfig(epochs=2, minibatches=2, lr=1e-2, decoupled=decoupled)
-        PolicyUpdater(policy, cfg, total_updates=1).update(traj)
+        PolicyUpdater(policy, cfg, total_updates=1).update(_typed(traj))
         policies.append(policy)
     for p, q in zip(policies[0].parameters(), policies[1].parameters(), strict=True):
         torch.testing.assert_close(p, q)

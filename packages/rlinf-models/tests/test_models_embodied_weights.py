@@ -7,7 +7,7 @@ import pytest
 import ray
 import torch
 
-from rlinf.core import Cluster, ClusterConfig, WorkerError
+from rlinf.core import Cluster, ClusterConfig, Trajectory, WorkerError
 from rlinf.models import PolicyConfig, build_policy
 from rlinf.models.embodied import (
     EmbodiedActorWorker,
@@ -83,17 +83,21 @@ def test_actor_to_rollout_sync_through_workers(cluster):
     out = rollout.call("act", obs, version=0).wait(60)[0]
     assert out["action"].shape == (2,) and out["log_prob"].shape == (2,)
     g = np.random.default_rng(0)
-    traj = {
-        "obs": {"state": g.normal(size=(2, 4, 3)).astype(np.float32)},
-        "actions": g.integers(0, 2, (2, 4)),
-        "log_probs": np.full((2, 4), np.log(0.5), np.float32),
-        "values": np.zeros((2, 4), np.float32),
-        "next_values": np.zeros((2, 4), np.float32),
-        "rewards": np.ones((2, 4)),
-        "terminated": np.zeros((2, 4), bool),
-        "truncated": np.zeros((2, 4), bool),
-    }
-    metrics = actor.call("update", [traj]).wait(60)[0]
+    traj = Trajectory(
+        obs={"state": g.normal(size=(2, 4, 3)).astype(np.float32)},
+        actions=g.integers(0, 2, (2, 4)),
+        rewards=np.ones((2, 4)),
+        terminated=np.zeros((2, 4), bool),
+        truncated=np.zeros((2, 4), bool),
+        records={
+            "log_probs": np.full((2, 4), np.log(0.5), np.float32),
+            "values": np.zeros((2, 4), np.float32),
+            "next_values": np.zeros((2, 4), np.float32),
+        },
+    )
+    # One part by object-store reference (as env workers hand them on), one by value.
+    first, second = traj.split(2)
+    metrics = actor.call("update", [ray.put(first), second]).wait(60)[0]
     assert metrics["train/weight_version"] == 1.0
     # Acting with version 1 before it arrived must fail, never use version 0 silently.
     with pytest.raises(WorkerError, match="StaleWeightsError"):

@@ -3,8 +3,9 @@
 Cluster (start or join Ray), Worker and WorkerGroup (launch a class on a placement, call
 methods on all or some ranks, scatter/gather), point-to-point send/recv and broadcast of
 tensors between workers, typed config loading, timers and metric logging, the ``Registry``
-helper, and what every app shares: run directories and checkpoints, preset lookup and
-placement validation, the CLI's Ray environment, shutdown helpers, and
+helper, typed batches (:class:`TypedBatch`, and :class:`Trajectory`, which env workers
+produce and actors consume), and what every app shares: run directories and checkpoints,
+preset lookup and placement validation, the CLI's Ray environment, shutdown helpers, and
 :func:`count_driver_traffic` to check that payloads stay off the driver.
 
 Nothing is imported until used (PEP 562): a CLI can import :func:`ensure_ray_env` and set
@@ -19,6 +20,7 @@ __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
     "MODEL_DIR",
+    "BatchShapeError",
     "CallTimeout",
     "Cluster",
     "ClusterConfig",
@@ -32,6 +34,8 @@ __all__ = [
     "RegistryError",
     "RunnerSection",
     "Timers",
+    "Trajectory",
+    "TypedBatch",
     "Worker",
     "WorkerAddress",
     "WorkerContext",
@@ -72,6 +76,9 @@ __all__ = [
 _HOMES = {
     "concat_batches": "._batch",
     "split_batch": "._batch",
+    "BatchShapeError": "._typed_batch",
+    "TypedBatch": "._typed_batch",
+    "Trajectory": "._trajectory",
     "Cluster": "._cluster",
     "ClusterConfig": "._cluster",
     "WorkerAddress": "._comm",

@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from ._typed_batch import TypedBatch
+
 __all__ = ["concat_batches", "split_batch"]
 
 
@@ -18,12 +20,15 @@ def _sizes(n: int, parts: int) -> list[int]:
 def split_batch(batch: Any, parts: int) -> list[Any]:
     """Split ``batch`` into ``parts`` contiguous, near-equal pieces along its first dimension.
 
-    ``batch`` is a list/tuple (split by items), a tensor of shape ``[N, ...]`` (pieces of
+    ``batch`` is a :class:`TypedBatch` (split along its batch dimension), a list/tuple
+    (split by items), a tensor of shape ``[N, ...]`` (pieces of
     shape ``[n_i, ...]``), or a mapping whose values are all tensors/lists of the same length N
     (each piece is a mapping of the same keys). The first ``N % parts`` pieces get one extra row.
     """
     if parts <= 0:
         raise ValueError(f"cannot split into {parts} parts")
+    if isinstance(batch, TypedBatch):
+        return batch.split(parts)
     if isinstance(batch, torch.Tensor):
         if batch.dim() == 0:
             raise ValueError("cannot split a 0-d tensor")
@@ -46,12 +51,15 @@ def split_batch(batch: Any, parts: int) -> list[Any]:
 def concat_batches(pieces: Sequence[Any]) -> Any:
     """Inverse of ``split_batch``: concatenate per-rank results in order.
 
-    Tensors are concatenated along dim 0, lists are chained, mappings are joined key by key.
+    Typed batches are joined by their ``concat``, tensors are concatenated along dim 0,
+    lists are chained, mappings are joined key by key.
     Anything else is returned as the list of pieces.
     """
     if not pieces:
         return []
     first = pieces[0]
+    if isinstance(first, TypedBatch):
+        return type(first).concat(pieces)
     if isinstance(first, torch.Tensor):
         return torch.cat([p if p.dim() else p.reshape(1) for p in pieces])
     if isinstance(first, Mapping):

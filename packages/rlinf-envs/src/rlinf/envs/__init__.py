@@ -8,7 +8,8 @@
   lazily so optional simulators load only when chosen.
 * :class:`EnvWorker` (``rlinf.envs.EnvWorker``, imported on first use so that plain env
   users never load Ray): a share of the envs in pipeline stages, exchanging plain-dict
-  requests and replies with rollout workers over one direct connection per stage.
+  requests and replies with rollout workers over one ``rlinf.channel.DirectLink`` per
+  stage, and returning a ``rlinf.core.Trajectory`` (or its object-store reference).
 
 Importing the package registers the adapters and does nothing else.
 """
@@ -31,13 +32,13 @@ __all__ = [
     "StepResult",
     "VectorEnv",
     "make_env",
-    "stage_reply_key",
+    "stage_link_name",
 ]
 
 
 def __getattr__(name: str) -> object:
     # The worker pulls in Ray via rlinf.core; load it lazily (PEP 562).
-    if name in ("EnvWorker", "stage_reply_key"):
+    if name in ("EnvWorker", "stage_link_name"):
         from . import _worker
 
         return getattr(_worker, name)

@@ -4,14 +4,14 @@ The worker knows nothing about policies (rlinf.envs never imports rlinf.models):
 observation requests as plain dicts of numpy arrays and records whatever per-env arrays the
 replies carry, so any rollout worker that speaks the protocol below can drive it.
 
-Transport: each stage holds one direct connection (TCP, ``multiprocessing.connection``
-framing, pickled dicts) to the rollout worker that serves it. A step's exchange is one
-message each way between the two processes, with no Ray call and no third process on the
-path: through a channel the same exchange took four Ray calls to the hosting actor (about
-8 ms per step on a loaded 2-core machine, against 0.1 ms for a socket round trip). The
-rollout side listens; an *endpoint* is ``(host, port, token)`` and a connecting stage first
-sends ``token`` (so a stray process cannot feed pickles to the rollout), then its identity
-:func:`stage_reply_key`. Connections are opened on a stage's first rollout and reused.
+Transport: each stage holds one :class:`rlinf.channel.DirectLink` (a token-authenticated
+TCP connection) to the rollout worker that serves it. A step's exchange is one message each
+way between the two processes, with no Ray call and no third process on the path: through
+a channel the same exchange took four Ray calls to the hosting actor (about 8 ms per step
+on a loaded 2-core machine, against 0.1 ms for a link round trip). The rollout side opens a
+:class:`rlinf.channel.LinkListener`; a stage connects to its :class:`~rlinf.channel.LinkAddress`
+under the name :func:`stage_link_name`. Links are opened on a stage's first rollout and
+reused.
 
 Protocol, per pipeline stage (``n`` envs), on its connection:
 
@@ -29,6 +29,11 @@ Protocol, per pipeline stage (``n`` envs), on its connection:
 Replies are small (actions and a few per-env numbers), so they never fill a socket buffer
 and a stage's large request can never deadlock against another stage's reply.
 
+The collected steps form a :class:`rlinf.core.Trajectory` (``records`` holds the replies'
+recorded fields). With ``rollout(..., store=True)`` the worker puts it into Ray's object
+store itself and returns only the reference, so the trajectory reaches the actor ranks
+without passing through the driver; the rest of the result is a few counters.
+
 In-process policy: given a ``responder_factory``, the worker builds a :class:`StageResponder`
 (the policy, e.g. ``rlinf.models.embodied.ActionResponder``) in its own process and a
 rollout without endpoints answers every request by a direct call, with the same protocol
@@ -40,46 +45,28 @@ a rollout's time); weights then come to the env worker (:meth:`EnvWorker.load_we
 from __future__ import annotations
 
 import dataclasses
-import socket
 import time
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from rlinf.core import Worker
+from rlinf.channel import DirectLink, LinkAddress
+from rlinf.core import Trajectory, Worker
 
 from ._base import VectorEnv
 from ._config import EnvConfig
 from ._registry import make_env
 from ._spec import ActionSpec, ArraySpec, Obs
+from ._stage import ActionBounds, LocalLink, StageBuffer, StageResponder
 
-__all__ = ["Endpoint", "EnvWorker", "StageResponder", "stage_reply_key"]
-
-Endpoint = tuple[str, int, bytes]
-"""``(host, port, token)`` of a rollout worker's listening socket."""
+__all__ = ["EnvWorker", "StageResponder", "stage_link_name"]
 
 
-class StageResponder(Protocol):
-    """The policy side of the protocol, called in the env worker's process."""
-
-    def answer(self, requests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Replies to ``requests``, in order."""
-        ...
-
-    def load_weights(self, snapshot: Any) -> int:
-        """Load the next weight version; returns it."""
-        ...
-
-    def require(self, version: int) -> None:
-        """Raise unless exactly ``version`` is loaded."""
-        ...
-
-
-def stage_reply_key(rank: int, stage: int) -> tuple[str, int, int]:
-    """The identity stage ``stage`` of env worker ``rank`` announces when it connects."""
-    return ("env", rank, stage)
+def stage_link_name(rank: int, stage: int) -> str:
+    """The name stage ``stage`` of env worker ``rank`` connects under (errors on the rollout
+    side name it)."""
+    return f"env worker {rank} stage {stage}"
 
 
 class EnvWorker(Worker):
@@ -122,7 +109,7 @@ class EnvWorker(Worker):
             for seed in self._seeds
         ]
         self._obs: list[Obs | None] = [None] * num_stages
-        self._conns: list[tuple[Endpoint, Connection] | None] = [None] * num_stages
+        self._links: list[tuple[LinkAddress, DirectLink] | None] = [None] * num_stages
         self._responder = (
             responder_factory(*self.specs(), rank=self.rank) if responder_factory else None
         )
@@ -151,32 +138,40 @@ class EnvWorker(Worker):
 
     def rollout(
         self,
-        endpoints: Sequence[Endpoint] | None,
+        endpoints: Sequence[LinkAddress] | None,
         num_steps: int,
         *,
         reply_timeout: float = 120.0,
         version: int | None = None,
+        store: bool = False,
     ) -> dict[str, Any]:
         """Run ``num_steps`` steps of every stage, exchanging requests and replies.
 
         Args:
-            endpoints: per stage, the endpoint of the rollout worker that serves it; None:
-                the in-process policy answers (see ``responder_factory``).
+            endpoints: per stage, the link address of the rollout worker that serves it;
+                None: the in-process policy answers (see ``responder_factory``).
             num_steps: ``T``.
             reply_timeout: seconds to wait for any reply (a stuck rollout never hangs the
                 worker; named so as not to clash with ``WorkerGroup.call``'s ``timeout``).
             version: with the in-process policy, the weight version it must hold.
+            store: put the trajectory and the episode returns into Ray's object store from
+                here and return their references (the driver then never holds them).
 
         Returns:
-            ``{"trajectory": {"obs": {k: [N, T, ...]}, "actions": [N, T, ...],
-            "rewards", "terminated", "truncated": [N, T], <recorded names>: [N, T, ...]},
-            "episodes": {"return", "length", "success": [E]}, "env_steps": int,
-            "time/env_step": s, "time/env_wait": s}`` (and ``"time/policy": s`` with the
-            in-process policy); ``N`` is this worker's envs, stages concatenated in order.
+            ``{"trajectory": Trajectory [N, T, ...] (records: the replies' recorded names),
+            "episode_returns": [E], "episodes": {"count", "return_sum", "length_sum",
+            "success_count", "success_sum"}, "actions_out_of_bounds": int,
+            "action_components": int, "env_steps": int, "time/env_step": s,
+            "time/env_wait": s}`` (and ``"time/policy": s`` with the in-process policy);
+            ``N`` is this worker's envs, stages concatenated in order. With ``store``,
+            ``trajectory`` and ``episode_returns`` are object references.
+            ``actions_out_of_bounds`` counts the continuous action components outside the
+            action space (clipped unless ``clip_actions=False``), of ``action_components``.
 
         Raises:
-            TimeoutError: no reply within ``reply_timeout``.
-            ConnectionError: a rollout worker could not be reached or closed its connection.
+            rlinf.channel.LinkTimeout (a TimeoutError): no reply within ``reply_timeout``.
+            rlinf.channel.PeerDied, LinkRefused (ConnectionErrors): a rollout worker could
+                not be reached, refused the token, or went away.
         """
         if endpoints is None:
             if self._responder is None:
@@ -189,27 +184,34 @@ class EnvWorker(Worker):
         elif len(endpoints) != self.num_stages:
             raise ValueError(f"{len(endpoints)} rollout endpoints for {self.num_stages} stages")
         try:
-            return self._rollout(endpoints, num_steps, reply_timeout)
+            out = self._rollout(endpoints, num_steps, reply_timeout)
         except BaseException:
             # The peer's state is unknown now (a request may be half answered): start over
             # with fresh connections next time.
             self._disconnect()
             raise
+        if store:
+            import ray
+
+            out["trajectory"] = ray.put(out["trajectory"])
+            out["episode_returns"] = ray.put(out["episode_returns"])
+        return out
 
     def _rollout(
-        self, endpoints: Sequence[Endpoint] | None, num_steps: int, timeout: float
+        self, endpoints: Sequence[LinkAddress] | None, num_steps: int, timeout: float
     ) -> dict[str, Any]:
-        links: list[_LocalLink] = []
+        links: list[LocalLink] = []
         if endpoints is None:
             assert self._responder is not None
-            links = [_LocalLink(self._responder) for _ in range(self.num_stages)]
+            links = [LocalLink(self._responder) for _ in range(self.num_stages)]
             conns: Sequence[Any] = links
         else:
-            conns = [self._connect(s, tuple(endpoints[s]), timeout) for s in range(self.num_stages)]
+            conns = [self._connect(s, endpoints[s], timeout) for s in range(self.num_stages)]
         for s in range(self.num_stages):
             if self._obs[s] is None:
                 self._obs[s] = self.envs[s].reset()
-        bufs = [_StageBuffer() for _ in range(self.num_stages)]
+        bufs = [StageBuffer() for _ in range(self.num_stages)]
+        bounds = ActionBounds(self.envs[0].action_spec)
         episodes: dict[str, list[np.ndarray]] = {"return": [], "length": [], "success": []}
         step_time = wait_time = 0.0
         for s in range(self.num_stages):
@@ -217,11 +219,12 @@ class EnvWorker(Worker):
         for t in range(num_steps + 1):
             for s, env in enumerate(self.envs):
                 start = time.perf_counter()
-                reply = self._receive(s, conns[s], timeout)
+                reply = conns[s].recv(timeout)
                 wait_time += time.perf_counter() - start
                 bufs[s].record(reply)
                 if t == num_steps:
                     continue
+                bounds.count(reply["action"])
                 start = time.perf_counter()
                 result = env.step(np.asarray(reply["action"]))
                 step_time += time.perf_counter() - start
@@ -237,11 +240,22 @@ class EnvWorker(Worker):
                     if k in episodes:
                         episodes[k].append(v)
                 self._obs[s] = result.obs
-        trajectory = _StageBuffer.concat([b.arrays() for b in bufs])
+        trajectory = Trajectory.concat([b.trajectory() for b in bufs])
         n = sum(env.num_envs for env in self.envs)
+        eps = {k: np.concatenate(v) if v else np.zeros(0) for k, v in episodes.items()}
+        success = eps["success"][~np.isnan(eps["success"])]
         out = {
             "trajectory": trajectory,
-            "episodes": {k: np.concatenate(v) if v else np.zeros(0) for k, v in episodes.items()},
+            "episode_returns": eps["return"],
+            "episodes": {
+                "count": len(eps["return"]),
+                "return_sum": float(eps["return"].sum()),
+                "length_sum": float(eps["length"].sum()),
+                "success_count": len(success),
+                "success_sum": float(success.sum()),
+            },
+            "actions_out_of_bounds": bounds.outside,
+            "action_components": bounds.total,
             "env_steps": n * num_steps * self.envs[0].chunk_size,
             "time/env_step": step_time,
             "time/env_wait": wait_time,
@@ -250,123 +264,27 @@ class EnvWorker(Worker):
             out["time/policy"] = sum(link.seconds for link in links)
         return out
 
-    def _connect(self, stage: int, endpoint: Endpoint, timeout: float) -> Connection:
-        """The stage's connection to ``endpoint``, opened (and announced) on first use."""
-        cached = self._conns[stage]
-        if cached is not None and cached[0] == endpoint:
+    def _connect(self, stage: int, address: LinkAddress, timeout: float) -> DirectLink:
+        """The stage's link to ``address``, opened on first use and then reused."""
+        cached = self._links[stage]
+        if cached is not None and cached[0] == address:
             return cached[1]
         if cached is not None:
             cached[1].close()
-        host, port, token = endpoint
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        except OSError as e:
-            raise ConnectionError(
-                f"env worker {self.rank} stage {stage}: cannot connect to the rollout worker "
-                f"at {host}:{port}: {e}"
-            ) from e
-        # Small messages must leave at once, not wait for Nagle's algorithm to batch them.
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(None)
-        conn = Connection(sock.detach())
-        conn.send_bytes(token)
-        conn.send(stage_reply_key(self.rank, stage))
-        self._conns[stage] = (endpoint, conn)
-        return conn
-
-    def _receive(self, stage: int, conn: Any, timeout: float) -> dict[str, Any]:
-        where = f"env worker {self.rank} stage {stage}"
-        try:
-            reply = conn.recv() if conn.poll(timeout) else None
-        except (EOFError, OSError) as e:
-            raise ConnectionError(
-                f"{where}: the rollout worker closed its connection (it failed or died; its "
-                f"own error says why): {type(e).__name__} {e}"
-            ) from e
-        if reply is None:
-            raise TimeoutError(f"{where}: no reply from the rollout worker within {timeout} s")
-        return reply
+        link: DirectLink = DirectLink.connect(
+            address, name=stage_link_name(self.rank, stage), timeout=timeout
+        )
+        self._links[stage] = (address, link)
+        return link
 
     def _disconnect(self) -> None:
-        for s, cached in enumerate(self._conns):
+        for s, cached in enumerate(self._links):
             if cached is not None:
                 cached[1].close()
-            self._conns[s] = None
+            self._links[s] = None
 
     def close(self) -> None:
         """Close every stage's envs and connections."""
         self._disconnect()
         for env in self.envs:
             env.close()
-
-
-class _LocalLink:
-    """Stands in for a stage's connection when the policy runs in this process: ``send``
-    answers the request at once, ``recv`` hands the reply back (one request in flight, as
-    on a connection)."""
-
-    def __init__(self, responder: StageResponder) -> None:
-        self.responder = responder
-        self.seconds = 0.0
-        self._reply: dict[str, Any] | None = None
-
-    def send(self, request: dict[str, Any]) -> None:
-        start = time.perf_counter()
-        self._reply = self.responder.answer([request])[0]
-        self.seconds += time.perf_counter() - start
-
-    def poll(self, timeout: float) -> bool:
-        return self._reply is not None
-
-    def recv(self) -> dict[str, Any]:
-        reply, self._reply = self._reply, None
-        assert reply is not None
-        return reply
-
-
-class _StageBuffer:
-    """Per-step arrays of one stage, stacked to ``[n, T, ...]`` at the end."""
-
-    def __init__(self) -> None:
-        self.obs: list[Obs] = []
-        self.cols: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("actions", "rewards", "terminated", "truncated")
-        }
-        self.records: dict[str, list[np.ndarray]] = {}
-
-    def record(self, reply: dict[str, Any]) -> None:
-        for name, value in reply.get("record_prev", {}).items():
-            # Belongs to the step just taken: its list is one shorter than the step count.
-            self.records.setdefault(name, []).append(np.asarray(value))
-        for name, value in reply.get("record", {}).items():
-            self.records.setdefault(name, []).append(np.asarray(value))
-
-    def step(self, obs: Obs, action: Any, result: Any) -> None:
-        self.obs.append(obs)
-        self.cols["actions"].append(np.asarray(action))
-        self.cols["rewards"].append(np.asarray(result.reward))
-        self.cols["terminated"].append(np.asarray(result.terminated))
-        self.cols["truncated"].append(np.asarray(result.truncated))
-
-    def arrays(self) -> dict[str, Any]:
-        t = len(self.obs)
-        out: dict[str, Any] = {
-            "obs": {k: np.stack([o[k] for o in self.obs], axis=1) for k in self.obs[0]}
-        }
-        for name, values in {**self.cols, **self.records}.items():
-            if len(values) != t:
-                raise RuntimeError(
-                    f"rollout reply field {name!r} came {len(values)} times for {t} steps"
-                )
-            out[name] = np.stack(values, axis=1)
-        return out
-
-    @staticmethod
-    def concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "obs": {k: np.concatenate([p["obs"][k] for p in parts]) for k in parts[0]["obs"]}
-        }
-        for name in parts[0]:
-            if name != "obs":
-                out[name] = np.concatenate([p[name] for p in parts])
-        return out

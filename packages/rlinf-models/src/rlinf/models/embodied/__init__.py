@@ -3,10 +3,13 @@
 * :class:`PolicyUpdater` / :class:`UpdaterConfig`: PPO (GAE, clipped policy loss, value
   loss) and critic-free GRPO updates; epochs, minibatches, gradient clipping, linear or
   constant learning rate, observation and advantage normalization. Plain torch, no Ray.
-* :class:`EmbodiedActorWorker`: the trained policy in a worker; ``update`` and versioned
-  ``export_weights``.
+* :class:`EmbodiedActorWorker`: the trained policy in a worker; ``update`` (from
+  ``rlinf.core.Trajectory`` batches or their object-store references) and versioned
+  ``export_weights``. :func:`to_tensors` / :data:`POLICY_RECORDS`: the updater's view of a
+  trajectory.
 * :class:`EmbodiedRolloutWorker`: an inference copy that loads weights strictly in version
-  order and serves env workers' observation requests over direct per-stage connections.
+  order and serves env workers' observation requests over per-stage
+  ``rlinf.channel.DirectLink`` connections.
 * :class:`ActionResponder` / :func:`build_responder`: the rollout's batched, version-checked
   answer to env stages' requests, without transport (an env worker can run it in-process).
 * :class:`EmbodiedFlow` (:class:`EmbodiedFlowConfig`, :class:`EmbodiedRunnerSection`):
@@ -16,7 +19,7 @@
 """
 
 from ._actor_worker import EmbodiedActorWorker
-from ._batch import TRAJECTORY_KEYS, concat_trajectories, to_tensors
+from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._responder import ActionResponder, build_responder
@@ -26,7 +29,7 @@ from ._updater import PolicyUpdater
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
-    "TRAJECTORY_KEYS",
+    "POLICY_RECORDS",
     "ActionResponder",
     "EmbodiedActorWorker",
     "EmbodiedFlow",
@@ -40,6 +43,5 @@ __all__ = [
     "VersionedWeights",
     "WeightSnapshot",
     "build_responder",
-    "concat_trajectories",
     "to_tensors",
 ]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ray
 import torch
 
-from rlinf.core import Worker
+from rlinf.core import Trajectory, Worker
 
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import WeightStager
-from ._batch import concat_trajectories
 from ._config import UpdaterConfig
 from ._updater import PolicyUpdater
 from ._weights import WeightSnapshot
@@ -53,6 +54,9 @@ class EmbodiedActorWorker(WeightStager, Worker):
     ) -> None:
         super().__init__()
         torch.set_num_threads(torch_threads)
+        # Trajectories fetched from the object store are read-only zero-copy arrays; the
+        # updater only reads them, so torch's warning about non-writable arrays is noise.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         torch.manual_seed(seed)
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
         self.updater = PolicyUpdater(self.policy, updater_config, total_updates)
@@ -63,16 +67,25 @@ class EmbodiedActorWorker(WeightStager, Worker):
         return self.version
 
     def update(
-        self, trajectories: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+        self, trajectories: Trajectory | Sequence[Trajectory | ray.ObjectRef]
     ) -> dict[str, float]:
-        """One PPO / GRPO update from a trajectory dict or a list of them (concatenated along
-        the env axis); returns ``train/*`` metrics (and ``time/actor_update``, the update's
-        own seconds) and bumps the weight version."""
-        batch = (
-            concat_trajectories(trajectories)
-            if isinstance(trajectories, Sequence)
-            else trajectories
-        )
+        """One PPO / GRPO update from a :class:`~rlinf.core.Trajectory` or a list of them,
+        concatenated along the env axis; returns ``train/*`` metrics (and
+        ``time/actor_update``, the update's own seconds) and bumps the weight version.
+
+        List items may be object-store references to trajectories: env workers put their
+        trajectory into the store themselves and the driver hands on only the references,
+        so a trajectory goes env worker -> store -> here, never through the driver (Ray
+        does not resolve references nested in a list argument: they are fetched here).
+        """
+        if isinstance(trajectories, Trajectory):
+            batch = trajectories
+        else:
+            parts = list(trajectories)
+            refs = [i for i, p in enumerate(parts) if isinstance(p, ray.ObjectRef)]
+            for i, value in zip(refs, ray.get([parts[i] for i in refs]), strict=True):
+                parts[i] = value
+            batch = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
         with self.device_turn():
             start = time.perf_counter()
             metrics = self.updater.update(batch)

@@ -1,76 +1,47 @@
-"""The trajectory batch the updater consumes: plain arrays in ``[N, T, ...]`` layout."""
+"""The updater's view of a :class:`rlinf.core.Trajectory`: tensors on its device."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
-__all__ = ["TRAJECTORY_KEYS", "concat_trajectories", "to_tensors"]
+from rlinf.core import BatchShapeError, Trajectory
 
-TRAJECTORY_KEYS = (
-    "obs",
-    "actions",
-    "log_probs",
-    "values",
-    "next_values",
-    "rewards",
-    "terminated",
-    "truncated",
-)
-"""Keys of a trajectory dict (``N`` envs, ``T`` steps each, env-major):
+__all__ = ["POLICY_RECORDS", "to_tensors"]
 
-* ``obs``: dict key -> ``[N, T, ...]`` observations the actions were chosen on.
-* ``actions``: ``[N, T, (K,) *action_shape]``.
-* ``log_probs``, ``values``: ``[N, T]`` from the rollout policy at acting time.
-* ``next_values``: ``[N, T]`` value of the state reached after each step *before* any
-  auto-reset (``V(final_obs)``), used to bootstrap truncated episodes and the cut at ``T``.
-* ``rewards``: ``[N, T]`` float; ``terminated``, ``truncated``: ``[N, T]`` bool.
-"""
+POLICY_RECORDS = ("log_probs", "values", "next_values")
+"""Records the PPO / GRPO updater needs in ``Trajectory.records``, each ``[N, T]``: the
+rollout policy's ``log_probs`` and ``values`` at acting time, and ``next_values``, ``V`` of
+the state reached after each step *before* any auto-reset (``V(final_obs)``), which
+bootstraps truncated episodes and the cut at ``T``."""
 
 
-def concat_trajectories(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Concatenate trajectory dicts of equal ``T`` along the env axis ``N``."""
-    if not parts:
-        raise ValueError("no trajectories to concatenate")
-    out: dict[str, Any] = {}
-    for key in TRAJECTORY_KEYS:
-        missing = [i for i, p in enumerate(parts) if key not in p]
-        if missing:
-            raise KeyError(f"trajectory parts {missing} have no {key!r}")
-        if key == "obs":
-            out[key] = {
-                k: np.concatenate([np.asarray(p["obs"][k]) for p in parts]) for k in parts[0]["obs"]
-            }
-        else:
-            out[key] = np.concatenate([np.asarray(p[key]) for p in parts])
-    return out
+def to_tensors(traj: Trajectory, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """``{"obs": {k: [N, T, ...]}, "actions": [N, T, ...], "rewards": [N, T] float,
+    "terminated", "truncated": [N, T] bool, "log_probs", "values", "next_values": [N, T]}``
+    as tensors on ``device``.
 
+    Raises:
+        TypeError: ``traj`` is not a Trajectory.
+        BatchShapeError: a record of :data:`POLICY_RECORDS` is missing or not ``[N, T]``.
+    """
+    if not isinstance(traj, Trajectory):
+        raise TypeError(f"the updater takes a rlinf.core.Trajectory, got {type(traj).__name__}")
+    try:
+        records = {name: traj.record(name) for name in POLICY_RECORDS}
+    except BatchShapeError as e:
+        raise BatchShapeError(f"{e} (the updater needs {list(POLICY_RECORDS)})") from None
 
-def to_tensors(traj: Mapping[str, Any], device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Trajectory arrays -> tensors on ``device`` (obs stays a dict), shape-checked."""
-    missing = [k for k in TRAJECTORY_KEYS if k not in traj]
-    if missing:
-        raise KeyError(f"trajectory is missing {missing}")
+    def tensor(value: Any) -> torch.Tensor:
+        return torch.as_tensor(value, device=device)
+
     out: dict[str, Any] = {
-        "obs": {k: torch.as_tensor(np.asarray(v), device=device) for k, v in traj["obs"].items()}
+        "obs": {k: tensor(v) for k, v in traj.obs.items()},
+        "actions": tensor(traj.actions),
+        "rewards": tensor(traj.rewards).float(),
+        "terminated": tensor(traj.terminated).bool(),
+        "truncated": tensor(traj.truncated).bool(),
     }
-    for key in TRAJECTORY_KEYS[1:]:
-        out[key] = torch.as_tensor(np.asarray(traj[key]), device=device)
-    shape = tuple(out["rewards"].shape)
-    if len(shape) != 2:
-        raise ValueError(f"rewards must be [N, T], got {shape}")
-    for key in ("log_probs", "values", "next_values", "terminated", "truncated"):
-        if tuple(out[key].shape) != shape:
-            raise ValueError(
-                f"{key} must be {list(shape)} like rewards, got {tuple(out[key].shape)}"
-            )
-    for k, v in out["obs"].items():
-        if tuple(v.shape[:2]) != shape:
-            raise ValueError(f"obs[{k!r}] must start with {list(shape)}, got {tuple(v.shape)}")
-    out["rewards"] = out["rewards"].float()
-    out["terminated"] = out["terminated"].bool()
-    out["truncated"] = out["truncated"].bool()
+    out.update({name: tensor(value) for name, value in records.items()})
     return out

@@ -2,10 +2,15 @@
 
 One training iteration::
 
-    env workers --requests (obs, final_obs rows)--> rollout workers   (one direct connection
+    env workers --requests (obs, final_obs rows)--> rollout workers   (one DirectLink
     env workers <--replies (actions, logp, V)------ rollout workers    per pipeline stage)
-    env workers --trajectories [N, T]--> actor.update (GAE, PPO) --> weights v+1
+    env workers --Trajectory [N, T] (object store)--> actor.update (GAE, PPO) --> weights v+1
     actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
+
+Payloads never pass through the driver: env workers put their trajectories into the object
+store and return references, which the driver hands to the actor (who fetches them); the
+actor puts its weights and the driver hands the reference on. The driver receives only
+counters and metrics (a few KB per iteration, whatever ``num_envs`` and ``horizon``).
 
 The same code runs collocated, disaggregated or hybrid: the placement in the config only
 decides which devices (CPU slots) each group's processes land on. The app hands in what is
@@ -16,7 +21,6 @@ rlinf.envs) and its env config. The LLM apps' counterpart is
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import secrets
@@ -26,13 +30,11 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
+import ray
 
 from rlinf.core import (
-    CallTimeout,
     Cluster,
     ClusterSection,
-    GroupFuture,
-    WorkerError,
     WorkerGroup,
     best_effort,
 )
@@ -40,6 +42,7 @@ from rlinf.core import (
 from .._config import PolicyConfig
 from .._weight_sync import StagedWeights, load_staged_weights, stage_weights, sync_weights
 from ._actor_worker import EmbodiedActorWorker
+from ._collect import Collect, Collected, episode_metrics, wait_both
 from ._config import UpdaterConfig
 from ._responder import build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
@@ -111,8 +114,8 @@ class EmbodiedFlow:
         r = config.runner
         self.steps_per_update = env.num_envs * r.horizon * env.chunk_size
         self.total_updates = r.total_env_steps // self.steps_per_update
-        self.last_episode_returns = np.zeros(0)
-        self._prefetched: _Collected | None = None
+        self._episode_refs: list[ray.ObjectRef] = []
+        self._prefetched: Collected | None = None
         self.cluster = Cluster(config.cluster.cluster_config())
         try:
             self._start()
@@ -163,7 +166,7 @@ class EmbodiedFlow:
         )
         self.mode = pgs.placement.mode
         self.rollout: WorkerGroup | None = None
-        self.endpoints: list[list[tuple[str, int, bytes]]] | None = None
+        self.endpoints: list[list[Any]] | None = None
         if r.policy_in_env:
             return
         self.rollout = self.cluster.launch(
@@ -192,6 +195,15 @@ class EmbodiedFlow:
                 self.peers[rank] += 1
             self.endpoints.append(row)
 
+    @property
+    def last_episode_returns(self) -> np.ndarray:
+        """Per-episode returns ``[E]`` of the last iteration's rollout, for callers that
+        average over episodes rather than iterations (e.g. "the last 100 episodes" of
+        benchmarks). Fetched from the object store on access: training never needs them."""
+        if not self._episode_refs:
+            return np.zeros(0)
+        return np.concatenate(ray.get(self._episode_refs))
+
     def actor_version(self) -> int:
         """The actor's weight version."""
         return self.actor.call("get_version").wait(self.config.runner.timeout_s)[0]
@@ -207,7 +219,7 @@ class EmbodiedFlow:
             return sync_weights(self.actor, target, timeout)
         return load_staged_weights(target, staged, timeout)
 
-    def start_collect(self, version: int) -> _Collect:
+    def start_collect(self, version: int) -> Collect:
         """Start one rollout of ``horizon`` steps of every env with weights ``version``
         (which every rollout rank must have loaded); :meth:`finish_collect` waits for it."""
         r = self.config.runner
@@ -218,13 +230,15 @@ class EmbodiedFlow:
                 r.horizon,
                 reply_timeout=r.timeout_s,
                 version=version,
+                store=True,
                 timeout=r.timeout_s * 2,
             )
-            return _Collect(envs, None, version, time.perf_counter())
+            return Collect(envs, None, version, time.perf_counter())
         envs = self.env.call_per_rank(
             "rollout",
             [(endpoints, r.horizon) for endpoints in self.endpoints],
             reply_timeout=r.timeout_s,
+            store=True,
             timeout=r.timeout_s * 2,
         )
         serve = self.rollout.call_per_rank(
@@ -234,9 +248,9 @@ class EmbodiedFlow:
             request_timeout=r.timeout_s,
             timeout=r.timeout_s * 2,
         )
-        return _Collect(envs, serve, version, time.perf_counter())
+        return Collect(envs, serve, version, time.perf_counter())
 
-    def finish_collect(self, pending: _Collect) -> _Collected:
+    def finish_collect(self, pending: Collect) -> Collected:
         """Wait for a rollout started by :meth:`start_collect`."""
         timeout = self.config.runner.timeout_s * 2
         if pending.serve is None:
@@ -253,12 +267,13 @@ class EmbodiedFlow:
                 for res in results
             ]
         else:
-            results, serving = _wait_both(pending.envs, pending.serve, timeout)
-        return _Collected(results, serving, pending.version, time.perf_counter() - pending.start)
+            results, serving = wait_both(pending.envs, pending.serve, timeout)
+        return Collected(results, serving, pending.version, time.perf_counter() - pending.start)
 
     def collect(self, version: int) -> tuple[list[dict[str, Any]], list[dict[str, float]]]:
-        """One rollout of ``horizon`` steps of every env: the env workers' results and the
-        rollout ranks' serving statistics."""
+        """One rollout of ``horizon`` steps of every env: the env workers' results (see
+        ``rlinf.envs.EnvWorker.rollout``; ``trajectory`` and ``episode_returns`` are
+        object-store references) and the rollout ranks' serving statistics."""
         done = self.finish_collect(self.start_collect(version))
         return done.results, done.serving
 
@@ -281,6 +296,7 @@ class EmbodiedFlow:
             data = self.finish_collect(self.start_collect(version))
         t_wait = time.perf_counter() - start
         results = data.results
+        # Object references: the actor fetches the trajectories from the store itself.
         trajectories = [res["trajectory"] for res in results]
         update = self.actor.call("update", trajectories)
         ahead = (
@@ -298,11 +314,8 @@ class EmbodiedFlow:
         self.sync_weights(staged)
         t_total = time.perf_counter() - start
         steps = sum(res["env_steps"] for res in results)
-        episodes = _episodes(results)
-        # Per-episode returns of this iteration, for callers that average over episodes
-        # rather than iterations (e.g. "the last 100 episodes" of benchmarks).
-        self.last_episode_returns = episodes["return"]
-        metrics.update(_episode_metrics(episodes))
+        self._episode_refs = [res["episode_returns"] for res in results]
+        metrics.update(episode_metrics(results))
         serving = data.serving
         metrics.update(
             {
@@ -334,67 +347,3 @@ class EmbodiedFlow:
         if isinstance(group, WorkerGroup):
             best_effort(lambda: group.call("close").wait(30))
         self.cluster.shutdown()
-
-
-@dataclasses.dataclass(frozen=True)
-class _Collect:
-    """A rollout in flight: the env and rollout groups' futures."""
-
-    envs: GroupFuture
-    serve: GroupFuture | None
-    version: int
-    start: float
-
-
-@dataclasses.dataclass(frozen=True)
-class _Collected:
-    """A finished rollout: env results, rollout serving stats, the weight version it
-    acted with and how long it took."""
-
-    results: list[dict[str, Any]]
-    serving: list[dict[str, float]]
-    version: int
-    seconds: float
-
-
-def _wait_both(
-    envs: GroupFuture, serve: GroupFuture, timeout: float
-) -> tuple[list[Any], list[Any]]:
-    """Both sides' results; a failure on either side is raised as soon as it happens.
-
-    The side that fails first holds the cause; the other one only sees its connections
-    close (or a timeout), so the serving side is checked between short waits on the envs.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            results = envs.wait(min(0.5, max(0.0, deadline - time.monotonic())))
-            break
-        except CallTimeout:
-            if serve.done():
-                serve.wait()  # raises the rollout's error, if it failed
-            if time.monotonic() >= deadline:
-                raise
-        except WorkerError as env_error:
-            with contextlib.suppress(CallTimeout):
-                serve.wait(10.0)  # the rollout's own error names the cause, if it failed
-            raise env_error
-    return results, serve.wait(max(1.0, deadline - time.monotonic()))
-
-
-def _episodes(results: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """The env workers' finished episodes, concatenated: key -> ``[E]``."""
-    return {
-        k: np.concatenate([res["episodes"][k] for res in results]) for k in results[0]["episodes"]
-    }
-
-
-def _episode_metrics(eps: dict[str, np.ndarray]) -> dict[str, float]:
-    out = {"env/episodes": float(len(eps["return"]))}
-    if len(eps["return"]):
-        out["env/return_mean"] = float(eps["return"].mean())
-        out["env/length_mean"] = float(eps["length"].mean())
-        success = eps["success"][~np.isnan(eps["success"])]
-        if len(success):
-            out["env/success_rate"] = float(success.mean())
-    return out

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
-import socket
 import time
 import warnings
 from collections.abc import Mapping
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import numpy as np
 import ray
 import torch
 
+from rlinf.channel import DirectLink, LinkAddress, LinkListener, wait_links
 from rlinf.core import Worker
 
 from .._actor_critic import build_policy
@@ -30,8 +28,9 @@ class EmbodiedRolloutWorker(Worker):
     """Batched action sampling (action, log-prob, value) with version-checked weights.
 
     Env workers (or anything speaking the same protocol, see ``rlinf.envs.EnvWorker``)
-    connect to the socket opened by :meth:`open_endpoint`, one connection per pipeline
-    stage, and exchange one message each way per step:
+    connect a :class:`rlinf.channel.DirectLink` to the listener opened by
+    :meth:`open_endpoint`, one link per pipeline stage, and exchange one message each way
+    per step:
 
     * request: ``{"obs": obs | None, "final": (index [m], final_obs rows) | None}``; ``obs``
       is a dict of ``[n, ...]`` arrays; ``final`` gives the rows of the previous step's
@@ -70,9 +69,8 @@ class EmbodiedRolloutWorker(Worker):
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
         self.responder = ActionResponder(self.policy)
         self.weights = self.responder.weights
-        self._listener: socket.socket | None = None
-        self._token = b""
-        self._peers: dict[Connection, Any] = {}
+        self._listener: LinkListener | None = None
+        self._peers: list[DirectLink] = []
 
     def get_version(self) -> int:
         """Version of the loaded weights (-1 before the first load)."""
@@ -104,17 +102,16 @@ class EmbodiedRolloutWorker(Worker):
             "value": value.cpu().numpy(),
         }
 
-    def open_endpoint(self, token: bytes) -> tuple[str, int, bytes]:
-        """Listen for env workers; returns the endpoint ``(host, port, token)`` they connect
-        to. Only connections that first send ``token`` are served."""
-        if len(token) < 16:
-            raise ValueError("the endpoint token must have at least 16 bytes")
-        if self._listener is None:
-            host = ray.util.get_node_ip_address()
-            self._listener = socket.create_server((host, 0), backlog=128)
-        self._token = bytes(token)
-        host, port = self._listener.getsockname()[:2]
-        return host, port, self._token
+    def open_endpoint(self, token: bytes) -> LinkAddress:
+        """Listen for env workers' links; returns the address they connect to. Only peers
+        that present ``token`` (at least 16 bytes) are served."""
+        if self._listener is None or self._listener.address.token != bytes(token):
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = LinkListener(
+                f"rollout rank {self.rank}", token=token, host=ray.util.get_node_ip_address()
+            )
+        return self._listener.address
 
     def serve(
         self, num_requests: int, peers: int, *, version: int, request_timeout: float = 120.0
@@ -125,7 +122,7 @@ class EmbodiedRolloutWorker(Worker):
         Args:
             num_requests: requests to answer over all peers.
             version: the weight version to act with.
-            peers: stage connections this rank serves; missing ones are accepted first.
+            peers: stage links this rank serves; missing ones are accepted first.
             request_timeout: longest wait for a connection or a request (named so as not
                 to clash with ``WorkerGroup.call``'s ``timeout``).
 
@@ -134,8 +131,9 @@ class EmbodiedRolloutWorker(Worker):
 
         Raises:
             StaleWeightsError: before serving anything, unless ``version`` is loaded.
-            TimeoutError, ConnectionError: a peer stayed silent or went away; every
-            connection is then closed, so the peers fail at once instead of waiting.
+            rlinf.channel.LinkTimeout, PeerDied, LinkClosed: a peer stayed silent or went
+            away (named); every link is then closed, so the peers fail at once instead of
+            waiting.
         """
         self.weights.require(version)
         try:
@@ -150,17 +148,17 @@ class EmbodiedRolloutWorker(Worker):
         served = passes = 0
         while served < num_requests:
             start = time.perf_counter()
-            ready = wait(list(self._peers), timeout)
+            ready = wait_links(self._peers, timeout)
             if not ready:
-                names = sorted(map(str, self._peers.values()))
+                names = sorted(link.peer for link in self._peers)
                 raise TimeoutError(
                     f"rollout rank {self.rank}: no request within {timeout} s from {names}"
                 )
-            requests = [self._receive(conn) for conn in ready]
+            requests = [link.recv() for link in ready]
             mid = time.perf_counter()
             replies = self.responder.answer(requests)
-            for conn, reply in zip(ready, replies, strict=True):
-                conn.send(reply)
+            for link, reply in zip(ready, replies, strict=True):
+                link.send(reply)
             infer += time.perf_counter() - mid
             waited += mid - start
             served += len(ready)
@@ -173,50 +171,14 @@ class EmbodiedRolloutWorker(Worker):
         }
 
     def _accept(self, peers: int, timeout: float) -> None:
-        """Accept connections until ``peers`` stages are connected and authenticated."""
+        """Accept links until ``peers`` stages are connected and authenticated."""
         if len(self._peers) >= peers:
             return
         if self._listener is None:
             raise RuntimeError(f"rollout rank {self.rank}: call open_endpoint before serve")
-        deadline = time.monotonic() + timeout
-        while len(self._peers) < peers:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"rollout rank {self.rank}: {len(self._peers)} of {peers} env stages "
-                    f"connected within {timeout} s"
-                )
-            self._listener.settimeout(remaining)
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(None)
-            conn = Connection(sock.detach())
-            try:
-                ok = conn.poll(remaining) and hmac.compare_digest(
-                    conn.recv_bytes(maxlength=len(self._token)), self._token
-                )
-                hello = conn.recv() if ok and conn.poll(remaining) else None
-            except (EOFError, OSError):
-                ok, hello = False, None
-            if not ok or hello is None:
-                # Not one of ours (or it gave up): drop it and keep waiting for the stages.
-                conn.close()
-                continue
-            self._peers[conn] = hello
-
-    def _receive(self, conn: Connection) -> dict[str, Any]:
-        try:
-            return conn.recv()
-        except (EOFError, OSError) as e:
-            raise ConnectionError(
-                f"rollout rank {self.rank}: {self._peers.get(conn)} closed its connection "
-                f"(it failed or died; its own error says why): {type(e).__name__} {e}"
-            ) from e
+        self._peers += self._listener.accept(peers - len(self._peers), timeout)
 
     def _close_peers(self) -> None:
-        for conn in self._peers:
-            conn.close()
+        for link in self._peers:
+            link.close()
         self._peers.clear()

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from rlinf.algos import AdvantageInputs, PolicyLossInputs, PPOLossConfig, value_loss
+from rlinf.core import Trajectory
 
 from .._actor_critic import ActorCritic
 from .._algo_registry import import_plugins
@@ -99,8 +100,9 @@ class PolicyUpdater:
             )
         )
 
-    def update(self, trajectories: Mapping[str, Any]) -> dict[str, float]:
-        """One update from a trajectory dict (arrays or tensors, see ``TRAJECTORY_KEYS``).
+    def update(self, trajectories: Trajectory) -> dict[str, float]:
+        """One update from a :class:`rlinf.core.Trajectory` (arrays or tensors) whose records
+        hold ``POLICY_RECORDS`` (``log_probs``, ``values``, ``next_values``: ``[N, T]``).
 
         Returns:
             ``train/*`` metrics (means over minibatches): ``pg_loss``, ``vf_loss``,
