@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass, field
 
 from rlinf.core import (
