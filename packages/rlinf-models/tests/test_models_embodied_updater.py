@@ -274,5 +274,5 @@ def test_every_registered_estimator_is_selectable(name):
         )
         torch.testing.assert_close(adv, rtg - rtg.view(2, 2, -1).flip(1).reshape(4, -1))
     assert adv.shape == traj["rewards"].shape and torch.isfinite(adv).all()
-    metrics = up.update(traj)
+    metrics = up.update(_typed(traj))
     assert ("train/vf_loss" in metrics) == cfg.advantage_estimator.needs_values
