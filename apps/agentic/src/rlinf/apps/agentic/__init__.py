@@ -31,10 +31,10 @@ _HOMES = {
     "load_agentic_config": "._config",
     "AgenticFlow": "._flow",
     "load_task": "._task",
-    "TrainResult": "._train",
-    "train": "._train",
-    "resume": "._train",
-    "evaluate": "._eval",
+    "TrainResult": "._app",
+    "train": "._app",
+    "resume": "._app",
+    "evaluate": "._app",
     "greedy_eval": "._eval",
 }
 

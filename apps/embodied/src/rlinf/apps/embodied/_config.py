@@ -12,7 +12,7 @@ from rlinf.core import (
     load_app_config,
     validate_placement,
 )
-from rlinf.envs import EnvConfig
+from rlinf.envs import EnvCheckError, EnvConfig, check_env
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import EmbodiedRunnerSection, UpdaterConfig
 from rlinf.sched import Placement
@@ -89,6 +89,10 @@ def validate(cfg: EmbodiedConfig) -> Placement:
         )
     if cfg.runner.total_env_steps < cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size:
         raise ConfigError("runner.total_env_steps is smaller than one rollout")
+    try:  # the env kind, its extra and the env id, against the registries
+        check_env(cfg.env, prefix="env.")
+    except EnvCheckError as e:
+        raise ConfigError(str(e)) from None
     return placement
 
 

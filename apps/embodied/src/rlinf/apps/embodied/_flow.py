@@ -13,11 +13,5 @@ __all__ = ["build_flow"]
 
 def build_flow(cfg: EmbodiedConfig) -> EmbodiedFlow:
     """Start the cluster and the env / actor / rollout groups of a validated config."""
-    config = EmbodiedFlowConfig(
-        name="embodied",
-        runner=cfg.runner,
-        cluster=cfg.cluster,
-        placement=cfg.placement,
-        components=COMPONENTS,
-    )
+    config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
     return EmbodiedFlow(config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo)

@@ -34,10 +34,10 @@ _HOMES = {
     "MathFlow": "._flow",
     "SFTConfig": "._sft",
     "run_sft": "._sft",
-    "TrainResult": "._train",
-    "train": "._train",
-    "resume": "._train",
-    "evaluate": "._eval",
+    "TrainResult": "._app",
+    "train": "._app",
+    "resume": "._app",
+    "evaluate": "._app",
     "greedy_accuracy": "._eval",
 }
 

@@ -18,7 +18,9 @@
 * :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
   weight sync that the LLM apps share; :func:`run_rl_loop` (:class:`LLMRunnerSection`,
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`):
-  their training loop and config sections.
+  their training loop and config sections; :class:`LLMApp` (:class:`LLMTrainResult`,
+  :class:`TaskSplits`): their train / resume / eval / sft commands, built from an app's
+  own pieces.
 """
 
 import importlib
@@ -45,11 +47,13 @@ __all__ = [
     "GenerationConfig",
     "HFGenerationBackend",
     "LLMActorWorker",
+    "LLMApp",
     "LLMFlowConfig",
     "LLMModelSection",
     "LLMRLFlow",
     "LLMRolloutWorker",
     "LLMRunnerSection",
+    "LLMTrainResult",
     "LLMUpdater",
     "LLMUpdaterConfig",
     "LoopResult",
@@ -60,6 +64,7 @@ __all__ = [
     "RolloutBatch",
     "SFTConfig",
     "SFTExample",
+    "TaskSplits",
     "TinyLMConfig",
     "ToolSession",
     "ValueModel",
@@ -102,6 +107,9 @@ _LAZY = {
     "prepare_initial_model": "._rl_loop",
     "run_rl_loop": "._rl_loop",
     "plot_run_panels": "._rl_plot",
+    "LLMApp": "._app",
+    "LLMTrainResult": "._app",
+    "TaskSplits": "._app",
 }
 
 
