@@ -15,13 +15,13 @@ from rlinf.core import app_main  # imports no Ray and no torch
 
 __all__ = ["main"]
 
+_COMMAND = "rlinf.apps.agentic._app:command"
 _HELPS = {
     "train": "SFT warm-up on gold tool-use traces (if configured) then RL; or resume a run",
     "--config": "preset name (search, coder) or YAML",
     "eval": "greedy held-out accuracy and tool calls of a checkpoint",
     "sft": "SFT warm-up only, HF dir out, then a greedy evaluation",
 }
-_COMMAND = "rlinf.apps.agentic._app:command"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

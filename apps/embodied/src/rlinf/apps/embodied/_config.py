@@ -53,14 +53,11 @@ class EmbodiedConfig:
 
 
 def validate(cfg: EmbodiedConfig) -> Placement:
-    """Check combinations that each section alone cannot see; returns the placement.
-
-    Raises:
-        ConfigError: naming the offending key.
-    """
-    placement = validate_placement(
-        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
-    )
+    """Cross-section rules of an embodied run (env split over ranks and stages, GRPO
+    groups, chunk sizes, the env id in its registry) -> the placement; a violation raises
+    :class:`ConfigError` naming the key."""
+    devices = cfg.cluster.devices
+    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     env_ranks = placement["env"].world_size
     if cfg.runner.policy_in_env and set(placement["rollout"].devices) != set(
         placement["env"].devices
