@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 # rlinf.core is lazy: these import no Ray.
-from rlinf.core import USER_ERRORS, app_parser, run_cli, train_or_resume
+from rlinf.core import app_parser, run_cli, train_or_resume
 
 __all__ = ["main"]
 
@@ -64,7 +64,7 @@ def _command(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point; returns the exit code."""
-    return run_cli("rlinf.apps.embodied.cli", _parser(), _command, argv, errors=USER_ERRORS)
+    return run_cli("rlinf.apps.embodied.cli", _parser(), _command, argv)
 
 
 if __name__ == "__main__":

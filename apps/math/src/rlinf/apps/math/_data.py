@@ -42,7 +42,10 @@ def _read(key: str, files: MathDataConfig) -> list[MathRow]:
     # One path at a time, so that an empty one is named (concatenated, it would vanish).
     rows: list[MathRow] = []
     for path in files.paths:
-        part = load_math_rows(dataclasses.replace(files, paths=(path,)))
+        try:
+            part = load_math_rows(dataclasses.replace(files, paths=(path,)))
+        except OSError as e:  # e.g. no permission: a user's mistake, named like the others
+            raise MathDataError(path, None, f"cannot read: {e.strerror or e}") from None
         if not part:
             raise MathDataError(path, None, f"no rows (every path of {key} needs at least one)")
         rows += part
