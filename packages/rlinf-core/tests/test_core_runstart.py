@@ -16,6 +16,7 @@ from rlinf.core import (
     MetricLogger,
     load_config,
     new_run_dir,
+    probe_cli,
     read_metrics,
     resume_run,
     run_cli,
@@ -147,3 +148,21 @@ def test_truncate_keeps_the_kept_lines_verbatim(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     assert truncate_metrics(tmp_path, 1) == 1
     assert (tmp_path / "metrics.jsonl").read_text() == "\n".join(lines[:2]) + "\n"
+
+
+def test_probe_cli_sees_whether_a_cli_started_ray(tmp_path, monkeypatch):
+    # A CLI whose main starts (and stops) Ray only when given an argument.
+    (tmp_path / "probe_demo_cli.py").write_text(
+        "def main(argv):\n"
+        "    import sys\n"
+        "    if argv:\n"
+        "        import ray\n"
+        "        ray.init(num_cpus=1, include_dashboard=False, logging_level='ERROR')\n"
+        "        ray.shutdown()\n"
+        "    print('argv', argv, file=sys.stderr)\n"
+        "    return len(argv)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    idle, started = probe_cli("probe_demo_cli", [[], ["start"]])
+    assert (idle.code, idle.stderr, idle.started_ray) == (0, "argv []\n", False)
+    assert (started.code, started.stderr, started.started_ray) == (1, "argv ['start']\n", True)
