@@ -1,9 +1,9 @@
 """The LLM RL training loop every LLM app shares: initial model (SFT warm-up), evaluation,
 steps, checkpoints and resume, around an :class:`~rlinf.models.llm.LLMRLFlow`.
 
-The app keeps what is its own: loading rows, the SFT examples, building the flow (worker
-class, scorer, extra groups), the plot and its result type. Ray-free at import (the flow
-is only built through the app's ``make_flow``).
+:class:`~rlinf.models.llm.LLMApp` calls it with the app's own pieces: rows, SFT examples,
+the flow (worker class, scorer, extra groups). Ray-free at import (the flow is only built
+through ``make_flow``, after every input has been checked).
 """
 
 from __future__ import annotations
