@@ -129,9 +129,9 @@ def test_find_run_dir_and_resume_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not inside a run directory"):
         find_run_dir(tmp_path)
 
-    cfg, path, state = resume_run(run, _load)
-    assert (cfg, path, state["step"]) == (_Cfg(), run, 3)
-    cfg, _, _ = resume_run(str(run), _load, ["runner.steps=9"])
+    cfg, path, state, prepared = resume_run(run, _load, prepare=lambda c: c.lr)
+    assert (cfg, path, state["step"], prepared) == (_Cfg(), run, 3, 0.5)
+    cfg, _, _, _ = resume_run(str(run), _load, ["runner.steps=9"], prepare=lambda c: None)
     assert cfg.runner.steps == 9 and _load(run / CONFIG_FILE).runner.steps == 9  # recorded
 
 

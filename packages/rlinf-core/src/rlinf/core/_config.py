@@ -38,8 +38,7 @@ def load_config(
     elif isinstance(source, Mapping):
         data = _deep_copy(source)
     else:
-        text = pathlib.Path(source).read_text()
-        loaded = yaml.safe_load(text)
+        loaded = _read_yaml(pathlib.Path(source))
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, Mapping):
@@ -48,6 +47,27 @@ def load_config(
             )
         data = _deep_copy(loaded)
     return config_from_dict(cls, apply_overrides(data, overrides))
+
+
+def _read_yaml(path: pathlib.Path) -> Any:
+    """The YAML document in ``path``; a file that cannot be read or parsed raises one
+    :class:`ConfigError` line naming the file (and the line and column of a syntax error)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        cause = " ".join(str(x) for x in (e.context, e.problem) if x) or type(e).__name__
+        cause = " ".join(cause.split())  # one line, whatever the parser's wording
+        raise ConfigError(f"{where}: invalid YAML: {cause}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
 
 
 def _deep_copy(m: Mapping[str, Any]) -> dict[str, Any]:

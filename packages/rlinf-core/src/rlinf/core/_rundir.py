@@ -12,7 +12,9 @@ Layout shared by every app::
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
+import os
 import pathlib
 import random
 import shutil
@@ -29,6 +31,7 @@ __all__ = [
     "CONFIG_FILE",
     "METRICS_FILE",
     "MODEL_DIR",
+    "check_run_dir_free",
     "find_run_dir",
     "latest_checkpoint",
     "load_checkpoint",
@@ -39,6 +42,7 @@ __all__ = [
     "run_model_dir",
     "save_checkpoint",
     "start_run",
+    "truncate_metrics",
     "write_config",
 ]
 
@@ -47,26 +51,51 @@ MODEL_DIR = "model"
 METRICS_FILE = "metrics.jsonl"
 _STATE_FILE = "state.pt"
 _LATEST = "latest"
+_METRICS_STEP = "metrics_step"
 
 C = TypeVar("C")
+D = TypeVar("D")
 
 
 def new_run_dir(
     runs_root: str | pathlib.Path, name: str, run_dir: str | pathlib.Path | None = None
 ) -> pathlib.Path:
-    """``run_dir`` if given, else ``<runs_root>/<UTC timestamp>-<name>``; created empty.
+    """``run_dir`` if given, else a new ``<runs_root>/<UTC timestamp>-<name>``; created empty.
+
+    Without ``run_dir``, the name is claimed with an atomic ``mkdir`` (no check-then-create):
+    a run started in the same second as another gets ``<timestamp>-<name>-2`` (``-3``, ...)
+    instead of failing.
 
     Raises:
-        FileExistsError: the directory exists and is not empty.
+        FileExistsError: ``run_dir`` exists and is not empty.
     """
+    if run_dir is not None:
+        path = pathlib.Path(run_dir)
+        check_run_dir_free(path)
+        path.mkdir(parents=True, exist_ok=True)
+        check_run_dir_free(path)  # another process may have filled it in between
+        return path
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    root = pathlib.Path(runs_root)
+    root.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        path = root / (f"{stamp}-{name}" if n == 1 else f"{stamp}-{name}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise AssertionError("unreachable")  # itertools.count never ends
+
+
+def check_run_dir_free(run_dir: str | pathlib.Path | None) -> None:
+    """Raise ``FileExistsError`` if ``run_dir`` is given and is a non-empty directory (or
+    not a directory): the early check before a new run loads its data."""
     if run_dir is None:
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-        run_dir = pathlib.Path(runs_root) / f"{stamp}-{name}"
+        return
     path = pathlib.Path(run_dir)
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"run directory {path} is not empty (use --resume to continue it)")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def write_config(cfg: Any, run_dir: str | pathlib.Path) -> pathlib.Path:
@@ -81,12 +110,15 @@ def save_checkpoint(
     tag: str,
     state: Mapping[str, Any],
     save_model: Callable[[str], Any] | None = None,
+    *,
+    metrics_step: int | None = None,
 ) -> pathlib.Path:
     """Save ``checkpoints/<tag>/`` and point ``checkpoints/latest`` at it.
 
     ``save_model(dir)``, when given, writes the model into ``<ckpt>/model`` first (e.g. a
     plain HF directory). ``state`` goes to ``state.pt`` together with the driver's numpy and
-    python RNG states. The pointer moves only after both are complete, so a crash mid-save
+    python RNG states and ``metrics_step``: the step of the last metrics row this checkpoint
+    covers (a resume drops the rows after it, which the resumed run logs again). The pointer moves only after both are complete, so a crash mid-save
     leaves ``latest`` on the previous, whole checkpoint.
     """
     if not tag or "/" in tag or tag in (".", "..", _LATEST):
@@ -99,6 +131,8 @@ def save_checkpoint(
     if save_model is not None:
         save_model(str(ckpt / MODEL_DIR))
     full = {**state, "numpy_rng": np.random.get_state(), "python_rng": random.getstate()}
+    if metrics_step is not None:
+        full[_METRICS_STEP] = metrics_step
     tmp = ckpt / (_STATE_FILE + ".tmp")
     torch.save(full, tmp)
     tmp.replace(ckpt / _STATE_FILE)
@@ -155,38 +189,71 @@ def start_run(
     config: str | pathlib.Path,
     overrides: Sequence[str] = (),
     run_dir: str | pathlib.Path | None = None,
-) -> tuple[C, pathlib.Path]:
-    """``(config, run_dir)`` of a new run.
+    *,
+    prepare: Callable[[C], D],
+) -> tuple[C, pathlib.Path, D]:
+    """``(config, run_dir, prepared)`` of a new run: everything is checked before the run
+    directory exists, so that a bad input leaves nothing behind to block the next try.
 
-    ``load(config, overrides)`` is the app's validating config loader: a bad config fails
-    before the directory exists. The directory is :func:`new_run_dir` of the config's
-    ``runner.runs_root`` and ``runner.name`` (or ``run_dir``), with the resolved config
-    written into it.
+    In order: ``load(config, overrides)`` (the app's validating config loader), a given
+    ``run_dir`` must be free (:func:`check_run_dir_free`), ``prepare(cfg)`` (the app's
+    checks in the driver that need more than the config: data files, env ids, model paths;
+    what it returns, e.g. the loaded rows, is handed back), and only then the directory is
+    created (:func:`new_run_dir` of ``runner.runs_root`` / ``runner.name``) with the
+    resolved config written into it.
     """
     cfg = load(config, overrides)
+    check_run_dir_free(run_dir)
+    prepared = prepare(cfg)
     runner = cfg.runner  # type: ignore[attr-defined]  # every app config has a runner
     path = new_run_dir(runner.runs_root, runner.name, run_dir)
     write_config(cfg, path)
-    return cfg, path
+    return cfg, path, prepared
 
 
 def resume_run(
     run_dir: str | pathlib.Path,
     load: Callable[[pathlib.Path, Sequence[str]], C],
     overrides: Sequence[str] = (),
-) -> tuple[C, pathlib.Path, dict[str, Any]]:
-    """``(config, run_dir, latest checkpoint state)`` of a run to continue.
+    *,
+    prepare: Callable[[C], D],
+) -> tuple[C, pathlib.Path, dict[str, Any], D]:
+    """``(config, run_dir, latest checkpoint state, prepared)`` of a run to continue.
 
-    ``load(config_path, overrides)`` is the app's validating config loader; the config is
-    rewritten only when overrides changed it (e.g. more steps), so it stays the record of
-    what the run used.
+    ``load(config_path, overrides)`` is the app's validating config loader, and
+    ``prepare(cfg)`` the app's checks in the driver (as for :func:`start_run`); both run
+    before the run directory is touched. Then the config is rewritten only when overrides
+    changed it (e.g. more steps), so it stays the record of what the run used, and
+    ``metrics.jsonl`` keeps one row per step: the rows after the checkpoint's
+    ``metrics_step`` (see :func:`save_checkpoint`), which the resumed run logs again, are
+    dropped.
     """
     path = pathlib.Path(run_dir)
     cfg = load(path / CONFIG_FILE, overrides)
     state = load_checkpoint(path)
+    prepared = prepare(cfg)
     if overrides:
         write_config(cfg, path)
-    return cfg, path, state
+    if _METRICS_STEP in state:
+        truncate_metrics(path, state[_METRICS_STEP])
+    return cfg, path, state, prepared
+
+
+def truncate_metrics(run_dir: str | pathlib.Path, last_step: float) -> int:
+    """Drop the rows of ``<run_dir>/metrics.jsonl`` whose ``step`` is after ``last_step``
+    (the file is replaced atomically; the kept lines are unchanged). Returns the number of
+    rows dropped (0 when there is no file)."""
+    path = pathlib.Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+    if len(kept) == len(lines):
+        return 0
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
+    return len(lines) - len(kept)
 
 
 def run_model_dir(

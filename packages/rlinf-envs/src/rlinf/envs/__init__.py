@@ -6,6 +6,9 @@
   env (``"async"``).
 * :data:`ENVS` / :func:`make_env`: adapters by name (``"gym"``, ``"mujoco"``), imported
   lazily so optional simulators load only when chosen.
+* :func:`check_env` (:data:`ENV_CHECKS`, :class:`EnvCheckError`): the checks a driver
+  makes before any worker starts: the kind is registered, its extra installed, the env id
+  in the kind's registry (gymnasium's, ManiSkill's).
 * :class:`EnvWorker` (``rlinf.envs.EnvWorker``, imported on first use so that plain env
   users never load Ray): a share of the envs in pipeline stages, exchanging plain-dict
   requests and replies with rollout workers over one ``rlinf.channel.DirectLink`` per
@@ -15,6 +18,7 @@ Importing the package registers the adapters and does nothing else.
 """
 
 from ._base import StepInfo, StepResult, VectorEnv
+from ._check import ENV_CHECKS, EnvCheckError, check_env, check_gym_id, check_maniskill_id
 from ._config import EnvConfig
 from ._gym import GymVectorEnv
 from ._registry import ENVS, make_env
@@ -22,8 +26,10 @@ from ._spec import ActionSpec, ArraySpec, Obs
 
 __all__ = [
     "ENVS",
+    "ENV_CHECKS",
     "ActionSpec",
     "ArraySpec",
+    "EnvCheckError",
     "EnvConfig",
     "EnvWorker",
     "GymVectorEnv",
@@ -31,6 +37,9 @@ __all__ = [
     "StepInfo",
     "StepResult",
     "VectorEnv",
+    "check_env",
+    "check_gym_id",
+    "check_maniskill_id",
     "make_env",
     "stage_link_name",
 ]

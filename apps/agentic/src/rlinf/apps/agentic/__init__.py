@@ -6,37 +6,21 @@ trained with GRPO (after an SFT warm-up on gold tool-use traces).
 * :func:`train`, :func:`resume`, :func:`evaluate`, :class:`AgenticConfig`,
   :func:`load_agentic_config`, :class:`AgenticFlow`: the same, from Python.
 
-Nothing is imported until used (PEP 562), so that the CLI can set Ray's environment
-variables before Ray is imported (see :mod:`rlinf.apps.agentic.cli`).
+Lazy (PEP 562): a name's module loads on first use, so ``rlinf-agentic`` can set Ray's
+environment first.
 """
 
 from __future__ import annotations
 
 from rlinf.core import lazy_exports
 
-__all__ = [
-    "AgenticConfig",
-    "AgenticFlow",
-    "TrainResult",
-    "evaluate",
-    "greedy_eval",
-    "load_agentic_config",
-    "load_task",
-    "resume",
-    "train",
-]
-
 _HOMES = {
-    "AgenticConfig": "._config",
-    "load_agentic_config": "._config",
+    **dict.fromkeys(("AgenticConfig", "load_agentic_config"), "._config"),
     "AgenticFlow": "._flow",
     "load_task": "._task",
-    "TrainResult": "._train",
-    "train": "._train",
-    "resume": "._train",
-    "evaluate": "._eval",
+    **dict.fromkeys(("TrainResult", "train", "resume", "evaluate"), "._app"),
     "greedy_eval": "._eval",
 }
-
+__all__ = sorted(_HOMES)  # every public name, spelled out in _HOMES
 
 __getattr__ = lazy_exports(__name__, _HOMES)

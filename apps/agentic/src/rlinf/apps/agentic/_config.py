@@ -143,14 +143,10 @@ class AgenticConfig:
 
 
 def validate(cfg: AgenticConfig) -> Placement:
-    """Check combinations that each section alone cannot see; returns the placement.
-
-    Raises:
-        ConfigError: naming the offending key.
-    """
-    placement = validate_placement(
-        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
-    )
+    """What no section can check alone, including the SFT warm-up's needs from the task;
+    returns the placement. Raises :class:`ConfigError` with the offending key."""
+    devices = cfg.cluster.devices
+    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     check_llm_rl_config(
         cfg.algo,
         cfg.generation,

@@ -82,12 +82,12 @@ class AgenticFlow(LLMRLFlow):
 
         super().__init__(
             LLMFlowConfig(
-                name="agentic",
-                runner=cfg.runner,
-                cluster=cfg.cluster,
-                placement=cfg.placement,
-                components=COMPONENTS,
-                dtype=cfg.model.dtype,
+                "agentic",
+                cfg.runner,
+                cfg.cluster,
+                cfg.placement,
+                COMPONENTS,
+                cfg.model.dtype,
                 correct_statuses=("correct", "passed"),
                 no_answer_statuses=("no_answer", "no_code"),
             ),

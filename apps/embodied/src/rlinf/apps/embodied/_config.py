@@ -13,7 +13,7 @@ from rlinf.core import (
     load_app_config,
     validate_placement,
 )
-from rlinf.envs import EnvConfig
+from rlinf.envs import EnvCheckError, EnvConfig, check_env
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import EmbodiedRunnerSection, UpdaterConfig
 from rlinf.sched import Placement
@@ -54,14 +54,11 @@ class EmbodiedConfig:
 
 
 def validate(cfg: EmbodiedConfig) -> Placement:
-    """Check combinations that each section alone cannot see; returns the placement.
-
-    Raises:
-        ConfigError: naming the offending key.
-    """
-    placement = validate_placement(
-        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
-    )
+    """Cross-section rules of an embodied run (env split over ranks and stages, GRPO
+    groups, chunk sizes, the env id in its registry) -> the placement; a violation raises
+    :class:`ConfigError` naming the key."""
+    devices = cfg.cluster.devices
+    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     if cfg.runner.overlap_update and not cfg.algo.decoupled:
         # The flow trains overlapped updates with the decoupled objective (data one version
         # old); a loss that cannot be decoupled must fail here, not when workers start.
@@ -97,6 +94,10 @@ def validate(cfg: EmbodiedConfig) -> Placement:
         )
     if cfg.runner.total_env_steps < cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size:
         raise ConfigError("runner.total_env_steps is smaller than one rollout")
+    try:  # the env kind, its extra and the env id, against the registries
+        check_env(cfg.env, prefix="env.")
+    except EnvCheckError as e:
+        raise ConfigError(str(e)) from None
     return placement
 
 

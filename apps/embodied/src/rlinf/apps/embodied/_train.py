@@ -7,14 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rlinf.core import (
-    MetricLogger,
-    new_run_dir,
-    restore_driver_rng,
-    resume_run,
-    save_checkpoint,
-    write_config,
-)
+from rlinf.core import MetricLogger, restore_driver_rng, resume_run, save_checkpoint, start_run
 
 from ._config import EmbodiedConfig, load_embodied_config
 from ._flow import build_flow
@@ -49,19 +42,23 @@ def train(
 ) -> TrainResult:
     """Train from a preset name or YAML path with ``key=value`` overrides.
 
-    The config is fully validated before the run directory or any worker is created.
+    The config (the env id against the registries included) is fully validated before
+    the run directory or any worker is created.
     """
-    cfg = load_embodied_config(config, overrides)
-    path = new_run_dir(cfg.runner.runs_root, cfg.runner.name, run_dir)
-    write_config(cfg, path)
+    cfg, path, _ = start_run(load_embodied_config, config, overrides, run_dir, prepare=_nothing)
     return _run(cfg, path, state=None)
 
 
 def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainResult:
     """Continue a run from its latest checkpoint (overrides may e.g. raise
-    ``runner.total_env_steps``); metrics append to the same files."""
-    cfg, path, state = resume_run(run_dir, load_embodied_config, overrides)
+    ``runner.total_env_steps``); metrics append to the same files, re-run updates replace
+    their rows."""
+    cfg, path, state, _ = resume_run(run_dir, load_embodied_config, overrides, prepare=_nothing)
     return _run(cfg, path, state=state)
+
+
+def _nothing(cfg: EmbodiedConfig) -> None:
+    """The driver's checks beyond the config's: none (the env ids are checked with it)."""
 
 
 def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> TrainResult:
@@ -106,6 +103,7 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
                     run_dir,
                     f"update_{update:06d}",
                     {"update": update, "env_steps": env_steps, "actor": actor_state},
+                    metrics_step=env_steps,
                 )
         bar.close()
         mode = str(flow.mode)

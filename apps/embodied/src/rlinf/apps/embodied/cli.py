@@ -2,7 +2,8 @@
 <run dir>``, ``eval --checkpoint <dir>``.
 
 Ray is imported only inside the commands, after :func:`rlinf.core.run_cli` has set its
-environment (see :func:`rlinf.core.ensure_ray_env`).
+environment (see :func:`rlinf.core.ensure_ray_env`), and only once the config (the env id
+included) has been checked.
 """
 
 from __future__ import annotations
@@ -13,20 +14,18 @@ import sys
 from collections.abc import Sequence
 
 # rlinf.core is lazy: these import no Ray.
-from rlinf.core import add_train_command, run_cli, train_or_resume
+from rlinf.core import app_parser, run_cli, train_or_resume
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rlinf-embodied", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    add_train_command(
-        sub,
-        help="train a policy (or resume a run)",
-        config_help="preset name (cartpole, hopper, ...) or YAML path",
-    )
-    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    helps = {
+        "train": "train a policy (or resume a run)",
+        "--config": "preset name (cartpole, hopper, ...) or YAML path",
+    }
+    p = app_parser("rlinf-embodied", __doc__, helps)
+    e = p.get_default("sub").add_parser("eval", help="evaluate a checkpoint")
     e.add_argument("--checkpoint", required=True, help="checkpoint directory or run directory")
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--num-envs", type=int, default=4)

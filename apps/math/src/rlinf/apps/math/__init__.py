@@ -5,41 +5,21 @@ DAPO / PPO / REINFORCE++ update it (after an optional SFT warm-up).
 * :func:`train`, :func:`resume`, :func:`evaluate`, :class:`MathConfig`,
   :func:`load_math_config`, :class:`MathFlow`: the same, from Python.
 
-Nothing is imported until used (PEP 562), so that the CLI can set Ray's environment
-variables before Ray is imported (see :mod:`rlinf.apps.math.cli`).
+Lazy (PEP 562): a name's module loads on first use, so ``rlinf-math`` can set Ray's
+environment first.
 """
 
 from __future__ import annotations
 
 from rlinf.core import lazy_exports
 
-__all__ = [
-    "MathConfig",
-    "MathFlow",
-    "RunnerConfig",
-    "SFTConfig",
-    "TrainResult",
-    "evaluate",
-    "greedy_accuracy",
-    "load_math_config",
-    "resume",
-    "run_sft",
-    "train",
-]
-
 _HOMES = {
-    "MathConfig": "._config",
-    "RunnerConfig": "._config",
-    "load_math_config": "._config",
+    **dict.fromkeys(("MathConfig", "RunnerConfig", "load_math_config"), "._config"),
     "MathFlow": "._flow",
-    "SFTConfig": "._sft",
-    "run_sft": "._sft",
-    "TrainResult": "._train",
-    "train": "._train",
-    "resume": "._train",
-    "evaluate": "._eval",
+    **dict.fromkeys(("SFTConfig", "run_sft"), "._sft"),
+    **dict.fromkeys(("TrainResult", "train", "resume", "evaluate"), "._app"),
     "greedy_accuracy": "._eval",
 }
-
+__all__ = sorted(_HOMES)  # every public name, spelled out in _HOMES
 
 __getattr__ = lazy_exports(__name__, _HOMES)

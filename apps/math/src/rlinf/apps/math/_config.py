@@ -111,14 +111,10 @@ class MathConfig:
 
 
 def validate(cfg: MathConfig) -> Placement:
-    """Check combinations that each section alone cannot see; returns the placement.
-
-    Raises:
-        ConfigError: naming the offending key.
-    """
-    placement = validate_placement(
-        cfg.placement, cfg.cluster.devices, COMPONENTS, single_process=("actor",)
-    )
+    """Checks across sections (placement, algo against generation, model path); returns the
+    parsed placement or raises :class:`ConfigError` naming the key."""
+    devices = cfg.cluster.devices
+    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     check_llm_rl_config(cfg.algo, cfg.generation, cfg.model, cfg.runner)
     return placement
 

@@ -1,4 +1,4 @@
-"""Greedy held-out accuracy of a model directory or checkpoint, in-process (no Ray)."""
+"""Greedy held-out accuracy of a model directory, in-process (no Ray)."""
 
 from __future__ import annotations
 
@@ -8,44 +8,40 @@ from collections.abc import Sequence
 
 import torch
 
-from rlinf.core import run_model_dir
-from rlinf.envs.math import MathChecker, MathCheckerConfig, MathRow
-from rlinf.models.llm import GenerationConfig, HFGenerationBackend, load_causal_lm
+from rlinf.envs.math import MathChecker, MathRow
+from rlinf.models.llm import HFGenerationBackend, load_causal_lm
 
-from ._config import load_math_config
-from ._data import load_splits
+from ._config import MathConfig
 
-__all__ = ["evaluate", "greedy_accuracy"]
+__all__ = ["greedy_accuracy"]
+
+_BATCH = 256  # prompts generated together
 
 
 def greedy_accuracy(
-    model_path: str | pathlib.Path,
-    rows: Sequence[MathRow],
-    generation: GenerationConfig,
-    checker: MathCheckerConfig,
-    *,
-    batch_size: int = 256,
-    dtype: torch.dtype = torch.float32,
+    cfg: MathConfig, data: object, model_path: str | pathlib.Path, rows: Sequence[MathRow]
 ) -> dict[str, float]:
-    """Greedy (one sample, argmax) accuracy of ``model_path`` on ``rows``.
+    """Greedy (one sample, argmax) accuracy of ``model_path`` on ``rows``: generation as
+    ``cfg.generation`` (256 prompts at a time), weights in ``cfg.model.dtype``, answers
+    checked by ``cfg.checker``. ``data`` (the run's splits) is not needed here.
 
     Returns ``{"eval/accuracy", "eval/no_answer_rate", "eval/response_length",
     "eval/prompts"}``.
     """
     if not rows:
         raise ValueError("no rows to evaluate")
-    model, tokenizer = load_causal_lm(model_path, dtype=dtype)
+    model, tokenizer = load_causal_lm(model_path, dtype=getattr(torch, cfg.model.dtype))
     backend = HFGenerationBackend(model, tokenizer)
-    config = dataclasses.replace(generation, n=1, do_sample=False)
+    config = dataclasses.replace(cfg.generation, n=1, do_sample=False)
     responses: list[str] = []
     length = 0.0
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    for start in range(0, len(rows), _BATCH):
+        chunk = rows[start : start + _BATCH]
         ids = [tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in chunk]
         batch = backend.generate(ids, config)
         responses += batch.decode_responses(tokenizer)
         length += float(batch.response_lengths.sum())
-    with MathChecker(checker) as check:
+    with MathChecker(cfg.checker) as check:
         results = check.score(responses, [r.answer for r in rows])
     return {
         "eval/accuracy": sum(r.score for r in results) / len(results),
@@ -53,14 +49,3 @@ def greedy_accuracy(
         "eval/response_length": length / len(rows),
         "eval/prompts": float(len(rows)),
     }
-
-
-def evaluate(checkpoint: str | pathlib.Path, num_prompts: int = 0) -> dict[str, float]:
-    """Greedy accuracy on the run's held-out split of ``checkpoint``: a run directory (its
-    latest checkpoint), a checkpoint directory, or an HF model directory inside a run (e.g.
-    ``<run>/sft_model``). ``num_prompts`` > 0 evaluates only the first that many."""
-    cfg, model_dir = run_model_dir(checkpoint, load_math_config)
-    _, test = load_splits(cfg.data)
-    rows = test[:num_prompts] if num_prompts else test
-    dtype = getattr(torch, cfg.model.dtype)
-    return greedy_accuracy(model_dir, rows, cfg.generation, cfg.checker, dtype=dtype)

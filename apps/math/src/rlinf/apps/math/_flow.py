@@ -41,12 +41,7 @@ class MathFlow(LLMRLFlow):
 
     def __init__(self, cfg: MathConfig, model_path: str, ref_path: str, total_updates: int) -> None:
         config = LLMFlowConfig(
-            name="math",
-            runner=cfg.runner,
-            cluster=cfg.cluster,
-            placement=cfg.placement,
-            components=COMPONENTS,
-            dtype=cfg.model.dtype,
+            "math", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS, cfg.model.dtype
         )
         super().__init__(
             config,

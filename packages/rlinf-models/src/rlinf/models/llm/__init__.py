@@ -19,7 +19,9 @@
   weight sync that the LLM apps share (:class:`RolloutRoute`: where a rollout rank sends
   texts and token batches); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`):
-  their training loop and config sections.
+  their training loop and config sections; :class:`LLMApp` (:class:`LLMTrainResult`,
+  :class:`TaskSplits`): their train / resume / eval / sft commands, built from an app's
+  own pieces.
 """
 
 import importlib
@@ -46,11 +48,13 @@ __all__ = [
     "GenerationConfig",
     "HFGenerationBackend",
     "LLMActorWorker",
+    "LLMApp",
     "LLMFlowConfig",
     "LLMModelSection",
     "LLMRLFlow",
     "LLMRolloutWorker",
     "LLMRunnerSection",
+    "LLMTrainResult",
     "LLMUpdater",
     "LLMUpdaterConfig",
     "LoopResult",
@@ -62,6 +66,7 @@ __all__ = [
     "RolloutRoute",
     "SFTConfig",
     "SFTExample",
+    "TaskSplits",
     "TinyLMConfig",
     "ToolSession",
     "ValueModel",
@@ -105,6 +110,9 @@ _LAZY = {
     "prepare_initial_model": "._rl_loop",
     "run_rl_loop": "._rl_loop",
     "plot_run_panels": "._rl_plot",
+    "LLMApp": "._app",
+    "LLMTrainResult": "._app",
+    "TaskSplits": "._app",
 }
 
 

@@ -1,9 +1,9 @@
 """The LLM RL training loop every LLM app shares: initial model (SFT warm-up), evaluation,
 steps, checkpoints and resume, around an :class:`~rlinf.models.llm.LLMRLFlow`.
 
-The app keeps what is its own: loading rows, the SFT examples, building the flow (worker
-class, scorer, extra groups), the plot and its result type. Ray-free at import (the flow
-is only built through the app's ``make_flow``).
+:class:`~rlinf.models.llm.LLMApp` calls it with the app's own pieces: rows, SFT examples,
+the flow (worker class, scorer, extra groups). Ray-free at import (the flow is only built
+through ``make_flow``, after every input has been checked).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rlinf.core import (
 )
 
 from ._generation import GenerationConfig
+from ._load import check_model_dir
 from ._sft import SFTConfig, SFTExample, run_sft
 from ._tiny import TinyLMConfig, build_tiny_causal_lm
 from ._updater_config import LLMUpdaterConfig
@@ -125,8 +126,11 @@ def check_llm_rl_config(
         )
     if not generation.do_sample:
         raise ConfigError("generation.do_sample: RL rollouts must sample (greedy is for eval)")
-    if model.path is not None and not pathlib.Path(model.path).is_dir():
-        raise ConfigError(f"model.path: {model.path} is not a directory")
+    if model.path is not None:
+        try:
+            check_model_dir(model.path)
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(f"model.path: {e}") from None
     unknown = [b for b in runner.metric_backends if b not in METRIC_BACKENDS]
     if unknown:
         raise ConfigError(
@@ -166,16 +170,18 @@ def prepare_initial_model(
     sft: SFTConfig,
     out_dir: pathlib.Path,
     examples: Callable[[], Sequence[SFTExample]],
+    *,
+    sft_dir: str = "sft_model",
 ) -> str:
     """The model RL starts from: ``model.path`` or the tiny base built in
     ``out_dir/base_model``, after ``sft.steps`` of warm-up on ``examples()`` (written to
-    ``out_dir/sft_model``, its loss to ``out_dir/sft/metrics.jsonl``)."""
+    ``out_dir/<sft_dir>``, its loss to ``out_dir/sft/metrics.jsonl``)."""
     base = model.path or str(build_tiny_causal_lm(out_dir / "base_model", model.tiny))
     if not sft.steps:
         return str(base)
     with MetricLogger(out_dir / "sft", backends=("jsonl",)) as log:
         dtype = getattr(torch, model.dtype)
-        out = run_sft(examples(), base, out_dir / "sft_model", sft, dtype=dtype, log=log.log)
+        out = run_sft(examples(), base, out_dir / sft_dir, sft, dtype=dtype, log=log.log)
     return str(out)
 
 
@@ -256,6 +262,7 @@ def run_rl_loop(
                         "init_model": init,
                     },
                     save_model=lambda d: flow.call_actor("save_pretrained", d),
+                    metrics_step=step,
                 )
         bar.close()
         mode = str(flow.mode)
