@@ -99,6 +99,53 @@ class GymVectorEnv(AdapterBase):
         self._reset_once = True
         return dict(obs)
 
+    def state_unsupported(self) -> str | None:
+        """Why :meth:`get_state` cannot capture these envs exactly, or None when it can."""
+        self._check_open()
+        reasons = self._per_env("state_unsupported")
+        return next((r for r in reasons if r is not None), None)
+
+    def get_state(self) -> dict[str, Any]:
+        """Every env's episode in progress (see ``rlinf.envs._env_state``), plus this
+        adapter's own state (first-reset flag, :meth:`sample_actions` RNG).
+
+        Raises:
+            ValueError: the env kind cannot be captured exactly (:meth:`state_unsupported`).
+        """
+        reason = self.state_unsupported()
+        if reason is not None:
+            raise ValueError(f"env {self.env_id!r}: {reason}")
+        return {
+            "envs": self._per_env("episode_state"),
+            "reset_once": self._reset_once,
+            "rng": self._rng.bit_generator.state,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` of an adapter built from the same config.
+
+        Raises:
+            ValueError: ``state`` holds another number of envs (or does not fit them).
+        """
+        self._check_open()
+        envs = list(state["envs"])
+        if len(envs) != self.num_envs:
+            raise ValueError(f"env state of {len(envs)} envs for {self.num_envs} envs")
+        if isinstance(self._env, SyncEnvs):
+            for env, saved in zip(self._env.envs, envs, strict=True):
+                env.episode_state = saved
+        else:
+            self._env.set_attr("episode_state", envs)
+        self._reset_once = bool(state["reset_once"])
+        self._rng.bit_generator.state = state["rng"]
+
+    def _per_env(self, name: str) -> list[Any]:
+        """Attribute ``name`` of every :class:`ChunkedEpisodeEnv` (in their processes with
+        the async backend)."""
+        if isinstance(self._env, SyncEnvs):
+            return [getattr(env, name) for env in self._env.envs]
+        return list(self._env.get_attr(name))
+
     def _step(self, acts: np.ndarray) -> StepResult:
         obs, reward, terminated, truncated, raw = self._env.step(acts)
         obs = dict(obs)

@@ -14,6 +14,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ._config import EnvConfig
+from ._env_state import EnvState, restore_env_state, snapshot_env_state, unsupported_reason
 from ._spec import ActionSpec
 
 __all__ = ["ChunkedEpisodeEnv", "action_spec_of", "make_single_env"]
@@ -95,6 +96,22 @@ class ChunkedEpisodeEnv(gym.Wrapper):
             self.action_space = spaces.Box(low, high, dtype=inner.dtype)
         self._return = 0.0
         self._length = 0
+
+    @property
+    def state_unsupported(self) -> str | None:
+        """Why :attr:`episode_state` cannot capture this env exactly, or None."""
+        return unsupported_reason(self)
+
+    @property
+    def episode_state(self) -> EnvState:
+        """The episode in progress, RNGs and simulator state (see ``rlinf.envs._env_state``);
+        assigning a saved one restores it. A property so that gymnasium's ``AsyncVectorEnv``
+        can read and write it per env (``get_attr`` / ``set_attr``)."""
+        return snapshot_env_state(self)
+
+    @episode_state.setter
+    def episode_state(self, state: EnvState) -> None:
+        restore_env_state(self, state)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)

@@ -59,6 +59,7 @@ from ._config import EnvConfig
 from ._registry import make_env
 from ._spec import ActionSpec, ArraySpec, Obs
 from ._stage import ActionBounds, LocalLink, StageBuffer, StageResponder
+from ._worker_state import restore_worker_state, worker_state
 
 __all__ = ["EnvWorker", "StageResponder", "stage_link_name"]
 
@@ -122,6 +123,23 @@ class EnvWorker(Worker):
         """Reset every stage now (e.g. after resuming), with seeds shifted by ``seed_offset``."""
         for s, env in enumerate(self.envs):
             self._obs[s] = env.reset(seed=self._seeds[s] + seed_offset)
+
+    def get_state(self) -> dict[str, Any] | None:
+        """What a resumed run needs to continue this worker's episodes exactly: every
+        stage's env state, the observations held for the next rollout and the in-process
+        policy's sampling RNG (``rlinf.envs._worker_state``). None when an env kind cannot
+        be captured exactly (a resume then starts fresh episodes, see :meth:`reset`)."""
+        return worker_state(self.envs, self._seeds, self._obs, self._responder)
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` (of a worker of the same rank and config).
+
+        Raises:
+            ValueError: ``state`` was saved with another env id, env count, chunk size,
+                seeds or stage split, so it cannot continue these envs.
+        """
+        where = f"env worker {self.rank}"
+        self._obs = restore_worker_state(where, self.envs, self._seeds, self._responder, state)
 
     def load_weights(self, snapshot: Any) -> int:
         """Load the in-process policy's next weight version (a snapshot or an object-store

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pathlib
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rlinf.core import MetricLogger, restore_driver_rng, resume_run, save_checkpoint, start_run
+from rlinf.models.embodied import flow_state, restore_flow_state
 
 from ._config import EmbodiedConfig, load_embodied_config
 from ._flow import build_flow
@@ -73,9 +75,12 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
             flow.call_actor("load_checkpoint_state", state["actor"])
             restore_driver_rng(state)
             update, env_steps = int(state["update"]), int(state["env_steps"])
-            # Env episodes in flight at save time are not restored: start fresh episodes
-            # from a seed range that this run has not used yet.
-            flow.reset_envs(seed_offset=update * cfg.env.num_envs)
+            # Envs, held observations, sampling RNGs and a prefetched rollout continue
+            # exactly where the env kind allows it; otherwise episodes start fresh from a
+            # seed range this run has not used yet.
+            how = restore_flow_state(flow, state.get("flow"), seed_offset=update * cfg.env.num_envs)
+            if how != "exact":
+                print(f"resume: env episodes restart on fresh seeds: {how}", file=sys.stderr)
         version = flow.sync_weights()
         bar = tqdm(
             total=flow.total_updates * flow.steps_per_update,
@@ -102,7 +107,12 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
                 save_checkpoint(
                     run_dir,
                     f"update_{update:06d}",
-                    {"update": update, "env_steps": env_steps, "actor": actor_state},
+                    {
+                        "update": update,
+                        "env_steps": env_steps,
+                        "actor": actor_state,
+                        "flow": flow_state(flow),
+                    },
                     metrics_step=env_steps,
                 )
         bar.close()

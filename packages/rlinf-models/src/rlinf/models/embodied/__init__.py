@@ -15,6 +15,8 @@
 * :class:`EmbodiedFlow` (:class:`EmbodiedFlowConfig`, :class:`EmbodiedRunnerSection`):
   the embodied flow env workers <-> rollout -> actor -> weight sync, which the embodied app
   wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
+* :func:`flow_state` / :func:`restore_flow_state`: the flow's env, rollout-RNG and
+  prefetched-rollout state for an exact resume (next to the actor's checkpoint state).
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
@@ -23,6 +25,7 @@ from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._responder import ActionResponder, build_responder
+from ._resume import flow_state, restore_flow_state
 from ._rollout_worker import EmbodiedRolloutWorker
 from ._runner import EmbodiedRunnerSection
 from ._updater import PolicyUpdater
@@ -43,5 +46,7 @@ __all__ = [
     "VersionedWeights",
     "WeightSnapshot",
     "build_responder",
+    "flow_state",
+    "restore_flow_state",
     "to_tensors",
 ]

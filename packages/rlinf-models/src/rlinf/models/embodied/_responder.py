@@ -49,6 +49,15 @@ class ActionResponder:
         """Raise ``StaleWeightsError`` unless exactly ``version`` is loaded."""
         self.weights.require(version)
 
+    def get_state(self) -> dict[str, Any]:
+        """The action sampling's RNG state (torch's CPU generator of this process, which
+        ``policy.act`` draws from), for an exact resume."""
+        return {"torch_rng": torch.get_rng_state()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_state`."""
+        torch.set_rng_state(state["torch_rng"])
+
     def answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Replies to ``requests``, in order: one forward pass for the obs of all of them,
         one for their final rows (see the protocol in ``rlinf.envs.EnvWorker``)."""

@@ -85,6 +85,14 @@ class EmbodiedRolloutWorker(Worker):
         self.weights.load(resolve_snapshot(snapshot))
         return self.weights.version
 
+    def get_state(self) -> dict[str, Any]:
+        """The action sampling's RNG state, for an exact resume."""
+        return self.responder.get_state()
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_state`."""
+        self.responder.set_state(state)
+
     def act(
         self, obs: Mapping[str, Any], *, version: int, deterministic: bool = False
     ) -> dict[str, np.ndarray]:
