@@ -20,6 +20,7 @@ starts them on fresh seeds.
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -35,11 +36,11 @@ _PLAIN_MODULES = ("gymnasium.envs.classic_control", "gymnasium.envs.toy_text")
 
 
 def _is_mujoco(env: gym.Env) -> bool:
-    try:
-        from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-    except ImportError:  # gymnasium without its mujoco extra
-        return False
-    return isinstance(env, MujocoEnv)
+    # A MuJoCo env's class was imported with gymnasium's mujoco module; without that module
+    # loaded, ``env`` cannot be one. Importing it here instead would raise
+    # DependencyNotInstalled (not an ImportError) where the mujoco extra is missing.
+    module = sys.modules.get("gymnasium.envs.mujoco.mujoco_env")
+    return module is not None and isinstance(env, module.MujocoEnv)
 
 
 def unsupported_reason(env: gym.Env) -> str | None:
