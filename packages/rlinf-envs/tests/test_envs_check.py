@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import pytest
 
 from rlinf.envs import ENV_CHECKS, ENVS, EnvCheckError, EnvConfig, check_env
 
+HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
+needs_mujoco = pytest.mark.skipif(not HAS_MUJOCO, reason="needs rlinf-envs[mujoco]")
 
-def test_known_gym_and_mujoco_ids_pass():
+
+def test_known_gym_ids_pass():
     check_env(EnvConfig(env_id="CartPole-v1"))
+
+
+@needs_mujoco
+def test_known_mujoco_ids_pass():
     check_env(EnvConfig(env_id="HalfCheetah-v5", kind="mujoco"))
 
 
@@ -23,7 +31,11 @@ def test_known_gym_and_mujoco_ids_pass():
         ),
         # A close name: gymnasium's hint about the versions there are comes along.
         (EnvConfig(env_id="CartPole-v9"), "env.env_id: 'CartPole-v9' is not a registered gymnasium env"),
-        (EnvConfig(env_id="NoSuchEnv-v0", kind="mujoco"), "env.env_id: 'NoSuchEnv-v0'"),
+        pytest.param(
+            EnvConfig(env_id="NoSuchEnv-v0", kind="mujoco"),
+            "env.env_id: 'NoSuchEnv-v0'",
+            marks=needs_mujoco,
+        ),
         (
             EnvConfig(env_id="CartPole-v1", kind="nope"),
             "env.kind: unknown env kind 'nope'; valid: gym, maniskill, mujoco",
@@ -52,6 +64,7 @@ def test_a_missing_extra_names_it(monkeypatch):
 
 
 def test_maniskill_ids_are_checked_against_its_registry():
+    pytest.importorskip("mani_skill", reason="needs rlinf-envs[maniskill]")
     check_env(EnvConfig(env_id="PickCube-v1", kind="maniskill"))
     with pytest.raises(
         EnvCheckError, match=r"^env\.env_id: env 'PickCube-v9' is not a ManiSkill task"
