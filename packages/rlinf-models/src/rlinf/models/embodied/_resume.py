@@ -7,7 +7,10 @@ The actor's own state (weights, optimizer, its torch RNG) is the actor's
   when an env kind cannot be captured exactly), and, with ``policy_in_env``, its
   in-process policy's sampling RNG;
 * each rollout worker's sampling RNG;
-* with ``overlap_update``, the rollout already collected for the next update.
+* with ``overlap_update``, the rollout already collected for the next update. Its
+  trajectories live in the object store under references that die with the Ray session,
+  so the checkpoint holds their values (fetched by the driver at checkpoint time only) and
+  a resume puts them back into the store.
 
 :func:`restore_flow_state` puts all of it back, or, where some env worker's state is
 missing or does not fit (another env layout after overrides), starts fresh episodes as
@@ -16,8 +19,12 @@ before exact resume existed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+import ray
+
+from ._collect import Collected
 from ._flow import EmbodiedFlow
 
 __all__ = ["flow_state", "restore_flow_state"]
@@ -33,8 +40,35 @@ def flow_state(flow: EmbodiedFlow) -> dict[str, Any]:
     return {
         "envs": flow.env.call("get_state").wait(timeout),
         "rollout": rollout,
-        "prefetched": flow._prefetched,
+        "prefetched": _fetched(flow._prefetched),
     }
+
+
+def _fetched(collected: Collected | None) -> dict[str, Any] | None:
+    """``collected`` with every object reference in its results replaced by its value,
+    and which keys those were (references cannot outlive their Ray session)."""
+    if collected is None:
+        return None
+    stored = [
+        [k for k, v in res.items() if isinstance(v, ray.ObjectRef)] for res in collected.results
+    ]
+    results = [
+        {k: ray.get(v) if k in keys else v for k, v in res.items()}
+        for res, keys in zip(collected.results, stored, strict=True)
+    ]
+    return {"collected": dataclasses.replace(collected, results=results), "stored": stored}
+
+
+def _stored(saved: dict[str, Any] | None) -> Collected | None:
+    """:func:`_fetched` undone: the fetched values go back into the object store."""
+    if saved is None:
+        return None
+    collected = saved["collected"]
+    results = [
+        {k: ray.put(v) if k in keys else v for k, v in res.items()}
+        for res, keys in zip(collected.results, saved["stored"], strict=True)
+    ]
+    return dataclasses.replace(collected, results=results)
 
 
 def restore_flow_state(flow: EmbodiedFlow, state: dict[str, Any] | None, seed_offset: int) -> str:
@@ -49,7 +83,7 @@ def restore_flow_state(flow: EmbodiedFlow, state: dict[str, Any] | None, seed_of
     if reason is not None:
         flow.reset_envs(seed_offset=seed_offset)
         return reason
-    flow._prefetched = state["prefetched"] if state is not None else None
+    flow._prefetched = _stored(state["prefetched"]) if state is not None else None
     return "exact"
 
 
