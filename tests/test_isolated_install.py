@@ -37,6 +37,9 @@ def _export(uv: str, args: list[str], out: Path) -> None:
 
 
 @pytest.mark.slow
+# A member's quick tests run again in its own venv: more than the suite's 10-minute default
+# on a loaded 2-core machine (rlinf-models, the apps).
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("member", MEMBERS, ids=lambda m: m.dist)
 def test_member_installs_alone_and_passes_its_tests(member: Member, tmp_path: Path):
     uv = _uv()

@@ -69,7 +69,11 @@ def _assert_same_updates_3_4(full: pathlib.Path, resumed: pathlib.Path) -> None:
             assert g[key] == pytest.approx(w[key], rel=1e-6, abs=1e-9), key
 
 
-@pytest.mark.parametrize("extra", [[], IN_ENV_OVERLAPPED], ids=["collocated", "in_env_overlapped"])
+@pytest.mark.parametrize(
+    "extra",
+    [[], pytest.param(IN_ENV_OVERLAPPED, marks=pytest.mark.slow)],
+    ids=["collocated", "in_env_overlapped"],
+)
 def test_cartpole_resumed_after_update_2_equals_uninterrupted(ray_cluster, tmp_path, extra):
     full = tmp_path / "full"
     args = ["train", "--config", "cartpole", "--run-dir", str(full), *CARTPOLE, *extra]

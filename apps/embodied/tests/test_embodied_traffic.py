@@ -60,6 +60,8 @@ def _measure(in_env: bool, num_envs: int, horizon: int) -> tuple[float, float, i
     return traffic.received_bytes / ITERATIONS, traffic.sent_bytes / ITERATIONS, size
 
 
+# Four short flows; the workspace suite runs it, the isolated-install check (quick tests) not.
+@pytest.mark.slow
 @pytest.mark.parametrize("in_env", [False, True], ids=["rollout-workers", "policy-in-env"])
 def test_driver_traffic_per_iteration_is_small_and_independent_of_rollout_size(ray_cluster, in_env):
     figures = {size: _measure(in_env, *size) for size in SIZES}

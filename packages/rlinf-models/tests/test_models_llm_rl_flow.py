@@ -186,6 +186,7 @@ def test_single_turn_flow_evaluates_and_steps(ray_cluster, model_dir):
         flow.shutdown()
 
 
+@pytest.mark.slow  # a flow of its own (~1-2 min here); the workspace suite runs it
 def test_payloads_never_pass_through_the_driver(ray_cluster, model_dir):
     """Batches go rollout -> actor, texts rollout -> reward, scores reward -> actor and
     weights actor -> rollout without the driver: what it receives per step is metrics and

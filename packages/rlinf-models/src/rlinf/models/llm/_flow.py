@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rlinf.channel import Channel
+from rlinf.channel import Channel, ChannelEmpty
 from rlinf.core import (
     Cluster,
     ClusterSection,
@@ -276,6 +276,14 @@ class LLMRLFlow:
             raise ValueError("no rows to evaluate")
         route = RolloutRoute(reward=self.rollout_channel, reward_key="eval")
         rollout, counts = self._rollout(rows, route, version, greedy=True)
+        # Scoring starts once every shard is in: a failed rank (e.g. asked for weights it
+        # lacks) must not leave a scorer blocked on shards that never come, nor leave the
+        # other ranks' shards for the next evaluation.
+        try:
+            roll_metrics = self._wait(rollout)
+        except BaseException:
+            _drain(self.rollout_channel, "eval")
+            raise
         reward = self.reward.call(
             "serve",
             self.rollout_channel,
@@ -285,7 +293,6 @@ class LLMRLFlow:
             in_key="eval",
             channel_timeout=self.config.runner.timeout_s,
         )
-        roll_metrics = self._wait(rollout)
         merged = merge_step_metrics(
             roll_metrics,
             counts,
@@ -315,3 +322,12 @@ class LLMRLFlow:
             if ch is not None:
                 best_effort(ch.kill)
         self.cluster.shutdown()
+
+
+def _drain(channel: Channel, key: str) -> None:
+    """Drop what is queued under ``key`` (the shards of a failed evaluation)."""
+    while True:
+        try:
+            channel.get_nowait(key=key)
+        except ChannelEmpty:
+            return
