@@ -97,6 +97,8 @@ def test_halfcheetah_resumed_after_update_2_equals_uninterrupted(ray_cluster, tm
     _assert_same_updates_3_4(full, _resume_after_update_2(full, tmp_path))
 
 
+# Ray-heavy: the workspace suite runs it; the isolated-install checks (quick tests) skip it.
+@pytest.mark.slow
 def test_checkpoint_without_env_state_resumes_on_fresh_seeds(ray_cluster, tmp_path, capsys):
     # A checkpoint written before exact resume existed: the run goes on, on fresh seeds,
     # says so, and its update 3 is not the uninterrupted one (what the exact tests above

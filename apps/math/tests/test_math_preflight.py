@@ -45,6 +45,8 @@ def _case(tmp_path: pathlib.Path, name: str, good: str) -> tuple[list[str], str]
     }[name]  # fmt: skip
 
 
+# Ray-heavy: the workspace suite runs it; the isolated-install checks (quick tests) skip it.
+@pytest.mark.slow
 def test_input_errors_exit_2_before_ray_and_leave_no_run_dir(tmp_path, good):
     names = [
         "missing_test_file",
