@@ -62,14 +62,12 @@ def resolve_snapshot(snapshot: WeightSnapshot | ray.ObjectRef) -> WeightSnapshot
 
 
 class WeightStager:
-    """Mixin for trainer workers that have ``export_weights() -> WeightSnapshot``."""
-
-    def export_weights(self) -> WeightSnapshot:  # pragma: no cover - implemented by the worker
-        raise NotImplementedError
+    """Mixin for trainer workers; the worker class defines
+    ``export_weights() -> WeightSnapshot``."""
 
     def stage_weights(self) -> StagedWeights:
         """Export the current weights into the object store; only the reference leaves."""
-        return put_weights(self.export_weights())
+        return put_weights(self.export_weights())  # type: ignore[attr-defined]
 
 
 def stage_weights(actor: _Group, timeout: float) -> StagedWeights:
