@@ -22,6 +22,7 @@ from rlinf.core import (
     MetricLogger,
     RunnerSection,
     add_train_command,
+    config_from_dict,
     find_preset,
     find_run_dir,
     latest_checkpoint,
@@ -31,6 +32,7 @@ from rlinf.core import (
     load_config,
     new_run_dir,
     read_metrics,
+    resolve_torch_threads,
     restore_driver_rng,
     resume_run,
     run_cli,
@@ -184,6 +186,26 @@ def test_cluster_section_maps_to_a_cluster_config():
     assert (cc.num_cpus, cc.devices_per_node, cc.address) == (3, 4, "auto")
     with pytest.raises(ValueError, match="devices"):
         ClusterSection(devices=0)
+
+
+def test_auto_torch_threads_are_the_cores_of_one_slot(monkeypatch):
+    auto = RunnerSection()
+    assert auto.torch_threads == "auto"
+    # Collocated on one slot of 2 cores: every worker may use both (they take turns).
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=2, devices=1)) == 2
+    # Disaggregated over 2 slots: they split the cores.
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=2, devices=2)) == 1
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=8, devices=3)) == 2
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=2, devices=4)) == 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=None, devices=4)) == 4
+    # Joining a running cluster, num_cpus does not apply: this machine's cores stand in.
+    assert resolve_torch_threads(auto, ClusterSection(num_cpus=2, address="auto")) == 8
+    assert resolve_torch_threads(RunnerSection(torch_threads=3), ClusterSection()) == 3
+    with pytest.raises(ValueError, match="torch_threads must be >= 1 or 'auto', got 0"):
+        RunnerSection(torch_threads=0)
+    with pytest.raises(ConfigError, match=r"runner.torch_threads: expected int \| 'auto', got 'x'"):
+        config_from_dict(RunnerSection, {"torch_threads": "x"}, prefix="runner.")
 
 
 def _run_python(code: str, tmp_path: pathlib.Path) -> subprocess.CompletedProcess:

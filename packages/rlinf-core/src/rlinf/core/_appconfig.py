@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from rlinf.sched import Placement, PlacementError, Topology
 
@@ -18,6 +19,7 @@ __all__ = [
     "RunnerSection",
     "find_preset",
     "load_app_config",
+    "resolve_torch_threads",
     "validate_placement",
 ]
 
@@ -42,6 +44,14 @@ class ClusterSection:
         if self.devices < 1:
             raise ValueError(f"devices must be >= 1, got {self.devices}")
 
+    def cores_per_slot(self) -> int:
+        """Cores behind each device slot: ``num_cpus`` (or the machine's) over ``devices``.
+
+        Joining a running cluster (``address``), this machine's core count stands in for
+        the node's."""
+        cores = (self.num_cpus if self.address is None else None) or os.cpu_count() or 1
+        return max(1, cores // self.devices)
+
     def cluster_config(self) -> ClusterConfig:
         """The :class:`~rlinf.core.ClusterConfig` that starts (or joins) this cluster."""
         return ClusterConfig(
@@ -61,7 +71,11 @@ class RunnerSection:
         runs_root: directory under which ``<timestamp>-<name>`` run directories are made.
         metric_backends: MetricLogger backends (``tensorboard``, ``jsonl``, ``wandb``,
             ``console``).
-        torch_threads: intra-op torch threads per process.
+        torch_threads: intra-op torch threads per process, or ``"auto"``: the cores of one
+            device slot (:meth:`ClusterSection.cores_per_slot`). Components placed on the
+            same slot take turns in every flow, so each may use all of the slot's cores; on
+            separate slots (disaggregated) they split the machine. Tiny MLP policies are
+            often fastest with 1.
         timeout_s: longest wait for any worker or channel before the run fails.
         progress: show a tqdm progress bar.
     """
@@ -71,7 +85,7 @@ class RunnerSection:
     checkpoint_every: int = 0
     runs_root: str = "runs"
     metric_backends: tuple[str, ...] = ("tensorboard", "jsonl")
-    torch_threads: int = 1
+    torch_threads: int | Literal["auto"] = "auto"
     timeout_s: float = 600.0
     progress: bool = True
 
@@ -79,10 +93,17 @@ class RunnerSection:
         object.__setattr__(self, "metric_backends", tuple(self.metric_backends))
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        if self.torch_threads < 1:
-            raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if self.torch_threads != "auto" and self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1 or 'auto', got {self.torch_threads}")
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+
+
+def resolve_torch_threads(runner: RunnerSection, cluster: ClusterSection) -> int:
+    """The intra-op thread count each worker process of a run uses (``"auto"`` resolved)."""
+    if runner.torch_threads == "auto":
+        return cluster.cores_per_slot()
+    return runner.torch_threads
 
 
 def find_preset(name_or_path: str | pathlib.Path, package: str) -> pathlib.Path:

@@ -37,6 +37,7 @@ from rlinf.core import (
     ClusterSection,
     WorkerGroup,
     best_effort,
+    resolve_torch_threads,
 )
 
 from .._config import PolicyConfig
@@ -129,6 +130,7 @@ class EmbodiedFlow:
         # Unique names: several flows may share one Ray cluster (tests, notebooks), and a
         # killed group's actor names are freed asynchronously.
         tag = uuid.uuid4().hex[:8]
+        threads = resolve_torch_threads(r, cfg.cluster)
         env_ranks = pgs.placement["env"].world_size
         env_cfg = dataclasses.replace(
             self.env_config,
@@ -140,7 +142,7 @@ class EmbodiedFlow:
         if r.policy_in_env:
             # Each env worker builds its copy of the policy (seeded by its rank).
             factory = functools.partial(
-                build_responder, self.policy_config, seed=r.seed, torch_threads=r.torch_threads
+                build_responder, self.policy_config, seed=r.seed, torch_threads=threads
             )
         self.env = self.cluster.launch(
             self.env_worker_cls,
@@ -162,7 +164,7 @@ class EmbodiedFlow:
             "actor",
             name=f"{cfg.name}-actor-{tag}",
             args=(self.policy_config, algo, obs_spec, action_spec, self.total_updates),
-            kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
+            kwargs={"seed": r.seed, "torch_threads": threads},
         )
         self.mode = pgs.placement.mode
         self.rollout: WorkerGroup | None = None
@@ -175,7 +177,7 @@ class EmbodiedFlow:
             "rollout",
             name=f"{cfg.name}-rollout-{tag}",
             args=(self.policy_config, obs_spec, action_spec),
-            kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
+            kwargs={"seed": r.seed, "torch_threads": threads},
         )
         # Every (env rank, stage) gets a direct connection to a rollout rank, round robin:
         # with 2 stages and one rollout rank, that rank serves both stages of every env

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import torch
 
-from rlinf.core import ConfigError, resume_run, run_model_dir, start_run, train_or_resume
+from rlinf.core import (
+    ConfigError,
+    resolve_torch_threads,
+    resume_run,
+    run_model_dir,
+    start_run,
+    train_or_resume,
+)
 
 from ._rl_loop import PromptSource, prepare_initial_model, run_rl_loop
 from ._rl_plot import plot_run_panels
@@ -184,7 +191,7 @@ class LLMApp(Generic[C, D]):
         (its latest checkpoint), a checkpoint directory, or an HF model directory inside a
         run (e.g. ``<run>/sft_model``). ``num_prompts`` > 0 evaluates only the first ones."""
         cfg, model_dir = run_model_dir(checkpoint, self.load_config)
-        torch.set_num_threads(cfg.runner.torch_threads)  # type: ignore[attr-defined]
+        torch.set_num_threads(resolve_torch_threads(cfg.runner, cfg.cluster))  # type: ignore[attr-defined]
         data = self.load_data(cfg, True)
         rows = data.test[:num_prompts] if num_prompts else data.test
         return self.greedy_eval(cfg, data, model_dir, rows)
@@ -198,7 +205,7 @@ class LLMApp(Generic[C, D]):
         out_dir = pathlib.Path(out)
         if out_dir.exists() and any(out_dir.iterdir()):
             raise FileExistsError(f"output directory {out_dir} is not empty")
-        torch.set_num_threads(cfg.runner.torch_threads)
+        torch.set_num_threads(resolve_torch_threads(cfg.runner, cfg.cluster))
         data = self.prepare(cfg)
         model = prepare_initial_model(
             cfg.model, cfg.sft, out_dir, lambda: self.sft_examples(cfg, data), sft_dir=self.sft_dir
@@ -222,7 +229,7 @@ class LLMApp(Generic[C, D]):
     ) -> LLMTrainResult:
         r = cfg.runner
         start = time.perf_counter()
-        torch.set_num_threads(r.torch_threads)
+        torch.set_num_threads(resolve_torch_threads(r, cfg.cluster))
         torch.manual_seed(r.seed)
         res = run_rl_loop(
             r,

@@ -31,6 +31,7 @@ from rlinf.core import (
     RunnerSection,
     WorkerGroup,
     best_effort,
+    resolve_torch_threads,
 )
 
 from .._weight_sync import sync_weights
@@ -132,7 +133,8 @@ class LLMRLFlow:
             self.mode = self._pgs.placement.mode
             extra = tuple(launch_extra(self.launch)) if launch_extra is not None else ()
             r = config.runner
-            common = {"seed": r.seed, "torch_threads": r.torch_threads, "dtype": config.dtype}
+            threads = resolve_torch_threads(r, config.cluster)
+            common = {"seed": r.seed, "torch_threads": threads, "dtype": config.dtype}
             self.actor = self.launch(
                 LLMActorWorker,
                 "actor",
