@@ -240,6 +240,23 @@ def test_ensure_ray_env_sets_the_variables_without_importing_ray(tmp_path):
     assert res.stdout.split() == ["0", "disabled"]
 
 
+def test_loading_app_configs_and_parsing_placements_imports_no_ray(tmp_path):
+    # A bad config must fail in a fraction of a second, before Ray is even imported.
+    res = _run_python(
+        """
+        import sys
+        from rlinf.core import ClusterSection, RunnerSection, validate_placement
+        placement = validate_placement({"a": "0", "b": "0-1"}, 2, ["a", "b"])
+        assert placement.mode.value == "hybrid", placement.mode
+        ClusterSection().cluster_config()
+        RunnerSection()
+        assert "ray" not in sys.modules, "loading a config imported Ray"
+        """,
+        tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+
+
 def test_ensure_ray_env_reexecutes_when_ray_was_imported_first(tmp_path):
     (tmp_path / "rundir_test_cli.py").write_text(
         "import os, sys\n"

@@ -89,7 +89,7 @@ _HOMES = {
     "TypedBatch": "._typed_batch",
     "Trajectory": "._trajectory",
     "Cluster": "._cluster",
-    "ClusterConfig": "._cluster",
+    "ClusterConfig": "._cluster_config",
     "WorkerAddress": "._comm",
     "ConfigError": "._config",
     "apply_overrides": "._config",

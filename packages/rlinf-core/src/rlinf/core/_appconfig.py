@@ -11,7 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from rlinf.sched import Placement, PlacementError, Topology
 
-from ._cluster import ClusterConfig
+from ._cluster_config import ClusterConfig
 from ._config import ConfigError, load_config
 
 __all__ = [

@@ -3,15 +3,15 @@
 Parse per-component placement specs (``{"actor": "0-3", "rollout": "4-7"}``), classify them
 as collocated, disaggregated or hybrid, map every rank to its node and devices
 deterministically, reserve the devices with Ray placement groups, and let collocated
-processes take turns through a device lock. Depends on Ray only.
+processes take turns through a device lock. Depends on Ray only, and imports it only with
+what needs it (the device lock, placement groups, ``Topology.from_ray``): parsing and
+classifying placements stays cheap.
 """
 
-from ._device_lock import DeviceLock, DeviceLockTimeout
-from ._placement import Placement, PlacementMode, classify, classify_groups
-from ._protocols import Offloadable, PlacedGroup
-from ._ray_placement import PlacementGroups
-from ._spec import ComponentPlacement, RankPlacement, SpecLike, parse_component, parse_indices
-from ._topology import Node, PlacementError, Topology
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ComponentPlacement",
@@ -32,3 +32,37 @@ __all__ = [
     "parse_component",
     "parse_indices",
 ]
+
+# Each export's home module, imported on first access.
+_HOMES = {
+    "DeviceLock": "._device_lock",
+    "DeviceLockTimeout": "._device_lock",
+    "Placement": "._placement",
+    "PlacementMode": "._placement",
+    "classify": "._placement",
+    "classify_groups": "._placement",
+    "Offloadable": "._protocols",
+    "PlacedGroup": "._protocols",
+    "PlacementGroups": "._ray_placement",
+    "ComponentPlacement": "._spec",
+    "RankPlacement": "._spec",
+    "SpecLike": "._spec",
+    "parse_component": "._spec",
+    "parse_indices": "._spec",
+    "Node": "._topology",
+    "PlacementError": "._topology",
+    "Topology": "._topology",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

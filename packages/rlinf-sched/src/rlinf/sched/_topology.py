@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import ray
-
 __all__ = ["Node", "PlacementError", "Topology"]
 
 
@@ -111,6 +109,8 @@ class Topology:
                 holds every node that has that resource (e.g. one given by
                 ``ray start --resources``).
         """
+        import ray  # here, so that parsing placements needs no Ray import
+
         alive = [n for n in ray.nodes() if n["Alive"]]
         alive.sort(
             key=lambda n: (
