@@ -1,8 +1,9 @@
-"""rlinf.apps.embodied: a policy acts in a simulator and PPO / GRPO update it.
+"""rlinf.apps.embodied: a policy acts in a simulator and PPO / GRPO (on-policy) or SAC /
+CrossQ (off-policy) update it.
 
 * ``rlinf-embodied`` CLI (:mod:`rlinf.apps.embodied.cli`): ``train`` / ``eval``.
 * :func:`train`, :func:`resume`, :func:`evaluate`, :class:`EmbodiedConfig`,
-  :func:`load_embodied_config`, :func:`build_flow` (the app's
+  :func:`load_embodied_config`, :func:`build_flow` / :func:`build_offpolicy_flow` (the app's
   :class:`rlinf.models.embodied.EmbodiedFlow`): the same, from Python.
 
 Lazy (PEP 562): a name's module loads on first use, so ``rlinf-embodied`` can set Ray's
@@ -15,7 +16,7 @@ from rlinf.core import lazy_exports
 
 _HOMES = {
     **dict.fromkeys(("EmbodiedConfig", "load_embodied_config"), "._config"),
-    "build_flow": "._flow",
+    **dict.fromkeys(("build_flow", "build_offpolicy_flow"), "._flow"),
     **dict.fromkeys(("TrainResult", "train", "resume"), "._train"),
     "evaluate": "._eval",
 }

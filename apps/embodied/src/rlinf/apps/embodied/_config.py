@@ -15,8 +15,10 @@ from rlinf.core import (
 )
 from rlinf.envs import EnvCheckError, EnvConfig, check_env
 from rlinf.models import PolicyConfig
-from rlinf.models.embodied import EmbodiedRunnerSection, UpdaterConfig
+from rlinf.models.embodied import EmbodiedRunnerSection, OffPolicyConfig, UpdaterConfig
 from rlinf.sched import Placement
+
+from ._config_offpolicy import explain_algo_error, validate_offpolicy
 
 __all__ = [
     "ClusterSection",
@@ -35,7 +37,8 @@ class EmbodiedConfig:
         env: the envs over *all* env workers (``env.num_envs`` is the total, split evenly
             over env ranks and then pipeline stages).
         policy: the actor-critic.
-        algo: the PPO / GRPO updater.
+        algo: the PPO / GRPO updater (:class:`UpdaterConfig`), or, when ``algo.name`` is
+            ``sac`` or ``crossq``, the off-policy learner (:class:`OffPolicyConfig`).
         runner: run length, pipelining and recording.
         placement: component (``actor``, ``rollout``, ``env``) -> device spec as in
             ``rlinf.sched`` (``"0"``, ``"0-1"``, ...). Same devices for all: collocated;
@@ -45,7 +48,7 @@ class EmbodiedConfig:
 
     env: EnvConfig
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    algo: UpdaterConfig = field(default_factory=UpdaterConfig)
+    algo: UpdaterConfig | OffPolicyConfig = field(default_factory=UpdaterConfig)
     runner: EmbodiedRunnerSection = field(default_factory=EmbodiedRunnerSection)
     placement: Mapping[str, str | int] = field(
         default_factory=lambda: {"actor": "0", "rollout": "0", "env": "0"}
@@ -59,6 +62,10 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     :class:`ConfigError` naming the key."""
     devices = cfg.cluster.devices
     placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
+    if isinstance(cfg.algo, OffPolicyConfig):
+        validate_offpolicy(cfg.algo, cfg.env, cfg.policy, cfg.runner)
+        _check_env(cfg.env)
+        return placement
     if cfg.runner.overlap_update and not cfg.algo.decoupled:
         # The flow trains overlapped updates with the decoupled objective (data one version
         # old); a loss that cannot be decoupled must fail here, not when workers start.
@@ -94,18 +101,31 @@ def validate(cfg: EmbodiedConfig) -> Placement:
         )
     if cfg.runner.total_env_steps < cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size:
         raise ConfigError("runner.total_env_steps is smaller than one rollout")
+    _check_env(cfg.env)
+    return placement
+
+
+def _check_env(env: EnvConfig) -> None:
     try:  # the env kind, its extra and the env id, against the registries
-        check_env(cfg.env, prefix="env.")
+        check_env(env, prefix="env.")
     except EnvCheckError as e:
         raise ConfigError(str(e)) from None
-    return placement
 
 
 def load_embodied_config(
     source: str | pathlib.Path | Mapping[str, object], overrides: Sequence[str] = ()
 ) -> EmbodiedConfig:
     """Load a preset name (e.g. ``"cartpole"``), a YAML path or a mapping, apply overrides
-    and validate."""
-    return load_app_config(
-        EmbodiedConfig, source, overrides, package="rlinf.apps.embodied", validate=validate
-    )
+    and validate.
+
+    ``algo.name`` picks the algo section's class (on-policy :class:`UpdaterConfig` or
+    off-policy :class:`OffPolicyConfig`); a section that fits neither is reported against
+    the class its name selects."""
+    try:
+        return load_app_config(
+            EmbodiedConfig, source, overrides, package="rlinf.apps.embodied", validate=validate
+        )
+    except ConfigError as e:
+        if not str(e).startswith("algo: expected"):
+            raise
+        raise explain_algo_error(source, overrides) from None

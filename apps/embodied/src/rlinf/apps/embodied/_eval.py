@@ -12,6 +12,7 @@ import torch
 from rlinf.core import CONFIG_FILE, find_run_dir, load_checkpoint
 from rlinf.envs import make_env
 from rlinf.models import build_policy
+from rlinf.models.embodied import OffPolicyConfig, build_actor, flat_obs
 
 from ._config import load_embodied_config
 
@@ -41,9 +42,21 @@ def evaluate(
     cfg = load_embodied_config(find_run_dir(state["dir"]) / CONFIG_FILE, overrides)
     env = make_env(dataclasses.replace(cfg.env, num_envs=num_envs, seed=seed))
     try:
-        policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)
-        policy.load_state_dict(state["actor"]["policy"])
-        policy.eval()
+        if isinstance(cfg.algo, OffPolicyConfig):  # SAC / CrossQ: the squashed actor
+            actor = build_actor(cfg.policy, env.observation_spec, env.action_spec)
+            actor.load_state_dict(state["learner"]["learner"]["actor"])
+            actor.eval()
+
+            def act(obs: dict) -> torch.Tensor:
+                return actor.act(flat_obs(obs), deterministic=deterministic)
+        else:
+            policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)
+            policy.load_state_dict(state["actor"]["policy"])
+            policy.eval()
+
+            def act(obs: dict) -> torch.Tensor:
+                return policy.act(obs, deterministic=deterministic)[0]
+
         # Each env contributes a fixed quota of its own first episodes. Taking the first
         # ``episodes`` to finish over all envs would over-sample short episodes (often the
         # successful ones), biasing every statistic.
@@ -53,7 +66,7 @@ def evaluate(
         obs = env.reset()
         while (taken < quota).any():
             with torch.no_grad():
-                action, _, _ = policy.act(obs, deterministic=deterministic)
+                action = act(obs)
             res = env.step(action.numpy())
             done = res.info.completed_episodes()
             for i, ret, length, success in zip(

@@ -4,14 +4,26 @@ worker class (``rlinf.envs.EnvWorker``) and the sections of an :class:`EmbodiedC
 from __future__ import annotations
 
 from rlinf.envs import EnvWorker
-from rlinf.models.embodied import EmbodiedFlow, EmbodiedFlowConfig
+from rlinf.models.embodied import EmbodiedFlow, EmbodiedFlowConfig, OffPolicyConfig, OffPolicyFlow
 
 from ._config import COMPONENTS, EmbodiedConfig
 
-__all__ = ["build_flow"]
+__all__ = ["build_flow", "build_offpolicy_flow"]
 
 
 def build_flow(cfg: EmbodiedConfig) -> EmbodiedFlow:
-    """Start the cluster and the env / actor / rollout groups of a validated config."""
+    """Start the cluster and the env / actor / rollout groups of a validated on-policy
+    config."""
     config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
     return EmbodiedFlow(config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo)
+
+
+def build_offpolicy_flow(cfg: EmbodiedConfig) -> OffPolicyFlow:
+    """Start the cluster, the collecting env workers and the learner of an off-policy
+    config (``algo.name: sac | crossq``)."""
+    if not isinstance(cfg.algo, OffPolicyConfig):
+        raise TypeError(f"algo is {type(cfg.algo).__name__}, not OffPolicyConfig")
+    config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
+    return OffPolicyFlow(
+        config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo
+    )

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rlinf.core import MetricLogger, restore_driver_rng, resume_run, save_checkpoint, start_run
-from rlinf.models.embodied import flow_state, restore_flow_state
+from rlinf.models.embodied import OffPolicyConfig, flow_state, restore_flow_state
 
 from ._config import EmbodiedConfig, load_embodied_config
+from ._config_offpolicy import check_offpolicy_env
 from ._flow import build_flow
 from ._plot import plot_learning_curve
 
@@ -47,7 +48,7 @@ def train(
     The config (the env id against the registries included) is fully validated before
     the run directory or any worker is created.
     """
-    cfg, path, _ = start_run(load_embodied_config, config, overrides, run_dir, prepare=_nothing)
+    cfg, path, _ = start_run(load_embodied_config, config, overrides, run_dir, prepare=_prepare)
     return _run(cfg, path, state=None)
 
 
@@ -55,15 +56,22 @@ def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainR
     """Continue a run from its latest checkpoint (overrides may e.g. raise
     ``runner.total_env_steps``); metrics append to the same files, re-run updates replace
     their rows."""
-    cfg, path, state, _ = resume_run(run_dir, load_embodied_config, overrides, prepare=_nothing)
+    cfg, path, state, _ = resume_run(run_dir, load_embodied_config, overrides, prepare=_prepare)
     return _run(cfg, path, state=state)
 
 
-def _nothing(cfg: EmbodiedConfig) -> None:
-    """The driver's checks beyond the config's: none (the env ids are checked with it)."""
+def _prepare(cfg: EmbodiedConfig) -> None:
+    """The driver's checks beyond the config's (the env ids are checked with it): an
+    off-policy run builds one env to check that its MLP learner can read it."""
+    if isinstance(cfg.algo, OffPolicyConfig):
+        check_offpolicy_env(cfg.env)
 
 
 def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> TrainResult:
+    if isinstance(cfg.algo, OffPolicyConfig):
+        from ._train_offpolicy import run_offpolicy
+
+        return TrainResult(*run_offpolicy(cfg, run_dir, state))
     from tqdm import tqdm
 
     flow = build_flow(cfg)

@@ -17,6 +17,11 @@
   wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
 * :func:`flow_state` / :func:`restore_flow_state`: the flow's env, rollout-RNG and
   prefetched-rollout state for an exact resume (next to the actor's checkpoint state).
+* Off-policy (SAC, CrossQ): :class:`OffPolicyConfig`, :class:`OffPolicyLearner` (actor,
+  critics, target critics, temperature and the replay buffer, plain torch),
+  :class:`OffPolicyLearnerWorker`, :class:`OffPolicyResponder` (the actor inside the env
+  workers, recording ``next_obs``) and :class:`OffPolicyFlow` (collection overlapping
+  updates, weight push every ``weight_push_every`` updates).
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
@@ -24,6 +29,12 @@ from ._actor_worker import EmbodiedActorWorker
 from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
+from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
+from ._offpolicy_config import OFFPOLICY_ALGORITHMS, OffPolicyConfig
+from ._offpolicy_flow import OffPolicyFlow
+from ._offpolicy_learner import OffPolicyLearner, transitions
+from ._offpolicy_responder import OffPolicyResponder, build_actor, build_offpolicy_responder
+from ._offpolicy_worker import BUFFER_FILE, OffPolicyLearnerWorker
 from ._responder import ActionResponder, build_responder
 from ._resume import flow_state, restore_flow_state
 from ._rollout_worker import EmbodiedRolloutWorker
@@ -32,6 +43,8 @@ from ._updater import PolicyUpdater
 from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
+    "BUFFER_FILE",
+    "OFFPOLICY_ALGORITHMS",
     "POLICY_RECORDS",
     "ActionResponder",
     "EmbodiedActorWorker",
@@ -40,13 +53,24 @@ __all__ = [
     "EmbodiedRolloutWorker",
     "EmbodiedRunnerSection",
     "EnvSectionLike",
+    "OffPolicyConfig",
+    "OffPolicyFlow",
+    "OffPolicyLearner",
+    "OffPolicyLearnerWorker",
+    "OffPolicyResponder",
     "PolicyUpdater",
+    "SquashedGaussianActor",
     "StaleWeightsError",
     "UpdaterConfig",
     "VersionedWeights",
     "WeightSnapshot",
+    "build_actor",
+    "build_offpolicy_responder",
     "build_responder",
+    "flat_obs",
     "flow_state",
     "restore_flow_state",
     "to_tensors",
+    "transitions",
+    "vector_obs_dim",
 ]
