@@ -34,7 +34,8 @@ def ray_cluster():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("algo", ["sac", "crossq"])
+# CrossQ shares every line of the loop but its loss: its run is a slow test.
+@pytest.mark.parametrize("algo", ["sac", pytest.param("crossq", marks=pytest.mark.slow)])
 def test_train_checkpoint_buffer_resume_and_eval(ray_cluster, tmp_path: pathlib.Path, capsys, algo):
     run_dir = tmp_path / "run"
     args = ["train", "--config", "sac_pendulum", "--run-dir", str(run_dir), *TINY]

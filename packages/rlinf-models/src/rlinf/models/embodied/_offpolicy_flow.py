@@ -26,7 +26,7 @@ from typing import Any
 
 import ray
 
-from rlinf.core import Cluster, WorkerGroup, best_effort
+from rlinf.core import Cluster, WorkerGroup, best_effort, resolve_torch_threads
 
 from .._config import PolicyConfig
 from .._weight_sync import sync_weights
@@ -74,12 +74,13 @@ class OffPolicyFlow:
         try:
             pgs = self.cluster.allocate(dict(config.placement), components=config.components)
             tag = uuid.uuid4().hex[:8]
+            threads = resolve_torch_threads(r, config.cluster)
             ranks = pgs.placement["env"].world_size
             env_cfg = dataclasses.replace(
                 env, num_envs=env.num_envs // ranks, seed=env.seed + 1_000_003 * r.seed
             )
             factory = functools.partial(
-                build_offpolicy_responder, policy, seed=r.seed, torch_threads=r.torch_threads
+                build_offpolicy_responder, policy, seed=r.seed, torch_threads=threads
             )
             self.env = self.cluster.launch(
                 env_worker,
@@ -96,7 +97,7 @@ class OffPolicyFlow:
                 "actor",
                 name=f"{config.name}-learner-{tag}",
                 args=(algo, policy, obs_spec, action_spec),
-                kwargs={"seed": r.seed, "torch_threads": r.torch_threads},
+                kwargs={"seed": r.seed, "torch_threads": threads},
             )
             self.mode = pgs.placement.mode
         except BaseException:
