@@ -115,6 +115,9 @@ def test_resume_continues_and_eval_agrees(search_run, capsys):
     assert metrics["eval/tool_calls"] == pytest.approx(rows[-1]["eval/tool_calls"])
 
 
+# A minute or more of Ray workers: a slow test (CI runs it; the quick suite keeps one
+# end-to-end run per app).
+@pytest.mark.slow
 def test_disaggregated_placement(ray_cluster, tmp_path, capsys):
     run = tmp_path / "disagg"
     args = ["train", "--config", "search_disaggregated", "--run-dir", str(run), *SMALL]
@@ -123,6 +126,9 @@ def test_disaggregated_placement(ray_cluster, tmp_path, capsys):
     _check_run_dir(run, [0, 1])
 
 
+# A minute or more of Ray workers: a slow test (CI runs it; the quick suite keeps one
+# end-to-end run per app).
+@pytest.mark.slow
 def test_coder_preset_one_step(ray_cluster, tmp_path, capsys):
     run = tmp_path / "coder"
     args = ["train", "--config", "coder", "--run-dir", str(run)]

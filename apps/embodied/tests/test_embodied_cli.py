@@ -81,6 +81,9 @@ def test_collocated_train_resume_and_eval(ray_cluster, tmp_path, capsys):
     assert "no_such_key" in capsys.readouterr().err
 
 
+# A minute or more of Ray workers: a slow test (CI runs it; the quick suite keeps one
+# end-to-end run per app).
+@pytest.mark.slow
 def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
     run_dir = tmp_path / "pipe"
     overrides = [
@@ -97,6 +100,9 @@ def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
     assert rows[-1]["train/weight_version"] == 2.0
 
 
+# A minute or more of Ray workers: a slow test (CI runs it; the quick suite keeps one
+# end-to-end run per app).
+@pytest.mark.slow
 def test_overlapped_update_acts_one_version_behind(ray_cluster, tmp_path, capsys):
     run_dir = tmp_path / "overlap"
     overrides = [
@@ -114,6 +120,9 @@ def test_overlapped_update_acts_one_version_behind(ray_cluster, tmp_path, capsys
     assert [r["train/weight_version"] for r in rows] == [1.0, 2.0, 3.0, 4.0]
 
 
+# A minute or more of Ray workers: a slow test (CI runs it; the quick suite keeps one
+# end-to-end run per app).
+@pytest.mark.slow
 def test_policy_in_env_workers_matches_rollout_workers(ray_cluster):
     # Same seed, one env worker, one stage: the policy copy inside the env worker draws
     # exactly the samples the rollout worker draws (same seeding, same calls), before and
