@@ -32,11 +32,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, fn: Callable[..., None], args: tuple) -> None:
+def _rank_main(
+    rank: int, world: int, port: int, backend: str, fn: Callable[..., None], args: tuple
+) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
     dist.init_process_group(
-        "gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}"
+        backend, rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}"
     )
     try:
         fn(*args)
@@ -44,14 +48,23 @@ def _rank_main(rank: int, world: int, port: int, fn: Callable[..., None], args: 
         dist.destroy_process_group()
 
 
-def spawn_ranks(world: int, fn: Callable[..., None], *args: Any) -> None:
-    """Run ``fn(*args)`` in ``world`` new processes joined in a gloo group; raises if one
-    fails (``mp.spawn`` joins them all)."""
-    mp.spawn(_rank_main, args=(world, _free_port(), fn, args), nprocs=world, join=True)
+def spawn_ranks(world: int, fn: Callable[..., None], *args: Any, backend: str = "gloo") -> None:
+    """Run ``fn(*args)`` in ``world`` new processes joined in a ``backend`` group (nccl:
+    rank ``r`` on ``cuda:r``); raises if one fails (``mp.spawn`` joins them all)."""
+    mp.spawn(_rank_main, args=(world, _free_port(), backend, fn, args), nprocs=world, join=True)
 
 
-def _training() -> TrainingConfig:
-    return TrainingConfig(backend="fsdp2" if world_rank_size()[1] > 1 else "torch")
+def _training(mixed_precision: str = "none") -> TrainingConfig:
+    """fsdp2 inside a process group (any size), else the one-process torch backend."""
+    return TrainingConfig(
+        backend="fsdp2" if dist.is_initialized() else "torch", mixed_precision=mixed_precision
+    )
+
+
+def _device() -> torch.device:
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def _full_grads(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -96,15 +109,16 @@ def _finish(out: Path, res: dict[str, Any]) -> None:
         torch.save(res, out / "result.pt")
 
 
-def embodied_case(out: Path, resume: Path | None = None) -> None:
+def embodied_case(out: Path, resume: Path | None = None, mixed_precision: str = "none") -> None:
     """PPO on an MLP actor-critic: update 1 (metrics, grads, params, checkpoint), then
-    update 2; with ``resume``, update 2 only, after loading that checkpoint."""
+    update 2; with ``resume``, update 2 only, after loading that checkpoint. In an nccl
+    group the policy lives on the rank's GPU."""
     torch.manual_seed(0)
     policy = build_policy(
         PolicyConfig(hidden_sizes=(16, 16), normalize_obs=True), {"state": _Spec((3,))}, _Action()
-    )
+    ).to(_device())
     cfg = UpdaterConfig(epochs=2, minibatches=3, lr=1e-3, max_grad_norm=0.5, entropy_coef=0.01)
-    up = PolicyUpdater(policy, cfg, total_updates=4, training=_training())
+    up = PolicyUpdater(policy, cfg, total_updates=4, training=_training(mixed_precision))
     res: dict[str, Any] = {}
     if resume is None:
         torch.manual_seed(1)

@@ -75,3 +75,32 @@ def test_llm_policy_and_critic_two_ranks_equal_one(tmp_path, model_dir, algo):
     _compare(one, two, resumed)
     if algo == "ppo":
         assert torch.load(one / "result.pt")["critic_grads1"]
+
+
+_CUDA = torch.cuda.device_count()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_CUDA < 2, reason="needs 2 CUDA devices")
+def test_embodied_two_nccl_ranks_equal_one(tmp_path):
+    one, two, resumed = _dirs(tmp_path)
+    dp_cases.embodied_case(one)
+    dp_cases.spawn_ranks(2, dp_cases.embodied_case, two, backend="nccl")
+    dp_cases.embodied_case(resumed, two / "ckpt")
+    _compare(one, two, resumed)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_CUDA < 1, reason="needs a CUDA device")
+def test_embodied_bf16_fsdp2_on_gpu_tracks_fp32(tmp_path):
+    """bf16 compute with fp32 master weights and reduction: the update follows the fp32
+    one to bf16 precision (exact equality is not expected)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    dp_cases.embodied_case(one)
+    dp_cases.spawn_ranks(1, dp_cases.embodied_case, two, None, "bf16", backend="nccl")
+    r1, r2 = torch.load(one / "result.pt"), torch.load(two / "result.pt")
+    assert r2["params1"]["value_head.weight"].dtype == torch.float32
+    for k, v in r1["params1"].items():
+        torch.testing.assert_close(r2["params1"][k].cpu(), v, atol=2e-2, rtol=2e-2)
+    assert r2["m1"]["train/vf_loss"] == pytest.approx(r1["m1"]["train/vf_loss"], rel=2e-2)
