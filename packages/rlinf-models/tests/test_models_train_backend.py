@@ -107,3 +107,12 @@ def test_activation_checkpointing_and_accumulation_leave_the_step_unchanged(tmp_
     assert other.optimizer.state_dict()["state"][0]["step"] == 1
     with pytest.raises(FileNotFoundError, match=r"not a torch\.distributed\.checkpoint"):
         other.load(tmp_path / "missing")
+    # The picklable full (unsharded) state restores the same way.
+    model_sd, optim_sd = backend.full_train_state()
+    third = build_backend(TrainingConfig(), _Stack(), lambda p: torch.optim.Adam(p, lr=0.1))
+    third.load_full_train_state(model_sd, optim_sd)
+    for k, v in full.items():
+        torch.testing.assert_close(third.full_state_dict()[k], v)
+    ref_state = backend.optimizer.state_dict()["state"]
+    for i, st in third.optimizer.state_dict()["state"].items():
+        torch.testing.assert_close(st["exp_avg"], ref_state[i]["exp_avg"])

@@ -109,6 +109,27 @@ class TrainingBackend(ABC):
         # .cpu() of a CPU tensor is the parameter itself: copy so that steps do not reach it.
         return {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
 
+    def full_train_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """``(model, optimizer)`` unsharded state dicts keyed by parameter names (a
+        collective under fsdp2; every rank gets them): a picklable checkpoint that
+        :meth:`load_full_train_state` restores on any number of ranks."""
+        model_sd, optim_sd = get_state_dict(
+            self.model, self.optimizer, options=StateDictOptions(full_state_dict=True)
+        )
+        return _to_cpu(model_sd), _to_cpu(optim_sd)
+
+    def load_full_train_state(
+        self, model_state: Mapping[str, Any], optim_state: Mapping[str, Any]
+    ) -> None:
+        """Restore :meth:`full_train_state` (every rank passes the same full dicts)."""
+        set_state_dict(
+            self.model,
+            self.optimizer,
+            model_state_dict=dict(model_state),
+            optim_state_dict=dict(optim_state),
+            options=StateDictOptions(full_state_dict=True),
+        )
+
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
         """Write model and optimizer state (and picklable ``extra``) as a
         ``torch.distributed.checkpoint`` directory: each rank writes its shards. A
@@ -134,6 +155,17 @@ class TrainingBackend(ABC):
             optim_state_dict=state["optimizer"],
         )
         return dict(state["extra"])
+
+
+def _to_cpu(tree: Any) -> Any:
+    """CPU copies of the tensors of a nested dict / list state."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, Mapping):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree
 
 
 def _dist_on() -> bool:
