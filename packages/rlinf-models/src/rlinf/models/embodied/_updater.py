@@ -15,7 +15,7 @@ from rlinf.core import Trajectory
 
 from .._actor_critic import ActorCritic
 from .._algo_registry import import_plugins
-from ..train import TrainingConfig, build_backend, reduce_metrics, sample_split
+from ..train import TrainingConfig, build_backend, from_rank0, reduce_metrics, sample_split
 from ._batch import to_tensors
 from ._config import UpdaterConfig
 
@@ -155,7 +155,8 @@ class PolicyUpdater:
         sums: dict[str, float] = {}
         count = 0
         for _ in range(cfg.epochs):
-            for idx in torch.randperm(n * t, device=device).chunk(cfg.minibatches):
+            order = from_rank0(torch.randperm(n * t, device=device))
+            for idx in order.chunk(cfg.minibatches):
                 metrics = self._step(
                     {k: v[idx] for k, v in flat_obs.items()},
                     actions[idx],

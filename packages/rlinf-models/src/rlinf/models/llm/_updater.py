@@ -22,7 +22,7 @@ from rlinf.algos import (
 )
 
 from .._algo_registry import import_plugins
-from ..train import TrainingConfig, build_backend, sum_metrics, token_balanced_split
+from ..train import TrainingConfig, build_backend, from_rank0, sum_metrics, token_balanced_split
 from ._advantages import group_size_of, token_advantages
 from ._update_steps import _critic_values, _loss_metrics, _response_logprobs, _trim
 from ._updater_config import LLMUpdaterConfig
@@ -224,7 +224,7 @@ class LLMUpdater:
         sums: dict[str, float] = {}
         count = 0
         for _ in range(cfg.epochs):
-            order = torch.randperm(n, device=device) if steps_per_batch > 1 else None
+            order = from_rank0(torch.randperm(n, device=device)) if steps_per_batch > 1 else None
             for start in range(0, n, mini):
                 rows = (
                     order[start : start + mini]

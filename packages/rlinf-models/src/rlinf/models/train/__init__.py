@@ -10,7 +10,14 @@ from ._backend import (
     build_backend,
 )
 from ._config import MIXED_PRECISION, TrainingConfig
-from ._dist import reduce_metrics, sample_split, sum_metrics, token_balanced_split, world_rank_size
+from ._dist import (
+    from_rank0,
+    reduce_metrics,
+    sample_split,
+    sum_metrics,
+    token_balanced_split,
+    world_rank_size,
+)
 from ._layers import apply_activation_checkpointing, layer_modules
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "TrainingConfig",
     "apply_activation_checkpointing",
     "build_backend",
+    "from_rank0",
     "layer_modules",
     "reduce_metrics",
     "sample_split",

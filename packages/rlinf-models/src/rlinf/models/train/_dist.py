@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = [
+    "from_rank0",
     "reduce_metrics",
     "sample_split",
     "sum_metrics",
@@ -23,6 +24,15 @@ def world_rank_size() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def from_rank0(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` as rank 0 has it, on every rank (in place; one rank: unchanged). The
+    updaters draw their mini-batch order with it, so ranks never train on different
+    mini-batches even if their random states drifted apart."""
+    if world_rank_size()[1] > 1:
+        dist.broadcast(tensor, src=0)
+    return tensor
 
 
 def sample_split(n: int, world_size: int) -> list[range]:
