@@ -21,7 +21,7 @@ from rlinf.models import PolicyConfig, build_policy
 from rlinf.models.embodied import POLICY_RECORDS, PolicyUpdater, UpdaterConfig
 from rlinf.models.llm import LLMUpdater, LLMUpdaterConfig, RolloutBatch, load_causal_lm
 from rlinf.models.llm._value import ValueModel
-from rlinf.models.train import TrainingConfig, world_rank_size
+from rlinf.models.train import TrainingConfig, save_hf_pretrained, world_rank_size
 
 __all__ = ["embodied_case", "llm_case", "spawn_ranks"]
 
@@ -191,6 +191,7 @@ def llm_case(model_dir: Path, out: Path, algo: str, resume: Path | None = None) 
             res["critic_grads1"] = _full_grads(up.critic)
             res["critic_params1"] = up.critic_backend.full_state_dict()
         up.save_checkpoint(out / "ckpt")
+        save_hf_pretrained(up.backend, out / "hf")
     else:
         up.load_checkpoint(resume)
     torch.manual_seed(2)

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import dp_cases
 
-from rlinf.models.llm import TinyLMConfig, build_tiny_causal_lm
+from rlinf.models.llm import TinyLMConfig, build_tiny_causal_lm, load_causal_lm
 
 TOL = {"atol": 1e-5, "rtol": 1e-5}
 
@@ -73,6 +73,11 @@ def test_llm_policy_and_critic_two_ranks_equal_one(tmp_path, model_dir, algo):
     dp_cases.spawn_ranks(2, dp_cases.llm_case, model_dir, two, algo)
     dp_cases.llm_case(model_dir, resumed, algo, two / "ckpt")
     _compare(one, two, resumed)
+    # The 2-rank Hugging Face export loads as a plain model with the 1-rank weights.
+    exported, _ = load_causal_lm(two / "hf")
+    params1 = torch.load(one / "result.pt")["params1"]
+    for k, v in exported.state_dict().items():
+        torch.testing.assert_close(v, params1[k], **TOL)
     if algo == "ppo":
         assert torch.load(one / "result.pt")["critic_grads1"]
 

@@ -18,6 +18,7 @@ from ._dist import (
     token_balanced_split,
     world_rank_size,
 )
+from ._export import save_hf_pretrained
 from ._layers import apply_activation_checkpointing, layer_modules
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "layer_modules",
     "reduce_metrics",
     "sample_split",
+    "save_hf_pretrained",
     "sum_metrics",
     "token_balanced_split",
     "world_rank_size",
