@@ -181,3 +181,36 @@ class Worker:
         return self._communicator().broadcast(
             obj, WorkerAddress(*src), [WorkerAddress(*d) for d in dsts], timeout, out
         )
+
+    def init_torch_distributed(self, timeout: float | None = None) -> None:
+        """Make this worker's whole group the default ``torch.distributed`` process group
+        (gloo on CPU, NCCL on GPU; ranks as in the group), for data-parallel training
+        (e.g. FSDP). Every rank of the group must call it (typically in ``__init__``); it
+        meets the others through the cluster's rendezvous store. A second call is a no-op.
+
+        Raises:
+            RuntimeError: the process already has another default group.
+        """
+        import datetime
+
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            if (dist.get_rank(), dist.get_world_size()) != (self.rank, self.world_size):
+                raise RuntimeError(
+                    f"{self.address}: a default process group of rank {dist.get_rank()} / "
+                    f"{dist.get_world_size()} already exists, not this group's "
+                    f"{self.rank} / {self.world_size}"
+                )
+            return
+        seconds = self._ctx.comm_timeout if timeout is None else timeout
+        store = dist.PrefixStore(
+            f"rlinf/default/{self._ctx.group}/", self._communicator()._base_store()
+        )
+        dist.init_process_group(
+            "nccl" if self._ctx.device_type == "gpu" else "gloo",
+            store=store,
+            rank=self.rank,
+            world_size=self.world_size,
+            timeout=datetime.timedelta(seconds=seconds),
+        )

@@ -16,6 +16,7 @@ from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import WeightStager
+from ..train import TrainingConfig
 from ._config import UpdaterConfig
 from ._updater import PolicyUpdater
 from ._weights import WeightSnapshot
@@ -40,6 +41,13 @@ class EmbodiedActorWorker(WeightStager, Worker):
         total_updates: updates of the whole run (learning-rate schedule).
         seed: torch seed of the initial weights and minibatch shuffling.
         torch_threads: intra-op threads (1 is fastest for small MLPs on shared cores).
+        training: :class:`~rlinf.models.train.TrainingConfig`; default: ``torch`` for one
+            rank, ``fsdp2`` when the actor group has several (``placement.actor="0-1"``).
+
+    Several ranks train data-parallel: the group becomes the default process group
+    (:meth:`~rlinf.core.Worker.init_torch_distributed`), every rank is called with the
+    same trajectories and trains its share of each mini-batch, and each update ends with
+    the gathered full weights, which rank 0 exports (``stage_weights`` calls rank 0 only).
     """
 
     def __init__(
@@ -51,6 +59,7 @@ class EmbodiedActorWorker(WeightStager, Worker):
         total_updates: int,
         seed: int = 0,
         torch_threads: int = 1,
+        training: TrainingConfig | None = None,
     ) -> None:
         super().__init__()
         torch.set_num_threads(torch_threads)
@@ -58,9 +67,21 @@ class EmbodiedActorWorker(WeightStager, Worker):
         # updater only reads them, so torch's warning about non-writable arrays is noise.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         torch.manual_seed(seed)
+        if training is None:
+            training = TrainingConfig(backend="fsdp2" if self.world_size > 1 else "torch")
+        if training.backend != "torch":
+            self.init_torch_distributed()
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
-        self.updater = PolicyUpdater(self.policy, updater_config, total_updates)
+        self.updater = PolicyUpdater(self.policy, updater_config, total_updates, training)
         self.version = 0
+        self._full_state: dict[str, torch.Tensor] | None = None
+        self._gather_weights()
+
+    def _gather_weights(self) -> None:
+        """Sharded policy: every rank gathers the full weights now (a collective), so that
+        rank 0 alone can export them later."""
+        if self.updater.backend.world_size > 1:
+            self._full_state = self.updater.backend.full_state_dict()
 
     def get_version(self) -> int:
         """Version of the current weights (number of updates made)."""
@@ -91,17 +112,32 @@ class EmbodiedActorWorker(WeightStager, Worker):
             metrics = self.updater.update(batch)
             # The update's own compute; the driver's time/update adds the call around it.
             metrics["time/actor_update"] = time.perf_counter() - start
+        self._gather_weights()
         self.version += 1
         metrics["train/weight_version"] = float(self.version)
         return metrics
 
     def export_weights(self) -> WeightSnapshot:
         """The current weights tagged with :attr:`version`."""
+        if self._full_state is not None:
+            state = {k: v.clone() for k, v in self._full_state.items()}
+            return WeightSnapshot(self.version, state)
         return WeightSnapshot.of(self.policy, self.version)
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Everything needed to resume: policy (with normalizer), optimizer, update counter,
-        weight version and the torch RNG state."""
+        weight version and the torch RNG state. Several ranks: a collective (call every
+        rank); unsharded, so any number of ranks can resume from it."""
+        backend = self.updater.backend
+        if backend.world_size > 1:
+            model_sd, optim_sd = backend.full_train_state()
+            return {
+                "policy": model_sd,
+                "full_optimizer": optim_sd,
+                "num_updates": self.updater.num_updates,
+                "version": self.version,
+                "torch_rng": torch.get_rng_state(),
+            }
         return {
             "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
             "updater": self.updater.state_dict(),
@@ -111,8 +147,18 @@ class EmbodiedActorWorker(WeightStager, Worker):
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> int:
         """Restore :meth:`checkpoint_state`; returns the restored version."""
-        self.policy.load_state_dict(state["policy"])
-        self.updater.load_state_dict(state["updater"])
+        if "full_optimizer" in state:
+            self.updater.backend.load_full_train_state(state["policy"], state["full_optimizer"])
+            self.updater.num_updates = int(state["num_updates"])
+            self._gather_weights()
+        elif self.updater.backend.world_size > 1:
+            raise ValueError(
+                "this checkpoint was written by a one-rank actor (rank-local optimizer "
+                "state): resume it with placement.actor on one rank"
+            )
+        else:
+            self.policy.load_state_dict(state["policy"])
+            self.updater.load_state_dict(state["updater"])
         self.version = int(state["version"])
         torch.set_rng_state(state["torch_rng"])
         return self.version

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.distributed.fsdp import FSDPModule
 from torch.utils.checkpoint import checkpoint
 
 from rlinf.algos import entropy_from_logits, log_probs_from_logits
@@ -47,6 +48,10 @@ def check_sequence_layout(
 
 def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     """``(decoder, output_projection)`` when logits are exactly ``proj(decoder(...))``."""
+    if isinstance(model, FSDPModule):
+        # fsdp2 gathers the root's parameters (embeddings, tied head) only around the
+        # model's own forward: calling the decoder and the head apart would see shards.
+        return None
     config = getattr(model, "config", None)
     if any(getattr(config, a, None) not in (None, 1, 1.0) for a in _LOGIT_TRANSFORM_ATTRS):
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,9 @@ from rlinf.algos import (
 )
 
 from .._algo_registry import import_plugins
+from ..train import TrainingConfig, build_backend, from_rank0, sum_metrics, token_balanced_split
 from ._advantages import group_size_of, token_advantages
+from ._update_steps import _critic_values, _loss_metrics, _response_logprobs, _trim
 from ._updater_config import LLMUpdaterConfig
 
 __all__ = ["LLMUpdater"]
@@ -42,6 +45,16 @@ class LLMUpdater:
         ref_model: frozen reference policy; required when ``config.kl_coef > 0``.
         critic: :class:`~rlinf.models.llm.ValueModel`; required for PPO.
         total_updates: updates the run will make (learning-rate schedule).
+        training: :class:`~rlinf.models.train.TrainingConfig` of the policy and the critic
+            (default: the one-process ``torch`` backend).
+
+    Data parallel (``training.backend="fsdp2"`` over ``W`` ranks): every rank gets the
+    same global batch and seed, runs the gradient-free passes and the advantages on it,
+    and draws the same mini-batches; each rank trains on its
+    :func:`~rlinf.models.train.token_balanced_split` share of every mini-batch (balanced
+    by tokens), each micro-batch's loss weighted by its tokens (or sequences) over the
+    whole mini-batch's, so the summed gradient and the step are the one-rank ones and the
+    metrics are summed over ranks.
     """
 
     def __init__(
@@ -52,6 +65,7 @@ class LLMUpdater:
         ref_model: nn.Module | None = None,
         critic: nn.Module | None = None,
         total_updates: int = 1,
+        training: TrainingConfig | None = None,
     ) -> None:
         if total_updates < 1:
             raise ValueError(f"total_updates must be >= 1, got {total_updates}")
@@ -64,24 +78,36 @@ class LLMUpdater:
             raise ValueError("kl_coef > 0 needs a ref_model")
         if config.uses_critic and critic is None:
             raise ValueError(f"algorithm {config.name!r} needs a critic (ValueModel)")
-        self.model = model
+        training = training or TrainingConfig()
         self.config = config
         self.ref_model = ref_model if config.uses_reference else None
-        self.critic = critic if config.uses_critic else None
         self.total_updates = total_updates
         self.num_updates = 0
-        params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+        self.backend = build_backend(
+            training,
+            model,
+            lambda params: torch.optim.AdamW(
+                params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
+            ),
         )
+        self.model = self.backend.model
+        self.optimizer = self.backend.optimizer
+        self.critic = None
+        self.critic_backend = None
         self.critic_optimizer = None
-        if self.critic is not None:
-            self.critic_optimizer = torch.optim.AdamW(
-                [p for p in self.critic.parameters() if p.requires_grad],
-                lr=config.critic_lr,
-                betas=config.adam_betas,
-                weight_decay=config.weight_decay,
+        if config.uses_critic:
+            self.critic_backend = build_backend(
+                training,
+                critic,
+                lambda params: torch.optim.AdamW(
+                    params,
+                    lr=config.critic_lr,
+                    betas=config.adam_betas,
+                    weight_decay=config.weight_decay,
+                ),
             )
+            self.critic = self.critic_backend.model
+            self.critic_optimizer = self.critic_backend.optimizer
         self.loss_config = PPOLossConfig(
             clip_low=config.clip_low,
             clip_high=config.clip_high,
@@ -198,7 +224,7 @@ class LLMUpdater:
         sums: dict[str, float] = {}
         count = 0
         for _ in range(cfg.epochs):
-            order = torch.randperm(n, device=device) if steps_per_batch > 1 else None
+            order = from_rank0(torch.randperm(n, device=device)) if steps_per_batch > 1 else None
             for start in range(0, n, mini):
                 rows = (
                     order[start : start + mini]
@@ -224,16 +250,18 @@ class LLMUpdater:
         train_policy = self.num_updates > cfg.critic_warmup_updates or self.critic is None
         token_mean = cfg.loss_agg_mode == "token-mean"
         total = float(t["mask"][rows].sum()) if token_mean else float(rows.shape[0])
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.critic_optimizer is not None:
-            self.critic_optimizer.zero_grad(set_to_none=True)
+        self.backend.zero_grad()
+        if self.critic_backend is not None:
+            self.critic_backend.zero_grad()
         sums: dict[str, float] = {}
-        for mrows in rows.split(cfg.micro_batch_size or rows.shape[0]):
+        for mrows, real in self._micro_batches(t["attention_mask"], rows):
             mask = t["mask"][mrows]
             # Gradient accumulation: weight each micro-batch's mean by its share of the
             # mini-batch's tokens (token-mean) or sequences (sequence modes), so the sum is
-            # the loss of the whole mini-batch.
+            # the loss of the whole mini-batch (over all ranks). A padding micro-batch
+            # (real=False) only keeps the ranks' collectives in step: weight 0.
             weight = (float(mask.sum()) if token_mean else float(mrows.shape[0])) / total
+            weight = weight if real else 0.0
             ids, am, p, r = _trim(t["input_ids"][mrows], t["attention_mask"][mrows], prompt_length)
             mask = mask[:, :r]
             logp, entropy = _response_logprobs(
@@ -266,7 +294,7 @@ class LLMUpdater:
                     loss = loss + cfg.kl_coef * kl
             parts["loss"] = float(loss.detach())
             if train_policy:
-                (loss * weight).backward()
+                self.backend.backward(loss * weight)
             if self.critic is not None:
                 values = _critic_values(self.critic, ids, am, p)
                 vf, _ = value_loss(
@@ -276,21 +304,39 @@ class LLMUpdater:
                     old_values=t["old_values"][mrows, :r] if cfg.value_clip else None,
                     clip=cfg.value_clip,
                 )
-                (cfg.vf_coef * vf * weight).backward()
+                self.critic_backend.backward(cfg.vf_coef * vf * weight)
                 parts["vf_loss"] = float(vf.detach())
                 parts["value_mean"] = float(values.detach()[mask].mean())
             for k, v in parts.items():
                 sums[k] = sums.get(k, 0.0) + v * weight
-        limit = cfg.max_grad_norm if cfg.max_grad_norm is not None else float("inf")
+        sums = sum_metrics(sums)
         if train_policy:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, limit))
-            self.optimizer.step()
-        if self.critic_optimizer is not None:
-            params = [p for g in self.critic_optimizer.param_groups for p in g["params"]]
-            sums["critic_grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, limit))
-            self.critic_optimizer.step()
+            sums["grad_norm"] = self.backend.clip_grad_norm(cfg.max_grad_norm)
+            self.backend.step()
+        if self.critic_backend is not None:
+            sums["critic_grad_norm"] = self.critic_backend.clip_grad_norm(cfg.max_grad_norm)
+            self.critic_backend.step()
         return sums
+
+    def _micro_batches(
+        self, attention_mask: torch.Tensor, rows: torch.Tensor
+    ) -> list[tuple[torch.Tensor, bool]]:
+        """This rank's micro-batches of mini-batch ``rows`` as ``(rows, real)``.
+
+        One rank: ``rows`` in chunks of ``micro_batch_size``. ``W`` ranks: the rank's
+        token-balanced share, in as many chunks as the largest share needs (every rank
+        must run the same number of forward / backward passes: fsdp2's gathers are
+        collectives); a rank with fewer rows than chunks repeats a row as padding.
+        """
+        micro = self.config.micro_batch_size or rows.shape[0]
+        world, rank = self.backend.world_size, self.backend.rank
+        if world == 1:
+            return [(m, True) for m in rows.split(micro)]
+        shares = token_balanced_split(attention_mask[rows].sum(dim=1), world)
+        count = max(math.ceil(len(s) / micro) for s in shares)
+        local = rows[torch.as_tensor(shares[rank], device=rows.device)]
+        chunks = [(m, True) for m in torch.tensor_split(local, min(count, local.shape[0]))]
+        return chunks + [(local[:1], False)] * (count - len(chunks))
 
     def _logprobs(
         self, model: nn.Module, t: Mapping[str, torch.Tensor], prompt_length: int
@@ -323,73 +369,24 @@ class LLMUpdater:
             state["critic_optimizer"] = self.critic_optimizer.state_dict()
         return state
 
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Policy (``path/policy``) and critic (``path/critic``) with their optimizers and
+        the update counter, as sharded ``torch.distributed.checkpoint`` directories (every
+        rank calls it); any number of ranks can :meth:`load_checkpoint` them."""
+        self.backend.save(Path(path) / "policy", extra={"num_updates": self.num_updates})
+        if self.critic_backend is not None:
+            self.critic_backend.save(Path(path) / "critic")
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Restore :meth:`save_checkpoint`'s directories, resharded to these ranks."""
+        extra = self.backend.load(Path(path) / "policy", extra={"num_updates": 0})
+        if self.critic_backend is not None:
+            self.critic_backend.load(Path(path) / "critic")
+        self.num_updates = int(extra["num_updates"])
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
         self.optimizer.load_state_dict(state["optimizer"])
         if self.critic_optimizer is not None:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.num_updates = int(state["num_updates"])
-
-
-# Metrics of the loss reported under these names when the loss returns them (every
-# built-in does; a plugin's loss needs only ``pg_loss``).
-_LOSS_METRICS = {"entropy": "entropy", "approx_kl": "approx_kl", "mismatch_kl": "tis/mismatch_kl"}
-
-
-def _loss_metrics(m: Mapping[str, torch.Tensor], reuse: bool) -> dict[str, float]:
-    """Floats of the policy loss's metrics (``pg_loss`` required)."""
-    if "pg_loss" not in m:
-        raise ValueError(f"a policy loss must return a 'pg_loss' metric, got {sorted(m)}")
-    parts = {"pg_loss": float(m["pg_loss"])}
-    parts.update({k: float(m[src]) for k, src in _LOSS_METRICS.items() if src in m})
-    if "clip_frac_low" in m:
-        parts["clip_frac"] = float(m["clip_frac_low"] + m["clip_frac_high"])
-    if reuse and "tis/mismatch_abs" in m:
-        parts["logprob_mismatch"] = float(m["tis/mismatch_abs"])
-    return parts
-
-
-def _trim(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int
-) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Drop columns that are padding in every row: leading prompt padding and trailing
-    response padding. Returns ``(input_ids, attention_mask, new prompt length, new response
-    length)``; the model sees the same tokens at the same relative positions."""
-    am = attention_mask.bool()
-    prompt_pad = (~am[:, :prompt_length]).sum(dim=1).min()
-    resp = am[:, prompt_length:]
-    width = int(resp.any(dim=0).nonzero().max()) + 1 if bool(resp.any()) else 1
-    lead = int(prompt_pad)
-    end = prompt_length + width
-    return input_ids[:, lead:end], attention_mask[:, lead:end], prompt_length - lead, width
-
-
-def _response_logprobs(
-    model: nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    prompt_length: int,
-    temperature: float,
-    chunk_size: int,
-    with_entropy: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    # Imported here: rlinf.models.llm's __init__ imports this module before the log-prob
-    # helper's own line, and the helper never needs to be loaded to build an updater.
-    from ._logprobs import response_logprobs
-
-    return response_logprobs(
-        model,
-        input_ids,
-        attention_mask,
-        prompt_length,
-        temperature=temperature,
-        chunk_size=chunk_size,
-        with_entropy=with_entropy,
-    )
-
-
-def _critic_values(
-    critic: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int
-) -> torch.Tensor:
-    """``[B, R]`` values of the response positions."""
-    return critic(input_ids, attention_mask, prompt_length)

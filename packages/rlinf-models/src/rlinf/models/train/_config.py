@@ -1,0 +1,53 @@
+"""Configuration of a training backend (how a model is placed, sharded and stepped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["MIXED_PRECISION", "TrainingConfig"]
+
+MIXED_PRECISION = ("none", "bf16")
+"""Valid :attr:`TrainingConfig.mixed_precision` values."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Which :class:`~rlinf.models.train.TrainingBackend` trains a model, and its options.
+
+    The loss side (micro-batch size, gradient-norm limit) stays in the updater configs
+    (``LLMUpdaterConfig.micro_batch_size`` / ``max_grad_norm``, ``UpdaterConfig``): the
+    updater weights each micro-batch's loss by its share of the global mini-batch, and the
+    backend only accumulates, clips and steps.
+
+    Attributes:
+        backend: a name in :data:`~rlinf.models.train.TRAINING_BACKENDS`: ``"torch"`` (one
+            process, the model as is) or ``"fsdp2"`` (``fully_shard`` over the ranks of the
+            default ``torch.distributed`` process group: gloo on CPU, NCCL on GPU). A later
+            backend (Megatron) registers under its own name.
+        mixed_precision: ``"none"`` (parameters, compute and gradient reduction in the
+            model's dtype) or ``"bf16"`` (fsdp2 only: bf16 parameters for compute, fp32
+            gradient reduction and fp32 sharded master weights).
+        cpu_offload: fsdp2 only: keep the sharded parameters, gradients and optimizer state
+            in CPU memory (the optimizer steps on the CPU); the device holds only the
+            gathered layer being computed.
+        activation_checkpointing: recompute each transformer layer's (or ``nn.ModuleList``
+            item's) activations in backward instead of keeping them (memory for compute).
+        reshard_after_forward: fsdp2 only: free each layer's gathered parameters after its
+            forward (gathered again in backward). ``False`` trades memory for one
+            all-gather per layer less.
+    """
+
+    backend: str = "torch"
+    mixed_precision: Literal["none", "bf16"] = "none"
+    cpu_offload: bool = False
+    activation_checkpointing: bool = False
+    reshard_after_forward: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.backend, str) or not self.backend:
+            raise ValueError(f"backend must be a non-empty name, got {self.backend!r}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}"
+            )
