@@ -31,7 +31,8 @@ def test_cartpole_preset_loads_with_overrides():
         ("algo.name=sac", r"unknown key 'algo.lr' in OffPolicyConfig"),
         ("algo.algo=ppo", r"'algo.algo' was renamed to 'algo.name'"),
         ("runner.pipeline_stages=3", "env.num_envs"),
-        ("placement.actor=0-1", "placement.actor"),
+        ("placement.actor=0-3", "placement of .actor. .*the cluster has 2 device"),
+        ("placement.actor=0-1", None),  # valid: a data-parallel actor
         ("placement.rollout=5", "placement"),
         ("placement.critic=0", "critic"),
         ("algo.name=grpo", None),  # valid: group_size 0 means all 8 envs

@@ -66,6 +66,8 @@ def test_embodied_actor_critic_two_ranks_equal_one(tmp_path):
     _compare(one, two, resumed)
 
 
+# Two spawned ranks that each import transformers: a minute apiece on 2 cores.
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_llm_policy_and_critic_two_ranks_equal_one(tmp_path, model_dir, algo):
     one, two, resumed = _dirs(tmp_path)

@@ -61,8 +61,13 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     groups, chunk sizes, the env id in its registry) -> the placement; a violation raises
     :class:`ConfigError` naming the key."""
     devices = cfg.cluster.devices
-    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
-    if isinstance(cfg.algo, OffPolicyConfig):
+    # PPO / GRPO actors train data-parallel over their ranks (FSDP2); the off-policy
+    # learner holds the replay buffer and runs as one process.
+    off_policy = isinstance(cfg.algo, OffPolicyConfig)
+    placement = validate_placement(
+        cfg.placement, devices, COMPONENTS, single_process=("actor",) if off_policy else ()
+    )
+    if off_policy:
         validate_offpolicy(cfg.algo, cfg.env, cfg.policy, cfg.runner)
         _check_env(cfg.env)
         return placement

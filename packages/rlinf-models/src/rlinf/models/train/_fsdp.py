@@ -3,6 +3,8 @@ the default process group (gloo on CPU, NCCL on GPU)."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -52,6 +54,11 @@ class FSDP2Backend(TrainingBackend):
             "offload_policy": offload,
             "reshard_after_forward": self.config.reshard_after_forward,
         }
+        # FSDP2 warns once per process when a forward returns a view (e.g. the actor-critic's
+        # squeezed values): an in-place op on it would skip the all-gather hook. No loss in
+        # rlinf modifies model outputs in place, and the equality tests against one rank
+        # check the gradients, so the warning only adds noise to every worker's log.
+        warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view")
         for block in layer_modules(model):
             fully_shard(block, **kwargs)
         fully_shard(model, **kwargs)
