@@ -28,6 +28,13 @@ sides alike.
 
     uv run --locked --group bench python benchmarks/embodied.py --quick   # a few minutes
     uv run --locked --group bench python benchmarks/embodied.py           # full
+
+``--preset cartpole|halfcheetah`` instead runs the preset as shipped through the real CLI
+(``rlinf-embodied train --config <preset>``) vs an SB3 PPO script with the preset's
+hyper-parameters, each in its own process, and reports training-loop and whole-command
+ratios (``benchmarks/embodied_preset.py`` has the details):
+
+    uv run --locked --group bench python benchmarks/embodied.py --preset cartpole
 """
 
 from __future__ import annotations
@@ -253,7 +260,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 round of 4 iterations")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--total-steps", type=int, default=100_352, help="49 x 2048")
+    parser.add_argument(
+        "--preset",
+        choices=["cartpole", "halfcheetah"],
+        help="the preset as shipped (CLI) vs SB3, whole command and training loop",
+    )
+    parser.add_argument(
+        "--total-steps", type=int, help="default: 100352 (49 x 2048); --preset: the preset's"
+    )
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--horizon", type=int, default=128)
@@ -268,6 +282,13 @@ def main() -> None:
         "--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="V"
     )
     args = parser.parse_args()
+    if args.preset:
+        from embodied_preset import run_preset  # benchmarks/ is on sys.path as the script's dir
+
+        run_preset(args.preset, args.rounds, args.total_steps)
+        return
+    if args.total_steps is None:
+        args.total_steps = 100_352
     if args.quick:
         args.rounds, args.total_steps = 1, 4 * args.num_envs * args.horizon
 
