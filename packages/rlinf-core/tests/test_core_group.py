@@ -58,6 +58,9 @@ class BadInit(Worker):
         if self.rank == 1:
             raise RuntimeError("cannot build rank 1")
 
+    def ping(self) -> str:
+        return "pong"
+
 
 @pytest.fixture(scope="module")
 def echo(cluster):
@@ -149,6 +152,27 @@ def test_init_failure_reports_rank(cluster):
             match=r"'bad' rank 1 failed in __init__\(\): RuntimeError: cannot build rank 1",
         ):
             WorkerGroup.launch(BadInit, pgs, "bad")
+    finally:
+        pgs.remove()
+
+
+def test_spawned_group_builds_workers_from_later_arguments(cluster):
+    # spawn starts the processes; start builds the workers with arguments known only now.
+    pgs = cluster.allocate({"late": "4-5"})
+    try:
+        group = WorkerGroup.spawn(Echo, pgs, "late")
+        with pytest.raises(ValueError, match="rank_kwargs has 1 entries for 2 ranks"):
+            group.start((7,), rank_kwargs=[{}])
+        assert group.start((7,), timeout=120).wait() == [None, None]
+        assert [i["group"] for i in group.call("identity").wait(timeout=60)] == ["late"] * 2
+        assert group.call("mul", 2).wait(timeout=60) == [14, 15]  # x * 7 + rank
+        group.kill()  # frees its share of the bundles for the next group
+        bad = WorkerGroup.spawn(BadInit, pgs, "late", name="late-bad")
+        with pytest.raises(WorkerError, match=r"'late-bad' rank 1 failed in __init__\(\)"):
+            bad.start(timeout=120).wait()
+        # The failed start killed its group: calls fail at once instead of hanging.
+        with pytest.raises(WorkerError):
+            bad.call("ping").wait(timeout=60)
     finally:
         pgs.remove()
 

@@ -134,6 +134,15 @@ class Cluster:
         self._groups.append(group)
         return group
 
+    def spawn(
+        self, worker_cls: type[W], placement: PlacementGroups, component: str, **kwargs: Any
+    ) -> WorkerGroup[W]:
+        """``WorkerGroup.spawn`` (processes started, workers not built until ``start``),
+        with the group killed on ``shutdown()``."""
+        group = WorkerGroup.spawn(worker_cls, placement, component, **kwargs)
+        self._groups.append(group)
+        return group
+
     def shutdown(self) -> None:
         """Kill launched groups, release placements, and stop Ray if this cluster started
         it (then end whatever Ray's shutdown left running, see ``reap_processes``).

@@ -70,7 +70,8 @@ class WorkerGroup(Generic[W]):
         comm_timeout: float = 600.0,
         startup_timeout: float | None = 300.0,
     ) -> WorkerGroup[W]:
-        """Start one ``worker_cls`` per rank of ``component`` and wait until all are built.
+        """Start one ``worker_cls`` per rank of ``component`` and wait until all are built:
+        :meth:`spawn`, then :meth:`start` and its wait.
 
         Args:
             worker_cls: A Worker subclass.
@@ -87,15 +88,41 @@ class WorkerGroup(Generic[W]):
         Raises:
             WorkerError: a rank's ``__init__`` raised (with its traceback) or it died.
         """
+        group = cls.spawn(
+            worker_cls,
+            placement,
+            component,
+            name=name,
+            max_concurrency=max_concurrency,
+            env_vars=env_vars,
+            comm_timeout=comm_timeout,
+        )
+        group.start(args, kwargs, rank_kwargs=rank_kwargs, timeout=startup_timeout).wait()
+        return group
+
+    @classmethod
+    def spawn(
+        cls,
+        worker_cls: type[W],
+        placement: PlacementGroups,
+        component: str,
+        *,
+        name: str | None = None,
+        max_concurrency: int = 1,
+        env_vars: Mapping[str, str] | None = None,
+        comm_timeout: float = 600.0,
+    ) -> WorkerGroup[W]:
+        """Start the processes of ``component``'s ranks, without building the workers yet.
+
+        Each process imports ``worker_cls``'s module as it starts, so a flow can spawn all
+        of its groups at once and let them warm up together while it still computes the
+        constructors' arguments (e.g. the env's observation spec), then :meth:`start` each.
+        Arguments are as for :meth:`launch`.
+        """
         if not (isinstance(worker_cls, type) and issubclass(worker_cls, Worker)):
             raise TypeError(f"{worker_cls!r} is not a subclass of rlinf.core.Worker")
         cp = placement.placement[component]
         name = name or component
-        if rank_kwargs is not None and len(rank_kwargs) != cp.world_size:
-            raise ValueError(
-                f"group {name!r}: rank_kwargs has {len(rank_kwargs)} entries for "
-                f"{cp.world_size} ranks"
-            )
         namespace = ray.get_runtime_context().namespace
         # Held by the group: an actor whose last handle is dropped is destroyed by Ray.
         rendezvous = ensure_rendezvous(namespace)
@@ -119,9 +146,6 @@ class WorkerGroup(Generic[W]):
             options = placement.actor_options(component, rp.rank)
             if env_vars:
                 options["runtime_env"]["env_vars"].update(env_vars)
-            merged = dict(kwargs or {})
-            if rank_kwargs is not None:
-                merged.update(rank_kwargs[rp.rank])
             try:
                 handle = remote_cls.options(
                     name=f"{name}:{rp.rank}",
@@ -129,7 +153,7 @@ class WorkerGroup(Generic[W]):
                     max_concurrency=max_concurrency,
                     max_restarts=0,
                     **options,
-                ).remote(worker_cls, ctx, tuple(args), merged)
+                ).remote(worker_cls, ctx)
             except ValueError as e:
                 for h in handles:
                     ray.kill(h)
@@ -137,13 +161,33 @@ class WorkerGroup(Generic[W]):
             handles.append(handle)
         group = cls(name, worker_cls, cp, handles, lock)
         group._rendezvous = rendezvous
-        refs = [h.start.remote() for h in handles]
-        try:
-            GroupFuture(name, "__init__", range(len(refs)), refs, startup_timeout).wait()
-        except (WorkerError, TimeoutError):
-            group.kill()
-            raise
         return group
+
+    def start(
+        self,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        rank_kwargs: Sequence[Mapping[str, Any]] | None = None,
+        timeout: float | None = 300.0,
+    ) -> GroupStart:
+        """Build every rank's worker as ``worker_cls(*args, **kwargs, **rank_kwargs[rank])``,
+        without waiting: the returned future's ``wait()`` raises :class:`WorkerError`
+        naming the rank whose ``__init__`` raised or died, after killing the group.
+        """
+        if rank_kwargs is not None and len(rank_kwargs) != self.world_size:
+            raise ValueError(
+                f"group {self._name!r}: rank_kwargs has {len(rank_kwargs)} entries for "
+                f"{self.world_size} ranks"
+            )
+        refs = []
+        for rank, handle in enumerate(self._handles):
+            merged = dict(kwargs or {})
+            if rank_kwargs is not None:
+                merged.update(rank_kwargs[rank])
+            refs.append(handle.start.remote(tuple(args), merged))
+        future = GroupFuture(self._name, "__init__", range(len(refs)), refs, timeout)
+        return GroupStart(self, future)
 
     @property
     def name(self) -> str:
@@ -280,3 +324,20 @@ class WorkerGroup(Generic[W]):
         return (
             f"WorkerGroup({self._name!r}, {self.worker_cls.__name__}, world_size={self.world_size})"
         )
+
+
+class GroupStart:
+    """What :meth:`WorkerGroup.start` returns: a failed or timed-out ``wait()`` kills the
+    group before it raises, so a half-built group never outlives the error."""
+
+    def __init__(self, group: WorkerGroup, future: GroupFuture) -> None:
+        self._group = group
+        self._future = future
+
+    def wait(self, *timeout: float | None) -> list[Any]:
+        """``GroupFuture.wait`` (``timeout`` defaults to the start's)."""
+        try:
+            return self._future.wait(*timeout)
+        except (WorkerError, TimeoutError):
+            self._group.kill()
+            raise

@@ -20,24 +20,18 @@ class WorkerHost:
     driver can name the group, rank and remote traceback without parsing Ray's wrappers.
     """
 
-    def __init__(
-        self,
-        worker_cls: type[Worker],
-        ctx: WorkerContext,
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-    ):
+    def __init__(self, worker_cls: type[Worker], ctx: WorkerContext):
+        # Unpickling worker_cls here imports its module (torch, simulators, ...): the
+        # process warms up while the driver still prepares the constructor's arguments.
         self._cls = worker_cls
         self._ctx = ctx
-        self._args = args
-        self._kwargs = kwargs
         self._worker: Worker | None = None
 
-    def start(self) -> tuple:
+    def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:
         try:
             worker = self._cls.__new__(self._cls)
             worker._attach(self._ctx)
-            worker.__init__(*self._args, **self._kwargs)
+            worker.__init__(*args, **kwargs)
             self._worker = worker
             return ("ok", None)
         except Exception as e:

@@ -82,23 +82,19 @@ class OffPolicyFlow:
             factory = functools.partial(
                 build_offpolicy_responder, policy, seed=r.seed, torch_threads=threads
             )
-            self.env = self.cluster.launch(
-                env_worker,
-                pgs,
-                "env",
-                name=f"{config.name}-env-{tag}",
-                args=(env_cfg, 1),
-                kwargs={"responder_factory": factory},
+            # Both groups' processes start together; the learner is built once the env's
+            # specs are known.
+            self.env = self.cluster.spawn(env_worker, pgs, "env", name=f"{config.name}-env-{tag}")
+            self.learner = self.cluster.spawn(
+                OffPolicyLearnerWorker, pgs, "actor", name=f"{config.name}-learner-{tag}"
             )
+            self.env.start((env_cfg, 1), {"responder_factory": factory}, timeout=r.timeout_s).wait()
             obs_spec, action_spec = self.env.call("specs", ranks=0).wait(r.timeout_s)[0]
-            self.learner = self.cluster.launch(
-                OffPolicyLearnerWorker,
-                pgs,
-                "actor",
-                name=f"{config.name}-learner-{tag}",
-                args=(algo, policy, obs_spec, action_spec),
-                kwargs={"seed": r.seed, "torch_threads": threads},
-            )
+            self.learner.start(
+                (algo, policy, obs_spec, action_spec),
+                {"seed": r.seed, "torch_threads": threads},
+                timeout=r.timeout_s,
+            ).wait()
             self.mode = pgs.placement.mode
         except BaseException:
             self.cluster.shutdown()

@@ -135,16 +135,24 @@ class LLMRLFlow:
             r = config.runner
             threads = resolve_torch_threads(r, config.cluster)
             common = {"seed": r.seed, "torch_threads": threads, "dtype": config.dtype}
-            self.actor = self.launch(
-                LLMActorWorker,
-                "actor",
-                args=(model_path, algo),
-                kwargs={"total_updates": total_updates, "ref_path": ref_path, **common},
-            )
-            self.rollout = self.launch(
-                rollout_worker, "rollout", args=(model_path, *rollout_args, *extra), kwargs=common
-            )
-            self.reward = self.launch(RewardWorker, "reward", args=(scorer_factory,))
+            # The three groups' processes start and import together; then their workers are
+            # built together (each loads its model): about one start-up instead of three.
+            self.actor = self.spawn(LLMActorWorker, "actor")
+            self.rollout = self.spawn(rollout_worker, "rollout")
+            self.reward = self.spawn(RewardWorker, "reward")
+            starting = [
+                self.actor.start(
+                    (model_path, algo),
+                    {"total_updates": total_updates, "ref_path": ref_path, **common},
+                    timeout=r.timeout_s,
+                ),
+                self.rollout.start(
+                    (model_path, *rollout_args, *extra), common, timeout=r.timeout_s
+                ),
+                self.reward.start((scorer_factory,), timeout=r.timeout_s),
+            ]
+            for future in starting:
+                future.wait()
             self.rollout_channel = Channel.create(f"{config.name}-rollout-{self._tag}")
             self.scored_channel = Channel.create(f"{config.name}-scored-{self._tag}")
             self.batch_channel = Channel.create(f"{config.name}-batch-{self._tag}")
@@ -170,6 +178,19 @@ class LLMRLFlow:
             name=f"{self.config.name}-{component}-{self._tag}",
             args=tuple(args),
             kwargs=dict(kwargs or {}),
+            **options,
+        )
+        self.groups[component] = group
+        return group
+
+    def spawn(self, worker_cls: type, component: str, **options: Any) -> WorkerGroup:
+        """Start ``component``'s processes as ``<name>-<component>-<tag>`` without building
+        the workers (``WorkerGroup.start`` does); ``options`` as for :meth:`launch`."""
+        group = self.cluster.spawn(
+            worker_cls,
+            self._pgs,
+            component,
+            name=f"{self.config.name}-{component}-{self._tag}",
             **options,
         )
         self.groups[component] = group
