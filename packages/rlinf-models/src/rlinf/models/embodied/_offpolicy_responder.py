@@ -19,7 +19,7 @@ from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
 from ._offpolicy_learner import NEXT_OBS_RECORD
-from ._weights import VersionedWeights, WeightSnapshot
+from ._responder import VersionedResponder
 
 __all__ = ["OffPolicyResponder", "build_actor", "build_offpolicy_responder"]
 
@@ -39,7 +39,7 @@ def build_actor(
     )
 
 
-class OffPolicyResponder:
+class OffPolicyResponder(VersionedResponder):
     """Version-checked stochastic actions plus the ``next_obs`` record.
 
     Args:
@@ -47,30 +47,8 @@ class OffPolicyResponder:
     """
 
     def __init__(self, actor: SquashedGaussianActor) -> None:
-        self.actor = actor.eval()
-        self.weights = VersionedWeights(self.actor)
-
-    @property
-    def version(self) -> int:
-        """Version of the loaded weights (-1 before the first load)."""
-        return self.weights.version
-
-    def load_weights(self, snapshot: WeightSnapshot) -> int:
-        """Load the next weight version (``StaleWeightsError`` when out of order)."""
-        self.weights.load(snapshot)
-        return self.weights.version
-
-    def require(self, version: int) -> None:
-        """Raise ``StaleWeightsError`` unless exactly ``version`` is loaded."""
-        self.weights.require(version)
-
-    def get_state(self) -> dict[str, Any]:
-        """The sampling RNG (torch's CPU generator of this process)."""
-        return {"torch_rng": torch.get_rng_state()}
-
-    def set_state(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`get_state`."""
-        torch.set_rng_state(state["torch_rng"])
+        super().__init__(actor)
+        self.actor = actor
 
     def answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One reply per request: ``action [n, *shape]`` when it has ``obs``, and

@@ -21,19 +21,22 @@ from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from ._weights import VersionedWeights, WeightSnapshot
 
-__all__ = ["ActionResponder", "build_responder"]
+__all__ = ["ActionResponder", "VersionedResponder", "build_responder"]
 
 
-class ActionResponder:
-    """Version-checked batched inference for env stages' requests.
+class VersionedResponder:
+    """What every responder shares: the loaded weights' version and the sampling RNG.
+
+    Env workers and rollout workers drive any responder through these methods (and
+    ``answer``), whatever model it runs.
 
     Args:
-        policy: the inference copy (put in eval mode here).
+        model: the inference copy (put in eval mode here); weights come by
+            :meth:`load_weights`.
     """
 
-    def __init__(self, policy: ActorCritic) -> None:
-        self.policy = policy.eval()
-        self.weights = VersionedWeights(self.policy)
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.weights = VersionedWeights(model.eval())
 
     @property
     def version(self) -> int:
@@ -51,12 +54,24 @@ class ActionResponder:
 
     def get_state(self) -> dict[str, Any]:
         """The action sampling's RNG state (torch's CPU generator of this process, which
-        ``policy.act`` draws from), for an exact resume."""
+        the model's sampling draws from), for an exact resume."""
         return {"torch_rng": torch.get_rng_state()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`."""
         torch.set_rng_state(state["torch_rng"])
+
+
+class ActionResponder(VersionedResponder):
+    """Version-checked batched inference for env stages' requests.
+
+    Args:
+        policy: the inference copy (put in eval mode here).
+    """
+
+    def __init__(self, policy: ActorCritic) -> None:
+        super().__init__(policy)
+        self.policy = policy
 
     def answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Replies to ``requests``, in order: one forward pass for the obs of all of them,
