@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import ray
@@ -81,3 +83,17 @@ def test_every_group_estimator_is_selectable(name):
     assert cfg.algo.advantage_estimator is ADVANTAGE_ESTIMATORS.get(name)
     with pytest.raises(ConfigError, match=rf"generation\.n: algo\.name {name} needs >= 2"):
         load_math_config("grpo", [f"algo.name={name}", "generation.n=1"])
+
+
+def test_loading_the_config_imports_neither_ray_nor_transformers():
+    # A bad key or path must be named in about a second, not after the model code loads.
+    code = (
+        "import sys\n"
+        "from rlinf.apps.math._config import load_math_config\n"
+        "load_math_config('grpo', ['runner.steps=3'])\n"
+        "print(sorted(m for m in ('ray', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -26,20 +26,6 @@
 
 import importlib
 
-from ._advantages import group_size_of, outcome_token_rewards, token_advantages
-from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult, ToolSession
-from ._batch import RolloutBatch
-from ._generation import GenerationBackend, GenerationConfig, check_prompts
-from ._hf_backend import HFGenerationBackend, sample_next_token
-from ._load import check_model_dir, load_causal_lm, load_tokenizer
-from ._logprobs import position_ids_from_mask, response_logprobs
-from ._multiturn import multi_turn_generate
-from ._sft import SFTConfig, SFTExample, run_sft, sft_batch
-from ._tiny import TinyLMConfig, build_char_tokenizer, build_tiny_causal_lm
-from ._updater import LLMUpdater
-from ._updater_config import ALGORITHMS, LLMUpdaterConfig
-from ._value import ValueModel
-
 __all__ = [
     "ALGORITHMS",
     "AgentEnv",
@@ -92,9 +78,40 @@ __all__ = [
 ]
 
 
-# The workers, the flow and the loop import Ray (through rlinf.core); load them only when
-# asked for (PEP 562), so `import rlinf.models.llm` stays Ray-free.
+# Every name is imported from its home module when first asked for (PEP 562): the workers,
+# the flow and the loop import Ray (through rlinf.core), the model code transformers; an
+# app's config (its sections live here) loads without either.
 _LAZY = {
+    "group_size_of": "._advantages",
+    "outcome_token_rewards": "._advantages",
+    "token_advantages": "._advantages",
+    "AgentEnv": "._agent_types",
+    "MultiTurnConfig": "._agent_types",
+    "MultiTurnResult": "._agent_types",
+    "ToolSession": "._agent_types",
+    "RolloutBatch": "._batch",
+    "GenerationBackend": "._generation",
+    "GenerationConfig": "._generation",
+    "check_prompts": "._generation",
+    "HFGenerationBackend": "._hf_backend",
+    "sample_next_token": "._hf_backend",
+    "check_model_dir": "._load",
+    "load_causal_lm": "._load",
+    "load_tokenizer": "._load",
+    "position_ids_from_mask": "._logprobs",
+    "response_logprobs": "._logprobs",
+    "multi_turn_generate": "._multiturn",
+    "SFTConfig": "._sft",
+    "SFTExample": "._sft",
+    "run_sft": "._sft",
+    "sft_batch": "._sft",
+    "TinyLMConfig": "._tiny",
+    "build_char_tokenizer": "._tiny",
+    "build_tiny_causal_lm": "._tiny",
+    "LLMUpdater": "._updater",
+    "ALGORITHMS": "._updater_config",
+    "LLMUpdaterConfig": "._updater_config",
+    "ValueModel": "._value",
     "LLMActorWorker": "._workers",
     "LLMRolloutWorker": "._workers",
     "RewardWorker": "._workers",
@@ -118,5 +135,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-)
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = ["check_model_dir", "load_causal_lm", "load_tokenizer"]
 
@@ -46,6 +43,9 @@ def load_tokenizer(path: str | Path) -> Any:
     saved_class = None
     if tokenizer_config.is_file():
         saved_class = json.loads(tokenizer_config.read_text()).get("tokenizer_class")
+    # Imported here: checking a model path must not cost the seconds transformers takes.
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
     if saved_class in _GENERIC_TOKENIZER_CLASSES:
         tokenizer = PreTrainedTokenizerFast.from_pretrained(p, local_files_only=True)
     else:
@@ -75,6 +75,8 @@ def load_causal_lm(
         FileNotFoundError: ``path`` does not exist.
         ValueError: ``path`` is not a directory with a ``config.json``.
     """
+    from transformers import AutoModelForCausalLM
+
     p = check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, local_files_only=True)
     model.to(device)

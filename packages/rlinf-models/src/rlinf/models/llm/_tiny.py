@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import GenerationConfig as HFGenerationConfig
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 __all__ = [
     "EOS_TOKEN",
@@ -92,6 +93,11 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
     ``decode(encode(s)) == s`` for text made of those characters (no spaces are inserted,
     no clean-up is applied). Built with the ``tokenizers`` library, nothing is downloaded.
     """
+    # tokenizers / transformers are imported by the builders only: TinyLMConfig is part of
+    # app configs, which load without them.
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     vocab = {tok: i for i, tok in enumerate([PAD_TOKEN, EOS_TOKEN, UNK_TOKEN, *_CHARS])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     # Split every character (newline included: "." would skip it) into its own word.
@@ -116,6 +122,9 @@ def build_tiny_causal_lm(out_dir: str | Path, config: TinyLMConfig = TinyLMConfi
     model config and its generation config. Initialization is seeded by ``config.seed``
     without touching the global torch RNG.
     """
+    from transformers import GenerationConfig as HFGenerationConfig
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     tokenizer = build_char_tokenizer()
     hf_config = Qwen2Config(
         vocab_size=len(tokenizer),
