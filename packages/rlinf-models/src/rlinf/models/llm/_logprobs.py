@@ -9,11 +9,11 @@ backward pass when autograd is on), so temporaries are ``O(chunk_size * V)``.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import torch
 from torch import nn
-from torch.distributed.fsdp import FSDPModule
 from torch.utils.checkpoint import checkpoint
 
 from rlinf.algos import entropy_from_logits, log_probs_from_logits
@@ -48,7 +48,10 @@ def check_sequence_layout(
 
 def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module] | None:
     """``(decoder, output_projection)`` when logits are exactly ``proj(decoder(...))``."""
-    if isinstance(model, FSDPModule):
+    # A model can only be sharded once torch.distributed.fsdp was imported; importing it
+    # here just to check would cost every LLM process two seconds.
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    if fsdp is not None and isinstance(model, fsdp.FSDPModule):
         # fsdp2 gathers the root's parameters (embeddings, tied head) only around the
         # model's own forward: calling the decoder and the head apart would see shards.
         return None
