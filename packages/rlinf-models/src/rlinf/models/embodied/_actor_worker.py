@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import WeightStager
 from ..train import TrainingConfig
 from ._config import UpdaterConfig
+from ._process import setup_torch_process
 from ._updater import PolicyUpdater
 from ._weights import WeightSnapshot
 
@@ -62,10 +62,7 @@ class EmbodiedActorWorker(WeightStager, Worker):
         training: TrainingConfig | None = None,
     ) -> None:
         super().__init__()
-        torch.set_num_threads(torch_threads)
-        # Trajectories fetched from the object store are read-only zero-copy arrays; the
-        # updater only reads them, so torch's warning about non-writable arrays is noise.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        setup_torch_process(torch_threads)
         torch.manual_seed(seed)
         if training is None:
             training = TrainingConfig(backend="fsdp2" if self.world_size > 1 else "torch")

@@ -8,7 +8,6 @@ protocol in ``rlinf.envs.EnvWorker``), so the learner can bootstrap truncated ep
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
 from ._offpolicy_learner import NEXT_OBS_RECORD
+from ._process import setup_torch_process
 from ._responder import VersionedResponder
 
 __all__ = ["OffPolicyResponder", "build_actor", "build_offpolicy_responder"]
@@ -86,7 +86,6 @@ def build_offpolicy_responder(
 ) -> OffPolicyResponder:
     """An env worker's ``responder_factory`` (through ``functools.partial``): a fresh actor
     whose sampling is seeded from ``seed`` and the env worker's ``rank``."""
-    torch.set_num_threads(torch_threads)
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    setup_torch_process(torch_threads)
     torch.manual_seed(seed + 7919 * (rank + 1))
     return OffPolicyResponder(build_actor(policy_config, obs_spec, action_spec))

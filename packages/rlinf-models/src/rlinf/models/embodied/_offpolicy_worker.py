@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ray
-import torch
 
 from rlinf.core import Worker
 
@@ -18,6 +16,7 @@ from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import StagedWeights, put_weights
 from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_learner import OffPolicyLearner
+from ._process import setup_torch_process
 from ._weights import WeightSnapshot
 
 __all__ = ["BUFFER_FILE", "OffPolicyLearnerWorker"]
@@ -52,8 +51,7 @@ class OffPolicyLearnerWorker(Worker):
         torch_threads: int = 1,
     ) -> None:
         super().__init__()
-        torch.set_num_threads(torch_threads)
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        setup_torch_process(torch_threads)
         self.learner = OffPolicyLearner(config, policy_config, obs_spec, action_spec, seed)
         self.next_version = 0
         # weight version -> learner updates when it was exported (for staleness)

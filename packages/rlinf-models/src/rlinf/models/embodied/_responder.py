@@ -9,7 +9,6 @@ process hand-off per step.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import torch
 from .._actor_critic import ActorCritic, build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
+from ._process import setup_torch_process
 from ._weights import VersionedWeights, WeightSnapshot
 
 __all__ = ["ActionResponder", "VersionedResponder", "build_responder"]
@@ -133,10 +133,7 @@ def build_responder(
     Made to be handed, through ``functools.partial``, as an env worker's
     ``responder_factory``: the env worker calls it with its own specs.
     """
-    torch.set_num_threads(torch_threads)
-    # Arrays that came through Ray are read-only zero-copy views; the policy only reads
-    # them, so torch's warning about non-writable arrays is noise here.
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+    setup_torch_process(torch_threads)
     torch.manual_seed(seed + 7919 * (rank + 1))
     return ActionResponder(build_policy(policy_config, obs_spec, action_spec))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +17,7 @@ from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import resolve_snapshot
+from ._process import setup_torch_process
 from ._responder import ActionResponder
 from ._weights import WeightSnapshot
 
@@ -61,10 +61,7 @@ class EmbodiedRolloutWorker(Worker):
         torch_threads: int = 1,
     ) -> None:
         super().__init__()
-        torch.set_num_threads(torch_threads)
-        # ``act`` called through Ray gets read-only zero-copy arrays; the policy only reads
-        # them, so torch's warning about non-writable arrays is noise here.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        setup_torch_process(torch_threads)
         torch.manual_seed(seed + 7919 * (self.rank + 1))
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
         self.responder = ActionResponder(self.policy)
