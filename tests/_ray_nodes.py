@@ -39,6 +39,9 @@ _PORT_FLAGS = (
 )
 
 
+_STARTS = 3
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +91,13 @@ def _driver_env(nodes: RayNodes) -> dict[str, str]:
 def _ray_start(nodes: RayNodes, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     ray_cli = str(Path(sys.executable).with_name("ray"))
     ports = [x for flag in _PORT_FLAGS for x in (flag, str(_free_port()))]
-    env = _driver_env(nodes)
+    # A raylet waits a fixed time for its agents (Python processes that a loaded machine
+    # starts slowly) to report their ports, then aborts: give them longer.
+    env = dict(
+        _driver_env(nodes),
+        RAY_raylet_start_wait_time_s="120",
+        RAY_agent_register_timeout_ms="120000",
+    )
     with open(log, "wb") as out:
         return subprocess.Popen(
             [ray_cli, "start", "--block", "--disable-usage-stats", *ports, *args],
@@ -129,6 +138,14 @@ def _alive_nodes(nodes: RayNodes) -> int:
         return 0
 
 
+def _raylet_errors(root: Path) -> str:
+    """The fatal lines of the cluster's raylet logs (why a node did not come up)."""
+    lines = []
+    for f in sorted((root / "ray").glob("session_*/logs/raylet*.out")):
+        lines += [ln for ln in f.read_text(errors="replace").splitlines() if " C " in ln]
+    return "\n".join(lines[-5:]) or "(none)"
+
+
 @contextlib.contextmanager
 def ray_nodes(
     cpus: tuple[int, ...],
@@ -158,13 +175,25 @@ def ray_nodes(
             else:
                 args = ["--address", nodes.address]
             log = root / f"node{i}.log"
-            nodes.procs.append(_ray_start(nodes, [*args, "--num-cpus", str(n), *extra], log))
             deadline = time.monotonic() + timeout_s
-            while _alive_nodes(nodes) < i + 1:
-                dead = nodes.procs[-1].poll() is not None
-                if dead or time.monotonic() > deadline:
-                    raise RuntimeError(f"Ray node {i} did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(1.0)
+            # `ray start` gives a node's raylet a fixed 30 s to register: on a loaded machine
+            # a start can fail and the next one succeed.
+            for attempt in range(_STARTS):
+                proc = _ray_start(nodes, [*args, "--num-cpus", str(n), *extra], log)
+                nodes.procs.append(proc)
+                while _alive_nodes(nodes) < i + 1 and proc.poll() is None:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(1.0)
+                if proc.poll() is None and _alive_nodes(nodes) == i + 1:
+                    break
+                nodes.procs.pop()
+                RayNodes(nodes.address, root, [proc]).stop()
+                if attempt == _STARTS - 1 or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"Ray node {i} did not start ({attempt + 1} tries):\n"
+                        f"{log.read_text()[-1500:]}\nraylet errors:\n{_raylet_errors(root)}"
+                    )
         yield nodes
     finally:
         nodes.stop()

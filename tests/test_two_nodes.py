@@ -37,8 +37,9 @@ _TINY_MATH = [
 ]
 
 # Asked from a fresh driver after a run: the GCS keeps every actor (dead ones too) with the
-# node it ran on. Workers are WorkerHost actors named "<component>:<rank>"
-# (rlinf.core.WorkerGroup); the last run is the job whose workers started last.
+# node it ran on. Workers are WorkerHost actors named "<group>:<rank>" (rlinf.core.WorkerGroup),
+# the flows' groups "<run name>-<component>-<tag>"; the last run is the job whose workers
+# started last.
 _WHERE = """
 import json, ray
 ray.init(address={address!r}, logging_level="ERROR")
@@ -65,10 +66,16 @@ def cluster(nodes: RayNodes, monkeypatch: pytest.MonkeyPatch) -> RayNodes:
     return nodes
 
 
-def _where(cluster: RayNodes) -> dict[str, int]:
-    """Worker (``"<component>:<rank>"``) of the last run -> the node it ran on (0: head)."""
+def _where(cluster: RayNodes) -> dict[str, list[int]]:
+    """Component of the last run -> the node each of its ranks ran on (0: head), in rank
+    order."""
     out = run_driver(cluster, _WHERE.format(address=cluster.address))
-    return json.loads(out.strip().splitlines()[-1])
+    where: dict[str, list[int]] = {}
+    for name, node in sorted(json.loads(out.strip().splitlines()[-1]).items()):
+        group, rank = name.rsplit(":", 1)
+        component = group.rsplit("-", 2)[-2]
+        where.setdefault(component, []).insert(int(rank), node)
+    return where
 
 
 def _main(app: str):
@@ -84,7 +91,7 @@ def test_math_actor_on_node0_rollout_on_node1(cluster, tmp_path, capsys):
     rows = read_metrics(run_dir / "metrics.jsonl")
     assert [int(r["step"]) for r in rows if "train/grad_norm" in r] == [1, 2, 3], rows
     where = _where(cluster)
-    assert where["actor:0"] == 0 and where["reward:0"] == 0 and where["rollout:0"] == 1, where
+    assert where == {"actor": [0], "reward": [0], "rollout": [1]}, where
 
 
 def test_embodied_env_workers_on_node1(cluster, tmp_path, capsys):
@@ -102,7 +109,7 @@ def test_embodied_env_workers_on_node1(cluster, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert "(hybrid)" in capsys.readouterr().out
     where = _where(cluster)
-    assert where["env:0"] == 1 and where["rollout:0"] == 0 and where["actor:0"] == 0, where
+    assert where == {"env": [1], "rollout": [0], "actor": [0]}, where
 
 
 def test_placement_beyond_the_cluster_fails_before_any_worker(cluster, capsys):
