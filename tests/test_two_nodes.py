@@ -116,7 +116,7 @@ def test_placement_beyond_the_cluster_fails_before_any_worker(cluster, capsys):
     args = ["train", "--config", "cartpole", "--address", cluster.address, "cluster.devices=1"]
     assert _main("embodied")([*args, "placement.env=2"]) == 2
     err = capsys.readouterr().err
-    assert "placement of 'env' ('2'): device 2 is out of range: the cluster has 2 device(s)" in err
+    assert "placement of 'env' (2): device 2 is out of range: the cluster has 2 device(s)" in err
     assert "cluster: 2 node(s) with 2 CPU slot(s): node 0 (" in err
     assert _main("embodied")([*args, "placement.env=gpus@0"]) == 2
     assert "unknown node group 'gpus'; node groups: (none defined)" in capsys.readouterr().err
