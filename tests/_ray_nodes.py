@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["RayNodes", "ray_nodes", "run_driver"]
 
@@ -108,12 +109,13 @@ def _ray_start(nodes: RayNodes, args: list[str], log: Path) -> subprocess.Popen[
         )
 
 
-def run_driver(nodes: RayNodes, code: str, timeout_s: float = 120.0) -> str:
+def run_driver(nodes: RayNodes, code: str, timeout_s: float = 120.0) -> Any:
     """Run ``code`` (Python) as a driver of the cluster in a fresh interpreter (this
-    process stays free of any Ray connection) and return its stdout.
+    process stays free of any Ray connection) and return what it printed as
+    ``print("RESULT", json.dumps(x))`` (Ray's own log lines may share its stdout).
 
     Raises:
-        RuntimeError: the driver failed (the message holds its stderr).
+        RuntimeError: the driver failed or printed no result (the message holds its output).
     """
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -122,18 +124,21 @@ def run_driver(nodes: RayNodes, code: str, timeout_s: float = 120.0) -> str:
         env=_driver_env(nodes),
         timeout=timeout_s,
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"driver failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return out.stdout
+    results = [ln[len("RESULT ") :] for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if out.returncode != 0 or not results:
+        raise RuntimeError(
+            f"driver failed (exit {out.returncode}):\n{out.stdout[-1000:]}\n{out.stderr[-3000:]}"
+        )
+    return json.loads(results[-1])
 
 
 def _alive_nodes(nodes: RayNodes) -> int:
     code = (
         f"import json, ray; ray.init(address={nodes.address!r}, logging_level='ERROR'); "
-        "print(json.dumps(sum(n['Alive'] for n in ray.nodes())))"
+        "print('RESULT', json.dumps(sum(n['Alive'] for n in ray.nodes())))"
     )
     try:
-        return int(json.loads(run_driver(nodes, code, 60.0).strip().splitlines()[-1]))
+        return int(run_driver(nodes, code, 60.0))
     except (RuntimeError, subprocess.TimeoutExpired):
         return 0
 

@@ -5,7 +5,6 @@ ports and temporary directory, stopped by pid; see ``_ray_nodes``): each app joi
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -46,7 +45,7 @@ ray.init(address={address!r}, logging_level="ERROR")
 head = {{n["NodeID"]: "node:__internal_head__" in n["Resources"] for n in ray.nodes()}}
 workers = [a for a in ray._private.state.actors().values() if a["ActorClassName"] == "WorkerHost"]
 last = max(workers, key=lambda a: a["StartTime"])["JobID"]
-print(json.dumps({{
+print("RESULT", json.dumps({{
     a["Name"]: 0 if head[a["Address"]["NodeID"]] else 1 for a in workers if a["JobID"] == last
 }}))
 """
@@ -69,9 +68,9 @@ def cluster(nodes: RayNodes, monkeypatch: pytest.MonkeyPatch) -> RayNodes:
 def _where(cluster: RayNodes) -> dict[str, list[int]]:
     """Component of the last run -> the node each of its ranks ran on (0: head), in rank
     order."""
-    out = run_driver(cluster, _WHERE.format(address=cluster.address))
+    located = run_driver(cluster, _WHERE.format(address=cluster.address))
     where: dict[str, list[int]] = {}
-    for name, node in sorted(json.loads(out.strip().splitlines()[-1]).items()):
+    for name, node in sorted(located.items()):
         group, rank = name.rsplit(":", 1)
         component = group.rsplit("-", 2)[-2]
         where.setdefault(component, []).insert(int(rank), node)
