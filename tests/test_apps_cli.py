@@ -5,6 +5,7 @@ before anything is loaded or started."""
 from __future__ import annotations
 
 import importlib
+import socket
 import subprocess
 import sys
 
@@ -34,3 +35,18 @@ def test_refuses_to_overwrite_a_run(app, preset, tmp_path, capsys):
         err
         == f"rlinf-{app}: error: run directory {occupied} is not empty (use --resume to continue it)\n"
     )
+
+
+@pytest.mark.parametrize(("app", "preset"), sorted(APPS.items()))
+def test_address_where_no_cluster_answers_is_a_config_error(app, preset, tmp_path, capsys):
+    main = importlib.import_module(f"rlinf.apps.{app}.cli").main
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    run_dir = tmp_path / "run"
+    assert main(["train", "--config", preset, "--run-dir", str(run_dir), "--address", closed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"rlinf-{app}: error: cluster.address: no Ray cluster answers at {closed}"
+    )
+    assert not run_dir.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlinf.sched import (
+    Node,
     Placement,
     PlacementError,
     PlacementMode,
@@ -143,3 +144,19 @@ def test_unknown_missing_exclusive_and_required_mode():
         Placement.parse({"a": "0-3", "b": "2-5"}, TOPO, require="collocated")
     with pytest.raises(PlacementError, match="node group 'x' names node 5"):
         Topology.uniform(2, 4, node_groups={"x": [5]})
+
+
+def test_describe_names_nodes_devices_and_groups():
+    topo = Topology(
+        (Node(0, 2, "a", "10.0.0.1"), Node(1, 0, "b", "10.0.0.2"), Node(2, 1, "c", "10.0.0.3")),
+        device_type="gpu",
+        node_groups={"trainers": (0,), "sim": (1, 2)},
+    )
+    assert topo.describe() == (
+        "3 node(s) with 3 GPU(s): node 0 (10.0.0.1) 2 (devices 0-1), node 1 (10.0.0.2) 0 "
+        "(none), node 2 (10.0.0.3) 1 (devices 2-2); node groups: sim = node(s) [1, 2], "
+        "trainers = node(s) [0]"
+    )
+    assert Topology.uniform(1, 2).describe() == (
+        "1 node(s) with 2 CPU slot(s): node 0 2 (devices 0-1); no node groups"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
@@ -28,21 +28,42 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class ClusterSection:
-    """The local Ray cluster of an app run (CPU slots stand in for devices without GPUs).
+    """The Ray cluster of an app run: a local one started for it, or a running one joined
+    by ``address`` (CPU slots stand in for devices on nodes without GPUs).
+
+    Placement indices number the devices of all nodes, node by node (head first; see
+    :meth:`rlinf.sched.Topology.from_ray`); ``"<group>@<devices>"`` numbers them within a
+    node group.
 
     Attributes:
-        num_cpus: CPUs Ray may use (``None``: all of the machine's).
-        devices: device slots on the node; placement indices refer to them.
-        address: join a running Ray cluster instead of starting one (``"auto"``).
+        num_cpus: CPUs a locally started Ray may use (``None``: all of the machine's);
+            ignored with ``address``.
+        devices: device slots per node when no node has GPUs; on a GPU cluster every GPU is
+            a device and this is ignored.
+        address: join a running Ray cluster instead of starting one (``"auto"`` or
+            ``"host:port"`` of its head, as ``ray start --head`` prints); the placement is
+            then checked against that cluster's nodes when the config is loaded.
+        node_groups: named subsets of nodes for placement specs ``"<group>@<devices>"``:
+            name -> node indices (``[1, 2]``), or name -> a Ray resource that the group's
+            nodes have (``ray start --resources '{"<resource>": 1}'``; needs ``address``).
     """
 
     num_cpus: int | None = 2
     devices: int = 2
     address: str | None = None
+    node_groups: Mapping[str, tuple[int, ...] | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.devices < 1:
             raise ValueError(f"devices must be >= 1, got {self.devices}")
+        if self.address is not None and not self.address.strip():
+            raise ValueError("address must be 'auto' or 'host:port', got an empty string")
+        for name, sel in self.node_groups.items():
+            if isinstance(sel, str) and self.address is None:
+                raise ValueError(
+                    f"node_groups.{name}: a group by Ray resource ({sel!r}) needs a joined "
+                    "cluster (cluster.address); a locally started Ray has one node: use [0]"
+                )
 
     def cores_per_slot(self) -> int:
         """Cores behind each device slot: ``num_cpus`` (or the machine's) over ``devices``.
@@ -55,8 +76,28 @@ class ClusterSection:
     def cluster_config(self) -> ClusterConfig:
         """The :class:`~rlinf.core.ClusterConfig` that starts (or joins) this cluster."""
         return ClusterConfig(
-            address=self.address, num_cpus=self.num_cpus, devices_per_node=self.devices
+            address=self.address,
+            num_cpus=self.num_cpus,
+            devices_per_node=self.devices,
+            node_groups=dict(self.node_groups),
         )
+
+    def topology(self) -> Topology:
+        """The devices placements are checked against: one node of ``devices`` slots for a
+        local cluster (no Ray needed), or the nodes of the cluster at ``address`` as they
+        are now (:func:`rlinf.core._cluster_probe.joined_topology`; imports Ray).
+
+        Raises:
+            ConfigError: naming ``cluster.address`` or ``cluster.node_groups``.
+        """
+        if self.address is None:
+            try:
+                return Topology.uniform(1, self.devices, node_groups=dict(self.node_groups))
+            except PlacementError as e:
+                raise ConfigError(f"cluster.node_groups: {e}") from e
+        from ._cluster_probe import joined_topology
+
+        return joined_topology(self.cluster_config())
 
 
 @dataclass(frozen=True)
@@ -130,28 +171,30 @@ def find_preset(name_or_path: str | pathlib.Path, package: str) -> pathlib.Path:
 
 def validate_placement(
     placement: Mapping[str, str | int],
-    devices: int,
+    devices: int | Topology,
     components: Sequence[str],
     *,
     single_process: Sequence[str] = (),
 ) -> Placement:
-    """Parse an app's ``placement`` section on a node of ``devices`` slots (not yet started).
+    """Parse an app's ``placement`` section before any worker starts.
 
     Args:
-        placement: component -> device spec as in ``rlinf.sched`` (``"0"``, ``"0-1"``).
-        devices: device slots of the configured node.
+        placement: component -> device spec as in ``rlinf.sched`` (``"0"``, ``"0-1"``,
+            ``"<group>@0"``).
+        devices: the cluster's devices (:meth:`ClusterSection.topology`), or a slot count
+            that stands for one node of that many slots.
         components: the components the app runs; every one must be placed (and no other).
         single_process: components that must run as exactly one process.
 
     Raises:
-        ConfigError: naming ``placement`` or ``placement.<component>``.
+        ConfigError: naming ``placement`` or ``placement.<component>``, the spec, and what
+            the cluster has (nodes, devices, node groups).
     """
+    topology = Topology.uniform(1, devices) if isinstance(devices, int) else devices
     try:
-        parsed = Placement.parse(
-            dict(placement), Topology.uniform(1, devices), components=components
-        )
+        parsed = Placement.parse(dict(placement), topology, components=components)
     except PlacementError as e:
-        raise ConfigError(f"placement: {e}") from e
+        raise ConfigError(f"placement: {e}; cluster: {topology.describe()}") from e
     for c in single_process:
         if parsed[c].world_size != 1:
             raise ConfigError(

@@ -10,6 +10,7 @@ imports no Ray, so that a CLI can import it first.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -49,7 +50,10 @@ def ensure_ray_env(module: str, argv: Sequence[str]) -> None:
 
 
 def add_train_command(subparsers: Any, *, help: str, config_help: str) -> argparse.ArgumentParser:
-    """Add ``train (--config C | --resume RUN_DIR) [--run-dir D] [key=value ...]``.
+    """Add ``train (--config C | --resume RUN_DIR) [--run-dir D] [--address A] [key=value ...]``.
+
+    ``--address`` joins a running Ray cluster instead of starting one: the same as the
+    override ``cluster.address=A`` (see :func:`train_or_resume`).
 
     ``subparsers`` is what ``ArgumentParser.add_subparsers`` returned; the new subparser is
     returned so that an app can add options of its own.
@@ -59,6 +63,11 @@ def add_train_command(subparsers: Any, *, help: str, config_help: str) -> argpar
     src.add_argument("--config", help=config_help)
     src.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--run-dir", help="run directory (default: <runs_root>/<timestamp>-<name>)")
+    t.add_argument(
+        "--address",
+        help="join this running Ray cluster ('auto' or the head's host:port) instead of "
+        "starting one; the placement may then span its nodes (= cluster.address=...)",
+    )
     t.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return t
 
@@ -87,12 +96,20 @@ def train_or_resume(
     resume: Callable[[str, Sequence[str]], Any],
 ) -> Any:
     """Run the ``train`` command parsed by :func:`add_train_command`; returns the result
-    of ``train(config, overrides, run_dir)`` or ``resume(run_dir, overrides)``."""
+    of ``train(config, overrides, run_dir)`` or ``resume(run_dir, overrides)``.
+
+    ``--address A`` comes last among the overrides as ``cluster.address=A``, so it wins
+    over an override of the same key and over the address a resumed run was started with.
+    """
+    overrides = list(args.overrides)
+    if args.address is not None:
+        # Quoted: YAML would read some host:port strings as numbers (base-60 integers).
+        overrides.append(f"cluster.address={json.dumps(args.address)}")
     if args.resume:
         if args.run_dir:
             raise ConfigError("--run-dir cannot be combined with --resume")
-        return resume(args.resume, args.overrides)
-    return train(args.config, args.overrides, args.run_dir)
+        return resume(args.resume, overrides)
+    return train(args.config, overrides, args.run_dir)
 
 
 def run_cli(

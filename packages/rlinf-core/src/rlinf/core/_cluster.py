@@ -9,10 +9,18 @@ from typing import Any, TypeVar
 
 import ray
 
-from rlinf.sched import Placement, PlacementGroups, PlacementMode, SpecLike, Topology
+from rlinf.sched import (
+    Placement,
+    PlacementError,
+    PlacementGroups,
+    PlacementMode,
+    SpecLike,
+    Topology,
+)
 
 from ._cause import death_rank, failures_seen, record_failure, root_cause
 from ._cluster_config import ClusterConfig
+from ._cluster_probe import check_reachable
 from ._errors import WorkerDied
 from ._group import WorkerGroup
 from ._reaper import ProcessReaper
@@ -59,6 +67,7 @@ class Cluster:
             init_kwargs["num_gpus"] = self.config.num_gpus
             init_kwargs["object_store_memory"] = self.config.object_store_memory
         else:
+            check_reachable(self.config.address)  # Ray itself retries for minutes
             init_kwargs["address"] = self.config.address
         if local and self.config.reap_processes:
             # Started first, so that a driver killed during ray.init() leaves nothing.
@@ -108,10 +117,19 @@ class Cluster:
         exclusive: Collection[str] = (),
         require: PlacementMode | str | None = None,
     ) -> Placement:
-        """Parse and validate specs against this cluster (see ``Placement.parse``)."""
-        return Placement.parse(
-            specs, self.topology, components=components, exclusive=exclusive, require=require
-        )
+        """Parse and validate specs against this cluster's nodes as they are now (see
+        ``Placement.parse``).
+
+        Raises:
+            PlacementError: naming the component and its spec, and what the cluster has.
+        """
+        topology = self.topology
+        try:
+            return Placement.parse(
+                specs, topology, components=components, exclusive=exclusive, require=require
+            )
+        except PlacementError as e:
+            raise PlacementError(f"{e}; cluster: {topology.describe()}") from e
 
     def allocate(
         self,

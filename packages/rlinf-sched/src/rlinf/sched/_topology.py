@@ -150,6 +150,26 @@ class Topology:
         """Number of devices over all nodes."""
         return sum(n.num_devices for n in self.nodes)
 
+    def describe(self) -> str:
+        """What the topology holds, for error messages: nodes with their device counts
+        (and Ray-bound nodes' addresses) and node groups, e.g.
+        ``"2 node(s) with 3 CPU slot(s): node 0 (192.0.2.2) 1 (devices 0-0), node 1
+        (192.0.2.2) 2 (devices 1-2); node groups: workers = node(s) [1]"``."""
+        kind = "GPU(s)" if self.device_type == "gpu" else "CPU slot(s)"
+        parts = []
+        for node in self.nodes:
+            first = self.node_first_device(node.index)
+            where = f" ({node.ip})" if node.ip else ""
+            span = f"devices {first}-{first + node.num_devices - 1}" if node.num_devices else "none"
+            parts.append(f"node {node.index}{where} {node.num_devices} ({span})")
+        text = f"{self.num_nodes} node(s) with {self.num_devices} {kind}: " + ", ".join(parts)
+        if self.node_groups:
+            groups = ", ".join(
+                f"{k} = node(s) {list(v)}" for k, v in sorted(self.node_groups.items())
+            )
+            return f"{text}; node groups: {groups}"
+        return f"{text}; no node groups"
+
     def node_first_device(self, node_index: int) -> int:
         """Global index of the first device of node ``node_index``."""
         return sum(n.num_devices for n in self.nodes[:node_index])

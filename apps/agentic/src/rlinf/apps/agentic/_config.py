@@ -145,7 +145,7 @@ class AgenticConfig:
 def validate(cfg: AgenticConfig) -> Placement:
     """What no section can check alone, including the SFT warm-up's needs from the task;
     returns the placement. Raises :class:`ConfigError` with the offending key."""
-    devices = cfg.cluster.devices
+    devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
     placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     check_llm_rl_config(
         cfg.algo,

@@ -60,7 +60,7 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     """Cross-section rules of an embodied run (env split over ranks and stages, GRPO
     groups, chunk sizes, the env id in its registry) -> the placement; a violation raises
     :class:`ConfigError` naming the key."""
-    devices = cfg.cluster.devices
+    devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
     # PPO / GRPO actors train data-parallel over their ranks (FSDP2); the off-policy
     # learner holds the replay buffer and runs as one process.
     off_policy = isinstance(cfg.algo, OffPolicyConfig)

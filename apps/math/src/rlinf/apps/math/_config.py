@@ -113,7 +113,7 @@ class MathConfig:
 def validate(cfg: MathConfig) -> Placement:
     """Checks across sections (placement, algo against generation, model path); returns the
     parsed placement or raises :class:`ConfigError` naming the key."""
-    devices = cfg.cluster.devices
+    devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
     placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
     check_llm_rl_config(cfg.algo, cfg.generation, cfg.model, cfg.runner)
     return placement
