@@ -43,6 +43,9 @@ def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, fl
     return rows
 
 
+# The quick suite's end-to-end run is test_embodied_resume's collocated case (train, exact
+# resume, eval at a tiny size); this one adds the preset's sizes and a longer budget on resume.
+@pytest.mark.slow
 def test_collocated_train_resume_and_eval(ray_cluster, tmp_path, capsys):
     run_dir = tmp_path / "colloc"
     args = ["train", "--config", "cartpole", "--run-dir", str(run_dir)]

@@ -1,8 +1,10 @@
 """Exact resume: a run resumed from its checkpoint after update 2 reports the same
-updates 3-4 (returns, losses, everything but timings) as the run that went on."""
+updates 3-4 (returns, losses, everything but timings) as the run that went on; the quick
+suite's end-to-end CLI run of the embodied app (run directory, resume, eval)."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 import shutil
 
@@ -44,16 +46,19 @@ def _compared(row: dict[str, float]) -> dict[str, float]:
 def _resume_after_update_2(
     full: pathlib.Path, tmp_path: pathlib.Path, overrides: tuple[str, ...] = (), name: str = "cut"
 ) -> pathlib.Path:
-    """A copy of ``full`` as a run killed right after its update-2 checkpoint left it,
-    resumed (with ``overrides``)."""
+    """A copy of ``full`` as a run killed after logging update 3 but before its
+    checkpoint left it, resumed (with ``overrides``): the resumed run does update 3 again
+    and its row replaces the logged one."""
     cut = tmp_path / name
     shutil.copytree(full, cut)
     for later in ("update_000003", "update_000004"):
         shutil.rmtree(cut / "checkpoints" / later)
     (cut / "checkpoints" / "latest").write_text("update_000002\n")
     lines = (cut / "metrics.jsonl").read_text().splitlines(keepends=True)
-    (cut / "metrics.jsonl").write_text("".join(lines[:2]))
+    stale = json.dumps({"step": json.loads(lines[2])["step"], "stale": 1.0}) + "\n"
+    (cut / "metrics.jsonl").write_text("".join(lines[:2]) + stale)
     assert main(["train", "--resume", str(cut), *overrides]) == 0
+    assert not any("stale" in r for r in read_metrics(cut / "metrics.jsonl"))
     return cut
 
 
@@ -74,7 +79,7 @@ def _assert_same_updates_3_4(full: pathlib.Path, resumed: pathlib.Path) -> None:
     [[], pytest.param(IN_ENV_OVERLAPPED, marks=pytest.mark.slow)],
     ids=["collocated", "in_env_overlapped"],
 )
-def test_cartpole_resumed_after_update_2_equals_uninterrupted(ray_cluster, tmp_path, extra):
+def test_cartpole_resumed_after_update_2_equals_uninterrupted(ray_cluster, tmp_path, capsys, extra):
     full = tmp_path / "full"
     args = ["train", "--config", "cartpole", "--run-dir", str(full), *CARTPOLE, *extra]
     assert main(args) == 0
@@ -83,7 +88,39 @@ def test_cartpole_resumed_after_update_2_equals_uninterrupted(ray_cluster, tmp_p
     state = torch.load(full / "checkpoints/update_000002/state.pt", weights_only=False)
     (env_state,) = state["flow"]["envs"]
     assert env_state is not None and len(env_state["stages"][0]["envs"]) == 2
-    _assert_same_updates_3_4(full, _resume_after_update_2(full, tmp_path))
+    resumed = _resume_after_update_2(full, tmp_path)
+    _assert_same_updates_3_4(full, resumed)
+    state = torch.load(resumed / "checkpoints/update_000004/state.pt", weights_only=False)
+    assert state["env_steps"] == 256 and state["actor"]["version"] == 4
+    assert state["actor"]["updater"]["num_updates"] == 4
+    assert (resumed / "checkpoints/latest").read_text().strip() == "update_000004"
+    _assert_run_dir_artifacts(full)
+    _assert_eval_runs(full, capsys)
+
+
+def _assert_run_dir_artifacts(run_dir: pathlib.Path) -> None:
+    rows = read_metrics(run_dir / "metrics.jsonl")
+    for key in ("train/pg_loss", "time/update", "throughput/env_steps_per_s"):
+        assert all(key in r for r in rows), key
+    # Returns are logged for iterations in which episodes ended.
+    assert any("env/return_mean" in r for r in rows)
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run_dir / "config.yaml").is_file()
+    assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _assert_eval_runs(run_dir: pathlib.Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", str(run_dir), "--episodes", "3"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["eval/episodes"] == 3 and metrics["eval/return_mean"] > 0
+    # Overrides change the config for the evaluation only: episodes cut at 5 steps.
+    short = ["--episodes", "4", "env.env_kwargs.max_episode_steps=5"]
+    assert main(["eval", "--checkpoint", str(run_dir), *short]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["eval/episodes"] == 4 and metrics["eval/length_mean"] <= 5
+    assert main(["eval", "--checkpoint", str(run_dir), "env.no_such_key=1"]) == 2
+    assert "no_such_key" in capsys.readouterr().err
 
 
 @pytest.mark.slow
