@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import dp_cases
 
 from rlinf.channel import Channel
-from rlinf.core import Cluster, ClusterConfig
+from rlinf.core import Cluster, ClusterConfig, WorkerError
 from rlinf.models.llm import (
     LLMActorWorker,
     LLMUpdater,
@@ -75,6 +75,16 @@ def test_two_rank_actor_updates_like_one_process_and_resumes_on_one(tmp_path, mo
         actor = cluster.launch(LLMActorWorker, pgs, "actor", args=(model_dir, ALGO), kwargs=kwargs)
         ch_batch, ch_scored = Channel.create("dp-actor-batch"), Channel.create("dp-actor-scored")
         batch, rewards = dp_cases._rollout(1, vocab)
+        # Shards that do not match: rank 0 fails, and rank 1 (waiting for the batch) fails
+        # with rank 0's error instead of hanging.
+        ch_batch.put({"shard": 0, "batch": batch}, key="batch")
+        ch_scored.put({"shard": 4, "rewards": rewards}, key="scored")
+        args = ("update_from_channels", ch_batch, ch_scored, 1)
+        first, second = actor.call(*args, ranks=0), actor.call(*args, ranks=1)
+        with pytest.raises(WorkerError, match=r"batch shards \[0\] but score shards \[4\]"):
+            first.wait(120)
+        with pytest.raises(WorkerError, match="actor rank 0 could not read the step"):
+            second.wait(120)
         # Two rollout shards (prompts 0 and 1), put out of order: rank 0 joins them in order.
         for shard, rows in ((4, slice(4, 8)), (0, slice(0, 4))):
             part = batch.select(rows)

@@ -153,27 +153,41 @@ class LLMActorWorker(WeightStager, Worker):
 
         Raises:
             RuntimeError: the shards of the two channels do not match one to one, or a
-                shard's scores do not have one reward per response row.
+                shard's scores do not have one reward per response row (ranks other than
+                0: rank 0 failed to read or join the step; its error is in the message).
         """
         start = time.perf_counter()
-        joined = None
+        joined: Any = None
+        failure: BaseException | None = None
         if self.rank == 0:
-            batches = [
-                batch_channel.get(key=batch_key, timeout=channel_timeout) for _ in range(num_shards)
-            ]
-            scores = [
-                scored_channel.get(key=scored_key, timeout=channel_timeout)
-                for _ in range(num_shards)
-            ]
-            joined = join_step_shards(batches, scores, str(self.address))
+            try:
+                batches = [
+                    batch_channel.get(key=batch_key, timeout=channel_timeout)
+                    for _ in range(num_shards)
+                ]
+                scores = [
+                    scored_channel.get(key=scored_key, timeout=channel_timeout)
+                    for _ in range(num_shards)
+                ]
+                joined = join_step_shards(batches, scores, str(self.address))
+            except Exception as e:
+                if self.world_size == 1:
+                    raise
+                # The other ranks wait in the broadcast: tell them, do not leave them hanging.
+                failure, joined = e, f"{type(e).__name__}: {e}"
         if self.world_size > 1:
             group = self.group_name
             joined = self.broadcast(
                 joined,
                 (group, 0),
                 [(group, r) for r in range(1, self.world_size)],
-                timeout=channel_timeout,
+                # Rank 0 may wait up to channel_timeout on each of its 2 x num_shards gets.
+                timeout=channel_timeout * (2 * num_shards + 1),
             )
+        if failure is not None:
+            raise failure
+        if isinstance(joined, str):
+            raise RuntimeError(f"{self.address}: actor rank 0 could not read the step: {joined}")
         batch, rewards = joined
         waited = time.perf_counter() - start
         metrics = self.update(batch, rewards)
