@@ -167,8 +167,11 @@ class LLMApp(Generic[C, D]):
             raise ConfigError(
                 "the learning curve needs matplotlib: pip install 'rlinf-models[plot]'"
             )
-        # The backend registry imports torch.distributed: checked here, not at config load.
-        cfg.training.resolve(1)  # type: ignore[attr-defined]
+        # The backend registry imports torch.distributed.checkpoint (seconds): checked here,
+        # not at config load, and only when the section differs from the default.
+        training = cfg.training  # type: ignore[attr-defined]
+        if training != type(training)():
+            training.resolve(1)
         return self.load_data(cfg, resumed)
 
     def train(

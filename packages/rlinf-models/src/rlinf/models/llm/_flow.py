@@ -13,7 +13,8 @@ All groups start at once and stream through the channels, so on disjoint devices
 generates; on shared devices (collocated) rollout and actor take turns through the device
 lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
 :class:`LLMActorWorker`): the driver calls every actor rank for every actor method and
-keeps rank 0's answer (metrics already reduced over the ranks). Apps differ only in what they hand in: the rollout worker class and its arguments
+keeps rank 0's answer (metrics already reduced over the ranks). Apps differ only in what
+they hand in: the rollout worker class and its arguments
 (single-turn :class:`LLMRolloutWorker`, multi-turn :class:`AgentRolloutWorker` with a task
 per row), the scorer factory, and extra groups (e.g. tool workers) launched before the
 rollout. Imports Ray: exported lazily by :mod:`rlinf.models.llm`.
@@ -138,8 +139,11 @@ class LLMRLFlow:
         try:
             self._pgs = self.cluster.allocate(dict(config.placement), components=config.components)
             self.mode = self._pgs.placement.mode
-            actor_ranks = self._pgs.placement["actor"].world_size
-            train_cfg = (training or LLMTrainingSection()).resolve(actor_ranks)
+            # The default section is left to the actor (torch on one rank, fsdp2 on several):
+            # resolving it here would import the training backends into the driver.
+            train_cfg = None
+            if training is not None and training != LLMTrainingSection():
+                train_cfg = training.resolve(self._pgs.placement["actor"].world_size)
             extra = tuple(launch_extra(self.launch)) if launch_extra is not None else ()
             r = config.runner
             threads = resolve_torch_threads(r, config.cluster)
