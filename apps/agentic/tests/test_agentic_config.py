@@ -52,7 +52,7 @@ def test_overrides_apply():
         ("generation.do_sample=false", "generation.do_sample"),
         ("placement.tools=5", "placement"),
         ("placement.critic=0", "critic"),
-        ("placement.actor=0-1", "placement.actor"),
+        ("training.backend=", "training.backend"),
         ("model.path=/no/such/model", "model.path"),
         ("runner.metric_backends=[tb]", "runner.metric_backends"),
     ],

@@ -41,7 +41,7 @@ def test_overrides_apply():
         ("algo.loss_agg_mode=mean", "loss_agg_mode"),
         ("data.arithmetic.operators=[x]", "operators"),
         ("sft.response_format=x", "response_format"),
-        ("placement.actor=0-1", "placement.actor"),
+        ("training.backend=", "training.backend"),
         ("placement.rollout=5", "placement"),
         ("placement.critic=0", "critic"),
         ("model.path=/no/such/model", "model.path"),
@@ -52,6 +52,33 @@ def test_overrides_apply():
 def test_bad_keys_and_values_are_named(override, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         load_math_config("grpo", [override])
+
+
+def test_data_parallel_actor_config():
+    # The default trains in one process as before; two actor ranks pick fsdp2.
+    assert load_math_config("grpo").training.backend_for(1) == "torch"
+    cfg = load_math_config("grpo", ["placement.actor=0-1"])
+    assert cfg.training.backend_for(2) == "fsdp2"
+    assert load_math_config("grpo", ["training.cpu_offload=true"]).training.backend_for(1) == (
+        "fsdp2"
+    )
+    bad = {
+        ("placement.actor=0-1", "training.backend=torch"): r"training\.backend: 'torch' trains "
+        r"in one process but placement\.actor has 2 ranks",
+        ("training.backend=torch", "training.mixed_precision=bf16"): r"training\.backend: "
+        r"'torch' supports neither",
+        (
+            "cluster.devices=4",
+            "placement.actor=0-3",
+            "runner.prompts_per_step=1",
+            "generation.n=2",
+        ): r"placement\.actor: 4 actor ranks but a step has only 2 responses",
+        ("placement.actor=0-1", "algo.mini_batch_size=1"): r"algo\.mini_batch_size: 1 responses "
+        r"per mini-batch cannot be split across placement\.actor's 2 ranks",
+    }
+    for overrides, message in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            load_math_config("grpo", list(overrides))
 
 
 def test_dapo_overlong_needs_matching_budget():

@@ -14,9 +14,11 @@ from rlinf.models.llm import (
     GenerationConfig,
     LLMModelSection,
     LLMRunnerSection,
+    LLMTrainingSection,
     LLMUpdaterConfig,
     MultiTurnConfig,
     SFTConfig,
+    check_llm_data_parallel,
     check_llm_rl_config,
 )
 from rlinf.sched import Placement
@@ -121,6 +123,8 @@ class AgenticConfig:
             ``max_new_tokens`` per turn).
         multi_turn: turn limit, token budget and observation cut of a trajectory.
         algo: the updater (GRPO / DAPO / PPO / REINFORCE++).
+        training: how the actor trains: one process, or data-parallel FSDP2 over
+            ``placement.actor``'s ranks (``rlinf.models.llm.LLMTrainingSection``).
         runner: run length and recording.
         placement: component (``actor``, ``rollout``, ``reward``, ``tools``) -> device
             spec as in ``rlinf.sched``. Same devices for all: collocated; disjoint:
@@ -135,6 +139,7 @@ class AgenticConfig:
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     multi_turn: MultiTurnConfig = field(default_factory=MultiTurnConfig)
     algo: LLMUpdaterConfig = field(default_factory=LLMUpdaterConfig)
+    training: LLMTrainingSection = field(default_factory=LLMTrainingSection)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     placement: Mapping[str, str | int] = field(
         default_factory=lambda: {"actor": "0", "rollout": "0", "reward": "0", "tools": "0"}
@@ -146,13 +151,19 @@ def validate(cfg: AgenticConfig) -> Placement:
     """What no section can check alone, including the SFT warm-up's needs from the task;
     returns the placement. Raises :class:`ConfigError` with the offending key."""
     devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
-    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
+    placement = validate_placement(cfg.placement, devices, COMPONENTS)
     check_llm_rl_config(
         cfg.algo,
         cfg.generation,
         cfg.model,
         cfg.runner,
         response_limit=("multi_turn.max_response_tokens", cfg.multi_turn.max_response_tokens),
+    )
+    check_llm_data_parallel(
+        cfg.training,
+        placement["actor"].world_size,
+        cfg.algo,
+        cfg.runner.prompts_per_step * cfg.generation.n,
     )
     task = cfg.task
     if cfg.sft.steps and task.kind == "multihop":

@@ -95,6 +95,7 @@ class AgenticFlow(LLMRLFlow):
             ref_path=ref_path,
             algo=cfg.algo,
             total_updates=total_updates,
+            training=cfg.training,
             scorer_factory=task.scorer_factory,
             rollout_worker=AgentRolloutWorker,
             rollout_args=(cfg.generation, cfg.multi_turn),  # launch_tools appends the env

@@ -17,7 +17,9 @@ from rlinf.models.llm import (
     GenerationConfig,
     LLMModelSection,
     LLMRunnerSection,
+    LLMTrainingSection,
     LLMUpdaterConfig,
+    check_llm_data_parallel,
     check_llm_rl_config,
 )
 from rlinf.sched import Placement
@@ -89,6 +91,8 @@ class MathConfig:
         sft: supervised warm-up before RL (``sft.steps=0`` skips it).
         generation: sampling of training rollouts (``n`` samples per prompt).
         algo: the updater (GRPO / DAPO / PPO / REINFORCE++).
+        training: how the actor trains: one process, or data-parallel FSDP2 over
+            ``placement.actor``'s ranks (``rlinf.models.llm.LLMTrainingSection``).
         checker: answer checking (math-verify in a pool with a hard timeout).
         runner: run length and recording.
         placement: component (``actor``, ``rollout``, ``reward``) -> device spec as in
@@ -102,6 +106,7 @@ class MathConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     algo: LLMUpdaterConfig = field(default_factory=LLMUpdaterConfig)
+    training: LLMTrainingSection = field(default_factory=LLMTrainingSection)
     checker: MathCheckerConfig = field(default_factory=lambda: MathCheckerConfig(num_workers=1))
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     placement: Mapping[str, str | int] = field(
@@ -114,8 +119,14 @@ def validate(cfg: MathConfig) -> Placement:
     """Checks across sections (placement, algo against generation, model path); returns the
     parsed placement or raises :class:`ConfigError` naming the key."""
     devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
-    placement = validate_placement(cfg.placement, devices, COMPONENTS, single_process=("actor",))
+    placement = validate_placement(cfg.placement, devices, COMPONENTS)
     check_llm_rl_config(cfg.algo, cfg.generation, cfg.model, cfg.runner)
+    check_llm_data_parallel(
+        cfg.training,
+        placement["actor"].world_size,
+        cfg.algo,
+        cfg.runner.prompts_per_step * cfg.generation.n,
+    )
     return placement
 
 

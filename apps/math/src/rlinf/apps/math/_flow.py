@@ -49,6 +49,7 @@ class MathFlow(LLMRLFlow):
             ref_path=ref_path,
             algo=cfg.algo,
             total_updates=total_updates,
+            training=cfg.training,
             scorer_factory=functools.partial(MathChecker, cfg.checker),
             rollout_args=(cfg.generation,),
         )

@@ -18,8 +18,9 @@
 * :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
   weight sync that the LLM apps share (:class:`RolloutRoute`: where a rollout rank sends
   texts and token batches); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
-  :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`):
-  their training loop and config sections; :class:`LLMApp` (:class:`LLMTrainResult`,
+  :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`,
+  :class:`LLMTrainingSection`, :func:`check_llm_data_parallel`): their training loop and
+  config sections (``training``: one process or data-parallel FSDP2 actor); :class:`LLMApp` (:class:`LLMTrainResult`,
   :class:`TaskSplits`): their train / resume / eval / sft commands, built from an app's
   own pieces.
 """
@@ -41,6 +42,7 @@ __all__ = [
     "LLMRolloutWorker",
     "LLMRunnerSection",
     "LLMTrainResult",
+    "LLMTrainingSection",
     "LLMUpdater",
     "LLMUpdaterConfig",
     "LoopResult",
@@ -58,6 +60,7 @@ __all__ = [
     "ValueModel",
     "build_char_tokenizer",
     "build_tiny_causal_lm",
+    "check_llm_data_parallel",
     "check_llm_rl_config",
     "check_model_dir",
     "check_prompts",
@@ -124,6 +127,8 @@ _LAZY = {
     "LoopResult": "._rl_loop",
     "PromptSource": "._rl_loop",
     "check_llm_rl_config": "._rl_loop",
+    "LLMTrainingSection": "._training_section",
+    "check_llm_data_parallel": "._training_section",
     "prepare_initial_model": "._rl_loop",
     "run_rl_loop": "._rl_loop",
     "plot_run_panels": "._rl_plot",

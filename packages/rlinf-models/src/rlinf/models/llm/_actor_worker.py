@@ -1,4 +1,5 @@
-"""LLMActorWorker: the trained causal LM, its updater, reference and critic."""
+"""LLMActorWorker: the trained causal LM, its updater, reference and critic, on one rank
+or data-parallel over several (fsdp2)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rlinf.core import Worker
 
 from .._weight_sync import WeightStager
 from .._weights import WeightSnapshot
+from ..train import TrainingConfig, save_hf_pretrained
 from ._batch import RolloutBatch
 from ._load import load_causal_lm
 from ._updater import LLMUpdater
@@ -21,7 +23,11 @@ from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
 from ._worker_utils import _dtype, _load_worker_model
 
-__all__ = ["LLMActorWorker"]
+__all__ = ["TRAIN_STATE_DIR", "LLMActorWorker", "join_step_shards"]
+
+TRAIN_STATE_DIR = "train_state"
+"""Sub-directory of a checkpoint's model directory holding a data-parallel actor's sharded
+``torch.distributed.checkpoint`` state (policy, critic, optimizers, update counter)."""
 
 
 class LLMActorWorker(WeightStager, Worker):
@@ -40,6 +46,17 @@ class LLMActorWorker(WeightStager, Worker):
         seed: torch seed (mini-batch shuffling, new value head).
         torch_threads: intra-op threads.
         dtype: torch dtype name of the weights.
+        training: :class:`~rlinf.models.train.TrainingConfig` of the policy and the critic;
+            default: ``torch`` for one rank, ``fsdp2`` when the group has several
+            (``placement.actor="0-1"``).
+
+    Data parallel (several ranks, as the embodied actor): the group becomes the default
+    process group (:meth:`~rlinf.core.Worker.init_torch_distributed`); the policy and the
+    critic are sharded with ``fully_shard``, the reference model is replicated (forward
+    only, no gradient). Every rank is called for every method; each update gets the whole
+    step's batch on every rank (:class:`LLMUpdater` splits each mini-batch by tokens) and
+    ends with every rank gathering the full weights, which rank 0 alone then exports
+    (``stage_weights`` calls rank 0 only).
     """
 
     def __init__(
@@ -53,9 +70,15 @@ class LLMActorWorker(WeightStager, Worker):
         seed: int = 0,
         torch_threads: int = 1,
         dtype: str = "float32",
+        training: TrainingConfig | None = None,
     ) -> None:
         super().__init__()
         torch.manual_seed(seed)
+        if training is None:
+            training = TrainingConfig(backend="fsdp2" if self.world_size > 1 else "torch")
+        if training.backend != "torch":
+            self.init_torch_distributed()
+        self.model_path = model_path
         self.model, self.tokenizer = _load_worker_model(
             model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
         )
@@ -74,17 +97,34 @@ class LLMActorWorker(WeightStager, Worker):
             ref_model=ref,
             critic=critic,
             total_updates=total_updates,
+            training=training,
         )
         self.version = 0
+        self._full_state: dict[str, torch.Tensor] | None = None
+        self._gather_weights()
+
+    @property
+    def sharded(self) -> bool:
+        """True when the policy is trained data-parallel over several ranks."""
+        return self.updater.backend.world_size > 1
+
+    def _gather_weights(self) -> None:
+        """Sharded policy: every rank gathers the full weights now (a collective), so that
+        rank 0 alone can export them later."""
+        if self.sharded:
+            self._full_state = self.updater.backend.full_state_dict()
 
     def get_version(self) -> int:
         """Version of the current weights (number of updates made)."""
         return self.version
 
     def update(self, batch: Any, rewards: torch.Tensor) -> dict[str, float]:
-        """One update from a RolloutBatch and its ``[B]`` rewards; bumps the version."""
+        """One update from a RolloutBatch and its ``[B]`` rewards (every rank the same
+        whole batch); bumps the version. Returns the ``train/*`` metrics, already summed
+        over the ranks where they are per-rank parts (the same on every rank)."""
         with self.device_turn():
             metrics = self.updater.update(batch, rewards)
+        self._gather_weights()
         self.version += 1
         metrics["train/weight_version"] = float(self.version)
         return metrics
@@ -99,40 +139,57 @@ class LLMActorWorker(WeightStager, Worker):
         scored_key: Any = "scored",
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
-        """Take ``num_shards`` batches (from the rollout ranks) and as many score shards
-        (from the reward ranks), join them by shard id, concatenate them in prompt order and
-        make one update. Returns the ``train/*`` metrics plus ``time/actor_wait`` (waiting
-        for data) and ``time/update``.
+        """Rank 0 takes ``num_shards`` batches (from the rollout ranks) and as many score
+        shards (from the reward ranks) and joins them (:func:`join_step_shards`); then one
+        update. Returns the ``train/*`` metrics plus ``time/actor_wait`` (waiting for
+        data) and ``time/update``.
+
+        Several ranks: call every rank. Only rank 0 reads the channels (each shard is put
+        once, by one rollout and one reward rank, whatever the actor's size); it sends the
+        joined batch and rewards to the other actor ranks with
+        :meth:`~rlinf.core.Worker.broadcast` (rlinf-core's collectives, worker to worker),
+        so the step's payload never passes through the driver and the rollout side does
+        not depend on the actor's rank count.
 
         Raises:
             RuntimeError: the shards of the two channels do not match one to one, or a
-                shard's scores do not have one reward per response row.
+                shard's scores do not have one reward per response row (ranks other than
+                0: rank 0 failed to read or join the step; its error is in the message).
         """
         start = time.perf_counter()
-        batches = [
-            batch_channel.get(key=batch_key, timeout=channel_timeout) for _ in range(num_shards)
-        ]
-        scores = [
-            scored_channel.get(key=scored_key, timeout=channel_timeout) for _ in range(num_shards)
-        ]
-        waited = time.perf_counter() - start
-        by_shard = {int(s["shard"]): s["rewards"] for s in scores}
-        # Items arrive in completion order; sorting by shard (the first prompt index) makes
-        # the batch, and so the update, independent of which rank finished first.
-        batches.sort(key=lambda it: int(it["shard"]))
-        shards = [int(it["shard"]) for it in batches]
-        if len(by_shard) != num_shards or sorted(by_shard) != shards:
-            raise RuntimeError(
-                f"{self.address}: batch shards {shards} but score shards {sorted(by_shard)}"
+        joined: Any = None
+        failure: BaseException | None = None
+        if self.rank == 0:
+            try:
+                batches = [
+                    batch_channel.get(key=batch_key, timeout=channel_timeout)
+                    for _ in range(num_shards)
+                ]
+                scores = [
+                    scored_channel.get(key=scored_key, timeout=channel_timeout)
+                    for _ in range(num_shards)
+                ]
+                joined = join_step_shards(batches, scores, str(self.address))
+            except Exception as e:
+                if self.world_size == 1:
+                    raise
+                # The other ranks wait in the broadcast: tell them, do not leave them hanging.
+                failure, joined = e, f"{type(e).__name__}: {e}"
+        if self.world_size > 1:
+            group = self.group_name
+            joined = self.broadcast(
+                joined,
+                (group, 0),
+                [(group, r) for r in range(1, self.world_size)],
+                # Rank 0 may wait up to channel_timeout on each of its 2 x num_shards gets.
+                timeout=channel_timeout * (2 * num_shards + 1),
             )
-        for it in batches:
-            rows, rewards = it["batch"].batch_size, len(by_shard[int(it["shard"])])
-            if rows != rewards:
-                raise RuntimeError(
-                    f"{self.address}: shard {it['shard']} has {rows} rows but {rewards} rewards"
-                )
-        batch = RolloutBatch.concat([it["batch"] for it in batches])
-        rewards = torch.cat([by_shard[s] for s in shards])
+        if failure is not None:
+            raise failure
+        if isinstance(joined, str):
+            raise RuntimeError(f"{self.address}: actor rank 0 could not read the step: {joined}")
+        batch, rewards = joined
+        waited = time.perf_counter() - start
         metrics = self.update(batch, rewards)
         metrics["time/actor_wait"] = waited
         metrics["time/update"] = time.perf_counter() - start - waited
@@ -140,31 +197,108 @@ class LLMActorWorker(WeightStager, Worker):
         return metrics
 
     def export_weights(self) -> WeightSnapshot:
-        """The current weights tagged with :attr:`version`."""
+        """The current (full) weights tagged with :attr:`version`; several ranks: rank 0's
+        copy gathered at the last update (call rank 0 only)."""
+        if self._full_state is not None:
+            return WeightSnapshot(self.version, {k: v.clone() for k, v in self._full_state.items()})
         return WeightSnapshot.of(self.model, self.version)
 
-    def save_pretrained(self, directory: str) -> str:
+    def save_pretrained(self, directory: str) -> str | None:
         """Save the policy (and tokenizer) as a plain HF directory, the critic (PPO) under
-        ``<directory>/critic``; returns ``directory``."""
-        self.model.save_pretrained(directory)
+        ``<directory>/critic``; returns ``directory``.
+
+        Several ranks (call every rank: gathering the shards is a collective): rank 0
+        writes the full weights; the other ranks return ``None``.
+        """
+        if not self.sharded:
+            self.model.save_pretrained(directory)
+            self.tokenizer.save_pretrained(directory)
+            if self.updater.critic is not None:
+                self.updater.critic.save_pretrained(f"{directory}/critic")
+            return directory
+        written = save_hf_pretrained(self.updater.backend, directory)
+        critic_state = None
+        if self.updater.critic_backend is not None:
+            critic_state = self.updater.critic_backend.full_state_dict()
+        if written is None:
+            return None
         self.tokenizer.save_pretrained(directory)
-        if self.updater.critic is not None:
-            self.updater.critic.save_pretrained(f"{directory}/critic")
+        if critic_state is not None:
+            self.updater.critic.save_pretrained(f"{directory}/critic", state_dict=critic_state)
         return directory
 
+    def save_checkpoint_files(self, directory: str) -> str | None:
+        """What a checkpoint keeps in its model ``directory``: :meth:`save_pretrained`,
+        and for several ranks the sharded train state under
+        ``<directory>/train_state`` (``torch.distributed.checkpoint``: each rank writes its
+        own shards, nothing passes through the driver; needs a file system every actor
+        rank sees). Call every rank; returns ``directory`` on rank 0."""
+        out = self.save_pretrained(directory)
+        if self.sharded:
+            self.updater.save_checkpoint(Path(directory) / TRAIN_STATE_DIR)
+        return out
+
     def checkpoint_state(self) -> dict[str, Any]:
-        """Optimizer(s), update counter, weight version and torch RNG (the weights are
-        saved by :meth:`save_pretrained`)."""
-        return {
-            "updater": self.updater.state_dict(),
-            "version": self.version,
-            "torch_rng": torch.get_rng_state(),
-        }
+        """The small, picklable part of a checkpoint: update counter, weight version and
+        torch RNG; for one rank also the optimizer state(s) (the weights are saved by
+        :meth:`save_checkpoint_files`). Several ranks: call every rank; the optimizer
+        state is in the sharded train state instead (``"train_state"`` names its
+        directory under the checkpoint's model directory)."""
+        state: dict[str, Any] = {"version": self.version, "torch_rng": torch.get_rng_state()}
+        if self.sharded:
+            state["train_state"] = TRAIN_STATE_DIR
+        else:
+            state["updater"] = self.updater.state_dict()
+        return state
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> int:
-        """Restore :meth:`checkpoint_state` (weights come from ``model_path``); returns the
-        restored version."""
-        self.updater.load_state_dict(state["updater"])
+        """Restore :meth:`checkpoint_state` (weights come from ``model_path``, the
+        checkpoint's model directory); returns the restored version. A checkpoint of
+        several ranks resumes on any number of ranks (the sharded state is resharded); a
+        one-rank checkpoint resumes on one rank.
+
+        Raises:
+            ValueError: a one-rank checkpoint (rank-local optimizer state) on several ranks.
+            FileNotFoundError: the sharded train state is missing from the model directory.
+        """
+        if "train_state" in state:
+            self.updater.load_checkpoint(Path(self.model_path) / str(state["train_state"]))
+            self._gather_weights()
+        elif self.sharded:
+            raise ValueError(
+                "this checkpoint was written by a one-rank actor (rank-local optimizer "
+                "state): resume it with placement.actor on one rank"
+            )
+        else:
+            self.updater.load_state_dict(state["updater"])
         self.version = int(state["version"])
         torch.set_rng_state(state["torch_rng"])
         return self.version
+
+
+def join_step_shards(
+    batches: list[Mapping[str, Any]], scores: list[Mapping[str, Any]], where: str = "actor"
+) -> tuple[RolloutBatch, torch.Tensor]:
+    """One step's batch and ``[B]`` rewards from the rollout ranks' ``{"shard", "batch"}``
+    items and the reward ranks' ``{"shard", "rewards"}`` items, joined by shard id and
+    concatenated in shard (prompt) order.
+
+    Raises:
+        RuntimeError: the shards of the two lists do not match one to one, or a shard's
+            scores do not have one reward per response row.
+    """
+    by_shard = {int(s["shard"]): s["rewards"] for s in scores}
+    # Items arrive in completion order; sorting by shard (the first prompt index) makes
+    # the batch, and so the update, independent of which rank finished first.
+    ordered = sorted(batches, key=lambda it: int(it["shard"]))
+    shards = [int(it["shard"]) for it in ordered]
+    if len(by_shard) != len(scores) or sorted(by_shard) != shards:
+        raise RuntimeError(f"{where}: batch shards {shards} but score shards {sorted(by_shard)}")
+    for it in ordered:
+        rows, rewards = it["batch"].batch_size, len(by_shard[int(it["shard"])])
+        if rows != rewards:
+            raise RuntimeError(
+                f"{where}: shard {it['shard']} has {rows} rows but {rewards} rewards"
+            )
+    batch = RolloutBatch.concat([it["batch"] for it in ordered])
+    return batch, torch.cat([by_shard[s] for s in shards])

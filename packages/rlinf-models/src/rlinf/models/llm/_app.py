@@ -160,13 +160,18 @@ class LLMApp(Generic[C, D]):
 
     def prepare(self, cfg: C, *, resumed: bool = False) -> D:
         """Every check the driver can make before anything starts (extras of the chosen
-        options, then the data, which ``load_data`` validates); returns the data."""
+        options, the ``training`` backend's name, then the data, which ``load_data`` validates); returns the data."""
         if cfg.sft.lora and importlib.util.find_spec("peft") is None:  # type: ignore[attr-defined]
             raise ConfigError("sft.lora: LoRA needs peft: pip install 'rlinf-models[lora]'")
         if importlib.util.find_spec("matplotlib") is None:
             raise ConfigError(
                 "the learning curve needs matplotlib: pip install 'rlinf-models[plot]'"
             )
+        # The backend registry imports torch.distributed.checkpoint (seconds): checked here,
+        # not at config load, and only when the section differs from the default.
+        training = cfg.training  # type: ignore[attr-defined]
+        if training != type(training)():
+            training.resolve(1)
         return self.load_data(cfg, resumed)
 
     def train(

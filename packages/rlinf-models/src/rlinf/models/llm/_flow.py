@@ -4,13 +4,17 @@ One training step::
 
     driver --rows--> rollout ranks --{batch, responses, answers}--> [rollout channel]
     [rollout channel] --> reward ranks (scorer) --{+ rewards, statuses}--> [scored channel]
-    [scored channel] --> actor (log-probs, ref KL, advantages, update) --> weights v+1
-    actor --WeightSnapshot (object store, put by the actor)--> every rollout rank (checks v+1)
+    [scored channel] --> actor rank 0 --joined batch (collective broadcast)--> actor ranks
+    actor ranks (log-probs, ref KL, advantages, data-parallel update) --> weights v+1
+    actor rank 0 --WeightSnapshot (object store, put by the actor)--> every rollout rank (v+1)
 
 All groups start at once and stream through the channels, so on disjoint devices
 (disaggregated) a reward rank scores one rollout rank's responses while another still
 generates; on shared devices (collocated) rollout and actor take turns through the device
-lock. Apps differ only in what they hand in: the rollout worker class and its arguments
+lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
+:class:`LLMActorWorker`): the driver calls every actor rank for every actor method and
+keeps rank 0's answer (metrics already reduced over the ranks). Apps differ only in what
+they hand in: the rollout worker class and its arguments
 (single-turn :class:`LLMRolloutWorker`, multi-turn :class:`AgentRolloutWorker` with a task
 per row), the scorer factory, and extra groups (e.g. tool workers) launched before the
 rollout. Imports Ray: exported lazily by :mod:`rlinf.models.llm`.
@@ -38,6 +42,7 @@ from .._weight_sync import sync_weights
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._route import RolloutRoute
+from ._training_section import LLMTrainingSection
 from ._updater_config import LLMUpdaterConfig
 from ._workers import LLMActorWorker, RewardWorker
 
@@ -107,6 +112,8 @@ class LLMRLFlow:
         launch_extra: called with :meth:`launch` before the actor starts; launches extra
             groups (killed with the cluster) and returns positional arguments appended to
             ``rollout_args`` (e.g. an env factory holding the tool workers' handles).
+        training: the app's ``training`` section, resolved against the actor's ranks
+            (default: one-process ``torch`` on one rank, ``fsdp2`` on several).
     """
 
     def __init__(
@@ -122,6 +129,7 @@ class LLMRLFlow:
         rollout_worker: type[LLMRolloutWorker] = LLMRolloutWorker,
         task_of: Callable[[Any], Any] | None = None,
         launch_extra: Callable[[Callable[..., WorkerGroup]], Sequence[Any]] | None = None,
+        training: LLMTrainingSection | None = None,
     ) -> None:
         self.config = config
         self.task_of = task_of
@@ -131,6 +139,11 @@ class LLMRLFlow:
         try:
             self._pgs = self.cluster.allocate(dict(config.placement), components=config.components)
             self.mode = self._pgs.placement.mode
+            # The default section is left to the actor (torch on one rank, fsdp2 on several):
+            # resolving it here would import the training backends into the driver.
+            train_cfg = None
+            if training is not None and training != LLMTrainingSection():
+                train_cfg = training.resolve(self._pgs.placement["actor"].world_size)
             extra = tuple(launch_extra(self.launch)) if launch_extra is not None else ()
             r = config.runner
             threads = resolve_torch_threads(r, config.cluster)
@@ -143,7 +156,12 @@ class LLMRLFlow:
             starting = [
                 self.actor.start(
                     (model_path, algo),
-                    {"total_updates": total_updates, "ref_path": ref_path, **common},
+                    {
+                        "total_updates": total_updates,
+                        "ref_path": ref_path,
+                        "training": train_cfg,
+                        **common,
+                    },
                     timeout=r.timeout_s,
                 ),
                 self.rollout.start(
@@ -200,7 +218,8 @@ class LLMRLFlow:
         return future.wait(self.config.runner.timeout_s)
 
     def call_actor(self, method: str, *args: Any) -> Any:
-        """Call an actor method and return its result."""
+        """Call an actor method on every actor rank (a data-parallel actor's methods are
+        collectives) and return rank 0's result."""
         return self._wait(self.actor.call(method, *args))[0]
 
     def sync_weights(self) -> int:

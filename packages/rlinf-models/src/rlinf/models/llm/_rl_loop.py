@@ -261,7 +261,7 @@ def run_rl_loop(
                         "prompts": prompts.state_dict(),
                         "init_model": init,
                     },
-                    save_model=lambda d: flow.call_actor("save_pretrained", d),
+                    save_model=lambda d: flow.call_actor("save_checkpoint_files", d),
                     metrics_step=step,
                 )
         bar.close()

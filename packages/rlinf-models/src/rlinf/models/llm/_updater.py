@@ -326,15 +326,23 @@ class LLMUpdater:
         One rank: ``rows`` in chunks of ``micro_batch_size``. ``W`` ranks: the rank's
         token-balanced share, in as many chunks as the largest share needs (every rank
         must run the same number of forward / backward passes: fsdp2's gathers are
-        collectives); a rank with fewer rows than chunks repeats a row as padding.
+        collectives); a rank with fewer rows than chunks repeats a row as padding. A
+        mini-batch with fewer rows than ranks (dynamic sampling kept few groups, or a
+        short last mini-batch) gives one row to each of the first ranks and only padding
+        to the rest.
         """
         micro = self.config.micro_batch_size or rows.shape[0]
         world, rank = self.backend.world_size, self.backend.rank
         if world == 1:
             return [(m, True) for m in rows.split(micro)]
-        shares = token_balanced_split(attention_mask[rows].sum(dim=1), world)
+        if rows.shape[0] >= world:
+            shares = token_balanced_split(attention_mask[rows].sum(dim=1), world)
+        else:
+            shares = [[i] if i < rows.shape[0] else [] for i in range(world)]
         count = max(math.ceil(len(s) / micro) for s in shares)
-        local = rows[torch.as_tensor(shares[rank], device=rows.device)]
+        local = rows[torch.as_tensor(shares[rank], dtype=torch.long, device=rows.device)]
+        if local.shape[0] == 0:
+            return [(rows[:1], False)] * count
         chunks = [(m, True) for m in torch.tensor_split(local, min(count, local.shape[0]))]
         return chunks + [(local[:1], False)] * (count - len(chunks))
 

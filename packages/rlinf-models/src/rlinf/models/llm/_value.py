@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -84,12 +85,29 @@ class ValueModel(nn.Module):
         states = hidden[:, prompt_length - 1 : total - 1]
         return self.value_head(states).squeeze(-1).float()
 
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        """Write the backbone (``save_pretrained``) and the head to ``out_dir``."""
+    def save_pretrained(
+        self, out_dir: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None
+    ) -> Path:
+        """Write the backbone (``save_pretrained``) and the head to ``out_dir``.
+
+        ``state_dict``: this model's full state (``backbone.*``, ``value_head.*`` keys) to
+        write instead of the module's own tensors, e.g. the gathered weights of a sharded
+        (fsdp2) critic.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(out)
-        head = {k: v.detach().cpu() for k, v in self.value_head.state_dict().items()}
+        if state_dict is None:
+            self.backbone.save_pretrained(out)
+            head = {k: v.detach().cpu() for k, v in self.value_head.state_dict().items()}
+        else:
+            parts: dict[str, dict[str, torch.Tensor]] = {"backbone": {}, "value_head": {}}
+            for key, value in state_dict.items():
+                prefix, _, name = key.partition(".")
+                if prefix not in parts:
+                    raise ValueError(f"state_dict key {key!r} is not a ValueModel key")
+                parts[prefix][name] = value
+            self.backbone.save_pretrained(out, state_dict=parts["backbone"])
+            head = {k: v.detach().cpu() for k, v in parts["value_head"].items()}
         torch.save(head, out / _HEAD_FILE)
         return out
 

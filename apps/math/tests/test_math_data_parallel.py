@@ -1,0 +1,112 @@
+"""The math app with a data-parallel actor (``placement.actor=0-1``: two FSDP2 ranks over
+gloo): a step equals the one-rank step, its checkpoint resumes on one rank and continues
+as the one-rank run does; and (slow) the default job learns as with one actor rank."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray
+import torch
+
+from rlinf.apps.math.cli import main
+from rlinf.core import read_metrics
+
+# One-digit sums after a short SFT warm-up: GRPO groups have reward spread, so the updates
+# really move the weights (as in test_math_cli).
+SMALL = [
+    "data.arithmetic.max_digits=1",
+    "data.arithmetic.operators=[+,-]",
+    "data.train_rows=60",
+    "data.test_rows=8",
+    "model.tiny.hidden_size=32",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=150",
+    "sft.lr=0.005",
+    "sft.batch_size=32",
+    "generation.max_new_tokens=12",
+    "generation.n=4",
+    "runner.prompts_per_step=4",
+    "runner.eval_every=1",
+    "runner.checkpoint_every=1",
+    "runner.progress=false",
+    "algo.lr=0.002",
+    "checker.num_workers=1",
+]
+COMPARED = ("train/loss", "train/pg_loss", "train/grad_norm", "train/kl", "eval/accuracy")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
+    yield
+    ray.shutdown()
+
+
+def _train(run_dir, *overrides: str) -> list[dict]:
+    args = ["train", "--config", "grpo", "--run-dir", str(run_dir), *SMALL, *overrides]
+    assert main(args) == 0
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
+def test_two_actor_ranks_step_like_one_and_resume_on_one(ray_cluster, tmp_path, capsys):
+    one = _train(tmp_path / "one", "runner.steps=2")
+    two_dir = tmp_path / "two"
+    # The same start without a second SFT warm-up: the one-rank run's SFT output.
+    sft = f"model.path={tmp_path / 'one' / 'sft_model'}"
+    two = _train(two_dir, "runner.steps=1", "placement.actor=0-1", sft, "sft.steps=0")
+    assert "(hybrid)" in capsys.readouterr().out  # actor on 0-1, rollout and reward on 0
+    ckpt = two_dir / "checkpoints/step_000001"
+    state = torch.load(ckpt / "state.pt", weights_only=False)
+    assert state["actor"]["version"] == 1 and state["actor"]["train_state"] == "train_state"
+    assert (ckpt / "model/config.json").is_file()
+    assert (ckpt / "model/train_state/policy/.metadata").is_file()
+    # The sharded checkpoint (2 ranks) resumes on ONE rank (resharded) for the next step.
+    assert main(["train", "--resume", str(two_dir), "runner.steps=2", "placement.actor=0"]) == 0
+    two = read_metrics(two_dir / "metrics.jsonl")
+    assert [r["step"] for r in two] == [r["step"] for r in one] == [0, 1, 2]
+    assert two[1]["train/weight_version"] == 1.0 and two[2]["train/weight_version"] == 2.0
+    for a, b in zip(one, two, strict=True):
+        # The same rollouts: the weights synced to the rollout rank after the 2-rank update
+        # (and after the resume) are the one-rank ones up to float summation order.
+        assert a["rollout/reward_mean" if a["step"] else "eval/accuracy"] == pytest.approx(
+            b["rollout/reward_mean" if b["step"] else "eval/accuracy"]
+        )
+        for key in COMPARED:
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), (key, a, b)
+    assert one[1]["train/grad_norm"] > 0
+
+
+def test_more_actor_ranks_than_responses_fails_before_ray(tmp_path, capsys):
+    args = ["train", "--config", "grpo", "--run-dir", str(tmp_path / "bad"), *SMALL]
+    bad = [
+        "cluster.devices=4",
+        "placement.actor=0-3",
+        "runner.prompts_per_step=1",
+        "generation.n=2",
+    ]
+    assert main([*args, *bad]) == 2
+    assert "placement.actor: 4 actor ranks but a step has only 2 responses" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_grpo_preset_learns_with_two_actor_and_two_rollout_ranks(tmp_path):
+    run_dir = tmp_path / "grpo_dp"
+    start = time.perf_counter()
+    args = ["train", "--config", "grpo", "--run-dir", str(run_dir), "runner.progress=false"]
+    assert main([*args, "placement.actor=0-1", "placement.rollout=0-1"]) == 0
+    wall = time.perf_counter() - start
+    evals = [r for r in read_metrics(run_dir / "metrics.jsonl") if "eval/accuracy" in r]
+    assert evals[0]["step"] == 0
+    before = evals[0]["eval/accuracy"]
+    after = sum(r["eval/accuracy"] for r in evals[-3:]) / 3
+    curve = ", ".join(f"{int(r['step'])}: {r['eval/accuracy']:.3f}" for r in evals)
+    print(f"\nheld-out accuracy (grpo, 2 actor + 2 rollout ranks, seed 0): {curve}; {wall:.0f}s")
+    # The bar of test_math_learning's one-rank run (measured there: +0.055 to +0.09).
+    assert after >= before + 0.03, curve
