@@ -50,6 +50,9 @@ def _train(run_dir, *overrides: str) -> list[dict]:
     return read_metrics(run_dir / "metrics.jsonl")
 
 
+# Three app runs (~3 min here): slow. The quick suite keeps the same equality and the
+# 2 -> 1 rank resume at the worker level (rlinf-models' test_models_llm_dp_actor.py).
+@pytest.mark.slow
 def test_two_actor_ranks_step_like_one_and_resume_on_one(ray_cluster, tmp_path, capsys):
     one = _train(tmp_path / "one", "runner.steps=2")
     two_dir = tmp_path / "two"
