@@ -106,9 +106,11 @@ class Trainer(WeightBroadcaster, WeightStager, _Raw, Worker):
     def __init__(self, size: str) -> None:
         super().__init__()
         torch.set_num_threads(1)
-        self.init_torch_distributed()
+        backend = "fsdp2" if self.world_size > 1 else "torch"
+        if backend == "fsdp2":
+            self.init_torch_distributed()
         self.backend = build_backend(
-            TrainingConfig(backend="fsdp2"), _model(size), lambda p: torch.optim.SGD(p, lr=0.1)
+            TrainingConfig(backend=backend), _model(size), lambda p: torch.optim.SGD(p, lr=0.1)
         )
         self.version = 0
         self._full: dict[str, torch.Tensor] | None = None
@@ -155,22 +157,21 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def run_size(cluster: Cluster, size: str, rounds: int, bucket: int, raw: bool) -> dict:
-    pgs = cluster.allocate({"actor": "0-1", "rollout": "2-3"})
+def run_size(cluster: Cluster, size: str, rounds: int, bucket: int, actors: int) -> dict:
+    pgs = cluster.allocate({"actor": "0-1" if actors == 2 else "0", "rollout": "2-3"})
     actor = cluster.launch(Trainer, pgs, "actor", name=f"actor-{size}", args=(size,))
     rollout = cluster.launch(Generator, pgs, "rollout", name=f"rollout-{size}", args=(size,))
     try:
         numel, nbytes = actor.call("state_bytes", ranks=0).wait(600)[0]
-        if raw:
-            host, port = actor.call("raw_store", ranks=0).wait(60)[0]
-            world = 1 + rollout.world_size
-            joins = [actor.call("raw_join", host, port, 0, world, nbytes, ranks=0)]
-            joins += [
-                rollout.call("raw_join", host, port, 1 + r, world, nbytes, ranks=r)
-                for r in range(rollout.world_size)
-            ]
-            for j in joins:
-                j.wait(600)
+        host, port = actor.call("raw_store", ranks=0).wait(60)[0]
+        world = 1 + rollout.world_size
+        joins = [actor.call("raw_join", host, port, 0, world, nbytes, ranks=0)]
+        joins += [
+            rollout.call("raw_join", host, port, 1 + r, world, nbytes, ranks=r)
+            for r in range(rollout.world_size)
+        ]
+        for j in joins:
+            j.wait(600)
 
         def collective() -> None:
             sync_weights(actor, rollout, 600, method="collective", bucket_bytes=bucket)
@@ -184,9 +185,7 @@ def run_size(cluster: Cluster, size: str, rounds: int, bucket: int, raw: bool) -
             for f in futures:
                 f.wait(600)
 
-        methods = {"collective": collective, "object_store": object_store}
-        if raw:
-            methods["raw gloo"] = raw_gloo
+        methods = {"collective": collective, "object_store": object_store, "raw gloo": raw_gloo}
         times: dict[str, list[float]] = {m: [] for m in methods}
         for r in range(rounds + 1):  # round 0 warms up (group set-up, first calls)
             for name, fn in methods.items():
@@ -195,7 +194,11 @@ def run_size(cluster: Cluster, size: str, rounds: int, bucket: int, raw: bool) -
                 t = _timed(fn)
                 if r > 0:
                     times[name].append(t)
-        return {"params": numel, "bytes": nbytes, **{m: statistics.median(t) for m, t in times.items()}}
+        return {
+            "params": numel,
+            "bytes": nbytes,
+            **{m: statistics.median(t) for m, t in times.items()},
+        }
     finally:
         actor.kill()
         rollout.kill()
@@ -207,6 +210,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bucket-mib", type=float, default=64.0)
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument(
+        "--actor-ranks", type=int, default=2, choices=(1, 2), help="1: plain torch, no shards"
+    )
     args = parser.parse_args()
     bucket = int(args.bucket_mib * 1024**2)
     config = ClusterConfig(
@@ -215,11 +221,16 @@ def main() -> None:
     results = {}
     with Cluster(config) as cluster:
         for size in args.sizes:
-            results[size] = run_size(cluster, size, args.rounds, bucket, raw=True)
+            results[size] = run_size(cluster, size, args.rounds, bucket, args.actor_ranks)
             print(f"{size}: {results[size]}", flush=True)
-    print(f"\n2 FSDP2 actor ranks -> 2 rollout ranks, CPU/gloo, bucket {args.bucket_mib:g} MiB, "
-          f"median of {args.rounds} rounds (seconds per sync)")
-    print(f"{'model':>6} {'params':>8} {'MB':>7} {'object_store':>13} {'collective':>11} {'raw gloo':>9}")
+    actors = "2 FSDP2 actor ranks" if args.actor_ranks == 2 else "1 actor rank (torch)"
+    print(
+        f"\n{actors} -> 2 rollout ranks, CPU/gloo, bucket {args.bucket_mib:g} MiB, "
+        f"median of {args.rounds} rounds (seconds per sync)"
+    )
+    print(
+        f"{'model':>6} {'params':>8} {'MB':>7} {'object_store':>13} {'collective':>11} {'raw gloo':>9}"
+    )
     for size, r in results.items():
         raw = f"{r['raw gloo']:9.3f}" if "raw gloo" in r else f"{'-':>9}"
         print(

@@ -33,7 +33,8 @@ from rlinf.models.train import TrainingConfig, build_backend
 # The workers below are defined here; Ray workers cannot import this module by name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-BUCKET = 4096  # bytes: the 128x128 weight (64 KiB) is larger, the 24 small layers are not
+BUCKET = 4096  # bytes: pieces of 256 B or more go alone (the 128x128 weight's rows), the
+# 24 small layers' pieces are packed
 
 
 class Net(nn.Module):
@@ -153,13 +154,19 @@ def _assert_holders_equal(trainer, holder, version: int) -> None:
 def test_buckets_group_small_tensors_and_send_large_ones_alone():
     # 16-byte alignment: 10 -> [0, 10), 20 -> [16, 36); 100 > 64 alone; 50 does not fit
     # after 5 (16 + 50 > 64): 5 alone; empty tensors are skipped.
-    got = plan_buckets([10, 20, 0, 100, 5, 50, 3, 4], 64)
+    got = plan_buckets([10, 20, 0, 100, 5, 50, 3, 4], 64, alone_bytes=64)
     assert got == [
         Bucket((0, 1), (0, 16), 36, False),
         Bucket((3,), (0,), 100, True),
         Bucket((4,), (0,), 5, True),
         Bucket((5,), (0,), 50, True),
         Bucket((6, 7), (0, 16), 20, False),
+    ]
+    # Default: pieces of bucket_bytes / 16 (here 64) or more go alone, as they are.
+    assert plan_buckets([10, 64, 63, 20], 1024) == [
+        Bucket((0,), (0,), 10, True),
+        Bucket((1,), (0,), 64, True),
+        Bucket((2, 3), (0, 64), 84, False),
     ]
     with pytest.raises(ValueError, match="bucket_bytes must be >= 16, got 8"):
         plan_buckets([1], 8)
