@@ -19,7 +19,8 @@ its own tensors (``receive_weights``, :class:`WeightReceiver`). Nothing is gathe
 nothing goes through the object store. ``auto``
 (:func:`choose_weight_sync`) picks it when the trainer is sharded over several ranks or the
 two groups span several nodes, the object store otherwise (one node, one trainer rank:
-a single put and zero-copy reads beat a broadcast there; see ``benchmarks/README.md``).
+staging can overlap a running rollout, and collocated ranks on one GPU cannot form an NCCL
+group; on CPU the collective path measured faster there too, see ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
