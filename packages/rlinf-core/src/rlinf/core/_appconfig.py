@@ -119,6 +119,13 @@ class RunnerSection:
             often fastest with 1.
         timeout_s: longest wait for any worker or channel before the run fails.
         progress: show a tqdm progress bar.
+        weight_sync: how weights go from the actor ranks to the rollout ranks:
+            ``object_store`` (the actor's rank 0 puts one snapshot, each rollout rank
+            fetches it), ``collective`` (bucketed broadcasts, gloo on CPU / NCCL on GPU,
+            shards gathered bucket by bucket) or ``auto`` (collective when the actor has
+            several ranks or the actor and rollout span several nodes).
+        weight_sync_bucket_mb: bucket size (MiB) of the collective path: the most extra
+            memory a sync takes per process (besides a tensor larger than a bucket).
     """
 
     name: str = "run"
@@ -129,9 +136,19 @@ class RunnerSection:
     torch_threads: int | Literal["auto"] = "auto"
     timeout_s: float = 600.0
     progress: bool = True
+    weight_sync: Literal["auto", "object_store", "collective"] = "auto"
+    weight_sync_bucket_mb: float = 64.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metric_backends", tuple(self.metric_backends))
+        if self.weight_sync not in ("auto", "object_store", "collective"):
+            raise ValueError(
+                f"weight_sync must be auto, object_store or collective, got {self.weight_sync!r}"
+            )
+        if not self.weight_sync_bucket_mb >= 0.001:
+            raise ValueError(
+                f"weight_sync_bucket_mb must be >= 0.001, got {self.weight_sync_bucket_mb}"
+            )
         if self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         if self.torch_threads != "auto" and self.torch_threads < 1:

@@ -11,6 +11,9 @@
   :func:`load_staged_weights`, :class:`WeightStager`, :func:`put_weights`: weight sync from
   a trainer group to generator groups; the trainer's process puts the snapshot into Ray's
   object store and the driver only passes the reference on (loaded lazily: needs Ray).
+  ``sync_weights(..., method="collective")`` (or ``"auto"``, :func:`choose_weight_sync`)
+  broadcasts the (sharded) weights in buckets instead, between workers that inherit
+  :class:`WeightBroadcaster` / :class:`WeightReceiver`.
 * :mod:`rlinf.models.embodied` (import it explicitly; it needs Ray): the PPO / GRPO
   ``PolicyUpdater`` and the ``EmbodiedActorWorker`` / ``EmbodiedRolloutWorker`` with
   versioned weight sync.
@@ -35,8 +38,13 @@ from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 # Weight sync imports Ray: loaded on first use (PEP 562) so `import rlinf.models` stays
 # Ray-free.
 _WEIGHT_SYNC = (
+    "DEFAULT_BUCKET_BYTES",
+    "WEIGHT_SYNC_METHODS",
     "StagedWeights",
+    "WeightBroadcaster",
+    "WeightReceiver",
     "WeightStager",
+    "choose_weight_sync",
     "load_staged_weights",
     "put_weights",
     "resolve_snapshot",
@@ -45,6 +53,8 @@ _WEIGHT_SYNC = (
 )
 
 __all__ = [
+    "DEFAULT_BUCKET_BYTES",
+    "WEIGHT_SYNC_METHODS",
     "ActionSpecLike",
     "ActorCritic",
     "ArraySpecLike",
@@ -57,9 +67,12 @@ __all__ = [
     "StagedWeights",
     "StaleWeightsError",
     "VersionedWeights",
+    "WeightBroadcaster",
+    "WeightReceiver",
     "WeightSnapshot",
     "WeightStager",
     "build_policy",
+    "choose_weight_sync",
     "load_staged_weights",
     "log1m_tanh_sq",
     "orthogonal_linear",

@@ -55,14 +55,29 @@ class VersionedWeights:
         """Copy ``snapshot`` into the module after checking its version."""
         if not isinstance(snapshot, WeightSnapshot):
             raise TypeError(f"expected a WeightSnapshot, got {type(snapshot).__name__}")
-        if self.version >= 0 and snapshot.version != self.version + 1:
-            kind = "stale" if snapshot.version <= self.version else "skipped"
-            raise StaleWeightsError(
-                f"{kind} weights: holding version {self.version}, got {snapshot.version} "
-                f"(expected {self.version + 1})"
-            )
+        self.check_next(snapshot.version)
         self.module.load_state_dict(snapshot.state)
         self.version = snapshot.version
+
+    def check_next(self, version: int) -> None:
+        """Raise :class:`StaleWeightsError` (naming both versions) unless ``version`` may
+        be loaded next."""
+        if self.version >= 0 and version != self.version + 1:
+            kind = "stale" if version <= self.version else "skipped"
+            raise StaleWeightsError(
+                f"{kind} weights: holding version {self.version}, got {version} "
+                f"(expected {self.version + 1})"
+            )
+
+    def invalidate(self) -> None:
+        """The module is being overwritten in place (a collective sync): it holds no
+        version until :meth:`mark_loaded`, so a transfer that fails half-way leaves weights
+        that :meth:`require` refuses."""
+        self.version = -1
+
+    def mark_loaded(self, version: int) -> None:
+        """Record that the module now holds ``version`` (written by someone else)."""
+        self.version = int(version)
 
     def require(self, version: int) -> None:
         """Raise unless the module holds exactly ``version``."""

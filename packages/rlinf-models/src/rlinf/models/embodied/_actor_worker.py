@@ -14,7 +14,7 @@ from rlinf.core import Trajectory, Worker
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
-from .._weight_sync import WeightStager
+from .._weight_sync import WeightBroadcaster, WeightStager
 from ..train import TrainingConfig
 from ._config import UpdaterConfig
 from ._process import setup_torch_process
@@ -24,14 +24,16 @@ from ._weights import WeightSnapshot
 __all__ = ["EmbodiedActorWorker"]
 
 
-class EmbodiedActorWorker(WeightStager, Worker):
+class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
     """Holds the trained :class:`~rlinf.models.ActorCritic` and its :class:`PolicyUpdater`.
 
     Weight sync goes through Ray's object store: ``stage_weights`` (from
     :class:`~rlinf.models.WeightStager`) puts a :class:`WeightSnapshot` (a few hundred KB
     for MLP policies) into the store from this process and returns only its reference,
     which the driver hands to every rollout rank. That needs no collective set-up between
-    groups and works unchanged whether ranks share a device or not.
+    groups and works unchanged whether ranks share a device or not. Or by collectives:
+    ``broadcast_weights`` (from :class:`~rlinf.models.WeightBroadcaster`, every rank calls
+    it) sends the live, possibly sharded, state dict in buckets.
 
     Args:
         policy_config: :class:`~rlinf.models.PolicyConfig`.
@@ -43,6 +45,9 @@ class EmbodiedActorWorker(WeightStager, Worker):
         torch_threads: intra-op threads (1 is fastest for small MLPs on shared cores).
         training: :class:`~rlinf.models.train.TrainingConfig`; default: ``torch`` for one
             rank, ``fsdp2`` when the actor group has several (``placement.actor="0-1"``).
+        gather_full_state: several ranks: gather the full weights on every rank after each
+            update, for ``stage_weights`` (the object-store path). The collective path
+            gathers bucket by bucket while it sends, so it turns this off.
 
     Several ranks train data-parallel: the group becomes the default process group
     (:meth:`~rlinf.core.Worker.init_torch_distributed`), every rank is called with the
@@ -60,6 +65,7 @@ class EmbodiedActorWorker(WeightStager, Worker):
         seed: int = 0,
         torch_threads: int = 1,
         training: TrainingConfig | None = None,
+        gather_full_state: bool = True,
     ) -> None:
         super().__init__()
         setup_torch_process(torch_threads)
@@ -71,13 +77,14 @@ class EmbodiedActorWorker(WeightStager, Worker):
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
         self.updater = PolicyUpdater(self.policy, updater_config, total_updates, training)
         self.version = 0
+        self._gather_full = gather_full_state
         self._full_state: dict[str, torch.Tensor] | None = None
         self._gather_weights()
 
     def _gather_weights(self) -> None:
         """Sharded policy: every rank gathers the full weights now (a collective), so that
         rank 0 alone can export them later."""
-        if self.updater.backend.world_size > 1:
+        if self.updater.backend.world_size > 1 and self._gather_full:
             self._full_state = self.updater.backend.full_state_dict()
 
     def get_version(self) -> int:
@@ -114,8 +121,18 @@ class EmbodiedActorWorker(WeightStager, Worker):
         metrics["train/weight_version"] = float(self.version)
         return metrics
 
+    def weight_state(self) -> tuple[int, dict[str, torch.Tensor]]:
+        """:attr:`version` and the live state dict (DTensor shards under fsdp2), for
+        ``broadcast_weights``."""
+        return self.version, self.policy.state_dict()
+
     def export_weights(self) -> WeightSnapshot:
         """The current weights tagged with :attr:`version`."""
+        if self.updater.backend.world_size > 1 and self._full_state is None:
+            raise RuntimeError(
+                "export_weights: this sharded actor was started with gather_full_state=False "
+                "(collective weight sync); use broadcast_weights"
+            )
         if self._full_state is not None:
             state = {k: v.clone() for k, v in self._full_state.items()}
             return WeightSnapshot(self.version, state)

@@ -6,6 +6,7 @@ One training iteration::
     env workers <--replies (actions, logp, V)------ rollout workers    per pipeline stage)
     env workers --Trajectory [N, T] (object store)--> actor.update (GAE, PPO) --> weights v+1
     actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
+          (or, runner.weight_sync=collective: bucketed broadcasts from the actor ranks)
 
 Payloads never pass through the driver: env workers put their trajectories into the object
 store and return references, which the driver hands to the actor (who fetches them); the
@@ -41,7 +42,13 @@ from rlinf.core import (
 )
 
 from .._config import PolicyConfig
-from .._weight_sync import StagedWeights, load_staged_weights, stage_weights, sync_weights
+from .._weight_sync import (
+    StagedWeights,
+    choose_weight_sync,
+    load_staged_weights,
+    stage_weights,
+    sync_weights,
+)
 from ._actor_worker import EmbodiedActorWorker
 from ._collect import Collect, Collected, episode_metrics, wait_both
 from ._config import UpdaterConfig
@@ -156,6 +163,12 @@ class EmbodiedFlow:
             self.rollout = self.cluster.spawn(
                 EmbodiedRolloutWorker, pgs, "rollout", name=f"{cfg.name}-rollout-{tag}"
             )
+        # Weights go to the env workers when they run the policy; those load snapshots only.
+        self.weight_sync = (
+            "object_store"
+            if self.rollout is None
+            else choose_weight_sync(r.weight_sync, self.actor, self.rollout)
+        )
         self.env.start(
             (env_cfg, r.pipeline_stages), {"responder_factory": factory}, timeout=r.timeout_s
         ).wait()
@@ -166,10 +179,11 @@ class EmbodiedFlow:
         if r.overlap_update:
             algo = dataclasses.replace(algo, decoupled=True)
         worker_kwargs = {"seed": r.seed, "torch_threads": threads}
+        actor_kwargs = {**worker_kwargs, "gather_full_state": self.weight_sync == "object_store"}
         starting = [
             self.actor.start(
                 (self.policy_config, algo, obs_spec, action_spec, self.total_updates),
-                worker_kwargs,
+                actor_kwargs,
                 timeout=r.timeout_s,
             )
         ]
@@ -217,15 +231,21 @@ class EmbodiedFlow:
         return self.actor.call("get_version").wait(self.config.runner.timeout_s)[0]
 
     def sync_weights(self, staged: StagedWeights | None = None) -> int:
-        """Push the actor's weights to every rollout rank (the actor puts them into the object
-        store, each rank fetches them); returns the version now loaded everywhere.
-        ``staged``: weights the actor already staged (:func:`rlinf.models.stage_weights`),
-        so only the loading is left."""
+        """Push the actor's weights to every rollout rank (:attr:`weight_sync`: the actor
+        puts them into the object store and each rank fetches them, or the actor ranks
+        broadcast them in buckets); returns the version now loaded everywhere.
+        ``staged``: weights the actor already staged (:func:`rlinf.models.stage_weights`,
+        object-store path only), so only the loading is left."""
         target = self.rollout if self.rollout is not None else self.env
-        timeout = self.config.runner.timeout_s
+        r = self.config.runner
+        if self.weight_sync == "collective":
+            if staged is not None:
+                raise ValueError("staged weights exist only on the object-store path")
+            bucket = int(r.weight_sync_bucket_mb * 1024**2)
+            return sync_weights(self.actor, target, r.timeout_s, "collective", bucket)
         if staged is None:
-            return sync_weights(self.actor, target, timeout)
-        return load_staged_weights(target, staged, timeout)
+            return sync_weights(self.actor, target, r.timeout_s)
+        return load_staged_weights(target, staged, r.timeout_s)
 
     def start_collect(self, version: int) -> Collect:
         """Start one rollout of ``horizon`` steps of every env with weights ``version``
@@ -315,8 +335,9 @@ class EmbodiedFlow:
         staged = None
         if ahead is not None:
             # Export while the next rollout still runs; the rollout ranks must be idle only
-            # to load the new weights.
-            staged = stage_weights(self.actor, self.config.runner.timeout_s)
+            # to load the new weights (a broadcast needs them idle throughout).
+            if self.weight_sync == "object_store":
+                staged = stage_weights(self.actor, self.config.runner.timeout_s)
             self._prefetched = self.finish_collect(ahead)
         t_before_sync = time.perf_counter()
         self.sync_weights(staged)

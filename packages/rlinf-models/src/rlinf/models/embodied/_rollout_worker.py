@@ -16,15 +16,15 @@ from rlinf.core import Worker
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
-from .._weight_sync import resolve_snapshot
+from .._weight_sync import WeightReceiver, resolve_snapshot
 from ._process import setup_torch_process
 from ._responder import ActionResponder
-from ._weights import WeightSnapshot
+from ._weights import VersionedWeights, WeightSnapshot
 
 __all__ = ["EmbodiedRolloutWorker"]
 
 
-class EmbodiedRolloutWorker(Worker):
+class EmbodiedRolloutWorker(WeightReceiver, Worker):
     """Batched action sampling (action, log-prob, value) with version-checked weights.
 
     Env workers (or anything speaking the same protocol, see ``rlinf.envs.EnvWorker``)
@@ -81,6 +81,11 @@ class EmbodiedRolloutWorker(Worker):
         """
         self.weights.load(resolve_snapshot(snapshot))
         return self.weights.version
+
+    def weight_targets(self) -> tuple[VersionedWeights, dict[str, torch.Tensor]]:
+        """The version tracker and the policy's own tensors, which ``receive_weights``
+        (the collective path) overwrites in place."""
+        return self.weights, self.policy.state_dict()
 
     def get_state(self) -> dict[str, Any]:
         """The action sampling's RNG state, for an exact resume."""

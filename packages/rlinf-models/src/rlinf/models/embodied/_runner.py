@@ -13,8 +13,9 @@ __all__ = ["EmbodiedRunnerSection"]
 class EmbodiedRunnerSection(RunnerSection):
     """How long to train and what to record: the fields of :class:`rlinf.core.RunnerSection`
     (``name``, ``seed``, ``checkpoint_every``, ``runs_root``, ``metric_backends``,
-    ``torch_threads``, ``timeout_s``, ``progress``) plus the run length and pipelining
-    below. ``seed`` offsets ``env.seed`` and seeds the initial weights and sampling;
+    ``torch_threads``, ``timeout_s``, ``progress``, ``weight_sync``,
+    ``weight_sync_bucket_mb``) plus the run length and pipelining below; ``weight_sync``
+    applies to rollout workers (with ``policy_in_env`` weights go by the object store). ``seed`` offsets ``env.seed`` and seeds the initial weights and sampling;
     ``torch_threads`` is per worker (1: best for small MLPs).
 
     Attributes:
@@ -52,3 +53,9 @@ class EmbodiedRunnerSection(RunnerSection):
             raise ValueError("total_env_steps and horizon must be >= 1")
         if self.pipeline_stages < 1:
             raise ValueError(f"pipeline_stages must be >= 1, got {self.pipeline_stages}")
+        if self.policy_in_env and self.weight_sync == "collective":
+            raise ValueError(
+                "runner.weight_sync=collective needs rollout workers: with "
+                "runner.policy_in_env the env workers load weights from the object store "
+                "(use weight_sync=auto or object_store)"
+            )
