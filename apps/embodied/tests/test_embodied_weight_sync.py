@@ -27,6 +27,10 @@ def ray_cluster():
     ray.shutdown()
 
 
+# Two app runs: slow. The quick suite has the same path in test_embodied_data_parallel
+# (two actor ranks pick collectives, two rollout ranks, a 4 KiB bucket) and the bit-exact
+# transfer in rlinf-models' test_models_weight_collective.
+@pytest.mark.slow
 def test_collective_weight_sync_runs_like_the_object_store(ray_cluster, tmp_path):
     runs = {}
     for method in ("object_store", "collective"):
