@@ -6,6 +6,9 @@ deterministically, reserve the devices with Ray placement groups, and let colloc
 processes take turns through a device lock. Depends on Ray only, and imports it only with
 what needs it (the device lock, placement groups, ``Topology.from_ray``): parsing and
 classifying placements stays cheap.
+
+The static planner is pure Python: a ``FlowProfile`` of measured component costs, a cost
+model (``predict``) and a ``search`` that ranks placements on a ``Topology``.
 """
 
 from __future__ import annotations
@@ -15,22 +18,40 @@ from typing import Any
 
 __all__ = [
     "ComponentPlacement",
+    "ComponentProfile",
     "DeviceLock",
     "DeviceLockTimeout",
+    "FlowProfile",
     "Node",
     "Offloadable",
     "PlacedGroup",
     "Placement",
     "PlacementError",
     "PlacementGroups",
+    "PlacementLayout",
     "PlacementMode",
+    "Prediction",
+    "ProfileError",
     "RankPlacement",
+    "RankedPlacement",
+    "ScalingFit",
+    "SearchConfig",
     "SpecLike",
+    "Stage",
     "Topology",
+    "analyze",
     "classify",
     "classify_groups",
+    "evaluate",
+    "fit_scaling",
+    "format_devices",
+    "format_ranking",
     "parse_component",
     "parse_indices",
+    "predict",
+    "predict_placement",
+    "search",
+    "split_points",
 ]
 
 # Each export's home module, imported on first access.
@@ -49,6 +70,24 @@ _HOMES = {
     "SpecLike": "._spec",
     "parse_component": "._spec",
     "parse_indices": "._spec",
+    "PlacementLayout": "._cost",
+    "Prediction": "._cost",
+    "Stage": "._cost",
+    "analyze": "._cost",
+    "evaluate": "._cost",
+    "format_devices": "._cost",
+    "predict": "._cost",
+    "predict_placement": "._cost",
+    "ComponentProfile": "._profile",
+    "FlowProfile": "._profile",
+    "ProfileError": "._profile",
+    "ScalingFit": "._scaling",
+    "fit_scaling": "._scaling",
+    "RankedPlacement": "._search",
+    "SearchConfig": "._search",
+    "format_ranking": "._search",
+    "search": "._search",
+    "split_points": "._search",
     "Node": "._topology",
     "PlacementError": "._topology",
     "Topology": "._topology",
