@@ -10,6 +10,8 @@ import pytest
 from rlinf.sched import (
     ComponentProfile,
     FlowProfile,
+    Node,
+    PlacementError,
     PlacementMode,
     SearchConfig,
     Topology,
@@ -149,6 +151,15 @@ def test_split_points_bound_large_topologies():
     )
     with pytest.raises(ValueError, match="max_split_points must be >= 2"):
         SearchConfig(max_split_points=1)
+    with pytest.raises(PlacementError, match="cannot plan on a topology without devices"):
+        search(embodied(), Topology((Node(0, 0),)))
+
+
+def test_fewer_devices_than_components_still_collocates():
+    ranked = search(embodied(), Topology.uniform(1, 1))
+    # One device: only the collocated layout, 2.0 + 1.0 then 3.0, sync 0.1.
+    assert [dict(r.specs) for r in ranked] == [{"env": "0", "rollout": "0", "actor": "0"}]
+    assert ranked[0].seconds == pytest.approx(6.1)
 
 
 def test_search_on_64_devices_is_bounded_and_parses_back():

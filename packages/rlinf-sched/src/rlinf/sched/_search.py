@@ -12,7 +12,7 @@ from ._cost import Prediction, analyze, evaluate, format_devices
 from ._placement import Placement
 from ._profile import FlowProfile
 from ._scaling import fit_scaling
-from ._topology import Topology
+from ._topology import PlacementError, Topology
 
 __all__ = ["RankedPlacement", "SearchConfig", "format_ranking", "search", "split_points"]
 
@@ -120,6 +120,8 @@ def search(
     """
     config = config or SearchConfig()
     n = topology.num_devices
+    if n < 1:
+        raise PlacementError(f"cannot plan on a topology without devices: {topology.describe()}")
     names = profile.names
     fits = {c.name: fit_scaling(c.seconds, c.floor_s) for c in profile.components}
     overlaps = (False, True) if profile.overlap_update else (False,)
