@@ -1,7 +1,7 @@
 """``rlinf-embodied plan`` and ``placement: auto``: profile the reference run, rank the
 placements of the cluster with ``rlinf.sched.search``, keep those the app accepts.
 
-Imports Ray (through the flow) only inside :func:`plan`.
+Ray starts only inside :func:`plan` (the reference run).
 """
 
 from __future__ import annotations
