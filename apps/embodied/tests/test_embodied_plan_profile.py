@@ -124,3 +124,13 @@ def test_auto_config_errors_fail_before_ray(tmp_path):
         assert (probe.code, probe.started_ray) == (2, False), probe.stderr
         assert probe.stderr.startswith(f"rlinf-embodied: error: {message}"), probe.stderr
     assert not runs.exists()
+
+
+def test_resume_refuses_auto(tmp_path):
+    from rlinf.apps.embodied._train import _load_resumed
+    from rlinf.core import write_config
+
+    path = write_config(load_embodied_config("cartpole"), tmp_path)
+    assert _load_resumed(path, ["placement.actor=1"]).placement["actor"] == 1
+    with pytest.raises(ConfigError, match="plans new runs only; a resumed run keeps"):
+        _load_resumed(path, ["placement=auto"])
