@@ -16,17 +16,23 @@ from rlinf.core import (
 from rlinf.envs import EnvCheckError, EnvConfig, check_env
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import EmbodiedRunnerSection, OffPolicyConfig, UpdaterConfig
-from rlinf.sched import Placement
+from rlinf.sched import Placement, Topology
 
 from ._config_offpolicy import explain_algo_error, validate_offpolicy
 
 __all__ = [
+    "AUTO",
     "ClusterSection",
     "EmbodiedConfig",
+    "check_run",
+    "is_auto",
     "load_embodied_config",
+    "reference_config",
 ]
 
 COMPONENTS = ("actor", "rollout", "env")
+AUTO = "auto"
+"""``placement: auto``: plan the placement (and pipeline stages, overlap), then train."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,9 @@ class EmbodiedConfig:
         placement: component (``actor``, ``rollout``, ``env``) -> device spec as in
             ``rlinf.sched`` (``"0"``, ``"0-1"``, ...). Same devices for all: collocated;
             disjoint: disaggregated; a mix: hybrid. The flow is the same for all three.
+            Or ``"auto"``: profile a few iterations collocated, let the planner choose the
+            placement, ``runner.pipeline_stages`` and ``runner.overlap_update`` (the
+            config's values of those two are replaced), then train (on-policy only).
         cluster: the Ray cluster.
     """
 
@@ -50,17 +59,75 @@ class EmbodiedConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     algo: UpdaterConfig | OffPolicyConfig = field(default_factory=UpdaterConfig)
     runner: EmbodiedRunnerSection = field(default_factory=EmbodiedRunnerSection)
-    placement: Mapping[str, str | int] = field(
+    placement: Mapping[str, str | int] | str = field(
         default_factory=lambda: {"actor": "0", "rollout": "0", "env": "0"}
     )
     cluster: ClusterSection = field(default_factory=ClusterSection)
 
 
+def is_auto(cfg: EmbodiedConfig) -> bool:
+    """Whether the config asks for a planned placement (``placement: auto``)."""
+    return isinstance(cfg.placement, str)
+
+
+def reference_config(cfg: EmbodiedConfig, iterations: int | None = None) -> EmbodiedConfig:
+    """The planner's reference point of ``cfg``: every component on device 0, one pipeline
+    stage, no overlap; with ``iterations``, a run of exactly that many updates that records
+    ``metrics.jsonl`` only (no progress bar, no checkpoints)."""
+    runner = dataclasses.replace(cfg.runner, pipeline_stages=1, overlap_update=False)
+    if iterations is not None:
+        steps = cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size
+        runner = dataclasses.replace(
+            runner,
+            total_env_steps=iterations * steps,
+            progress=False,
+            metric_backends=("jsonl",),
+            checkpoint_every=0,
+        )
+    return dataclasses.replace(cfg, placement=dict.fromkeys(COMPONENTS, "0"), runner=runner)
+
+
+def _check_auto(cfg: EmbodiedConfig) -> None:
+    if isinstance(cfg.placement, str):
+        if cfg.placement != AUTO:
+            raise ConfigError(
+                f"placement: expected a mapping component -> devices or {AUTO!r}, "
+                f"got {cfg.placement!r}"
+            )
+        if isinstance(cfg.algo, OffPolicyConfig):
+            raise ConfigError(
+                f"placement: {AUTO!r} plans on-policy runs (the planner profiles the PPO / "
+                f"GRPO flow); algo.name={cfg.algo.name} needs an explicit placement"
+            )
+        return
+    for name, spec in cfg.placement.items():
+        if isinstance(spec, str) and spec.strip() == AUTO:
+            raise ConfigError(
+                f"placement.{name}: {AUTO!r} plans every component at once: write "
+                f"'placement: {AUTO}' (not per component, and without placement.* keys)"
+            )
+
+
 def validate(cfg: EmbodiedConfig) -> Placement:
     """Cross-section rules of an embodied run (env split over ranks and stages, GRPO
     groups, chunk sizes, the env id in its registry) -> the placement; a violation raises
-    :class:`ConfigError` naming the key."""
-    devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
+    :class:`ConfigError` naming the key. With ``placement: auto``, the rules are checked
+    at the planner's reference point (:func:`reference_config`) and its placement returned."""
+    _check_auto(cfg)
+    if is_auto(cfg):
+        cfg = reference_config(cfg)
+    # a joined cluster (cluster.address): its real nodes
+    placement = check_run(cfg, cfg.cluster.topology())
+    _check_env(cfg.env)
+    return placement
+
+
+def check_run(cfg: EmbodiedConfig, devices: Topology) -> Placement:
+    """:func:`validate` without the env registry check, against given ``devices`` (the
+    planner checks every candidate placement with it, probing the cluster once)."""
+    _check_auto(cfg)
+    if is_auto(cfg):
+        raise ConfigError(f"placement: {AUTO!r} must be planned before the run is checked")
     # PPO / GRPO actors train data-parallel over their ranks (FSDP2); the off-policy
     # learner holds the replay buffer and runs as one process.
     off_policy = isinstance(cfg.algo, OffPolicyConfig)
@@ -69,7 +136,6 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     )
     if off_policy:
         validate_offpolicy(cfg.algo, cfg.env, cfg.policy, cfg.runner)
-        _check_env(cfg.env)
         return placement
     if cfg.runner.overlap_update and not cfg.algo.decoupled:
         # The flow trains overlapped updates with the decoupled objective (data one version
@@ -106,7 +172,6 @@ def validate(cfg: EmbodiedConfig) -> Placement:
         )
     if cfg.runner.total_env_steps < cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size:
         raise ConfigError("runner.total_env_steps is smaller than one rollout")
-    _check_env(cfg.env)
     return placement
 
 

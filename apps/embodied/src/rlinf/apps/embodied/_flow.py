@@ -3,6 +3,7 @@ worker class (``rlinf.envs.EnvWorker``) and the sections of an :class:`EmbodiedC
 
 from __future__ import annotations
 
+from rlinf.core import ConfigError
 from rlinf.envs import EnvWorker
 from rlinf.models.embodied import EmbodiedFlow, EmbodiedFlowConfig, OffPolicyConfig, OffPolicyFlow
 
@@ -14,6 +15,8 @@ __all__ = ["build_flow", "build_offpolicy_flow"]
 def build_flow(cfg: EmbodiedConfig) -> EmbodiedFlow:
     """Start the cluster and the env / actor / rollout groups of a validated on-policy
     config."""
+    if isinstance(cfg.placement, str):
+        raise ConfigError(f"placement: {cfg.placement!r} must be planned before a flow starts")
     config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
     return EmbodiedFlow(config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo)
 
@@ -23,6 +26,8 @@ def build_offpolicy_flow(cfg: EmbodiedConfig) -> OffPolicyFlow:
     config (``algo.name: sac | crossq``)."""
     if not isinstance(cfg.algo, OffPolicyConfig):
         raise TypeError(f"algo is {type(cfg.algo).__name__}, not OffPolicyConfig")
+    if isinstance(cfg.placement, str):
+        raise ConfigError(f"placement: {cfg.placement!r} is for on-policy runs")
     config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
     return OffPolicyFlow(
         config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo

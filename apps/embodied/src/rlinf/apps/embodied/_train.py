@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from rlinf.core import MetricLogger, restore_driver_rng, resume_run, save_checkpoint, start_run
+from rlinf.core import (
+    ConfigError,
+    MetricLogger,
+    check_run_dir_free,
+    restore_driver_rng,
+    resume_run,
+    save_checkpoint,
+    start_run,
+)
 from rlinf.models.embodied import OffPolicyConfig, flow_state, restore_flow_state
 
-from ._config import EmbodiedConfig, load_embodied_config
+from ._config import AUTO, EmbodiedConfig, is_auto, load_embodied_config
 from ._config_offpolicy import check_offpolicy_env
 from ._flow import build_flow
 from ._plot import plot_learning_curve
 
-__all__ = ["TrainResult", "resume", "train"]
+__all__ = ["AUTO_ITERATIONS", "PLAN_FILE", "TrainResult", "resume", "train"]
+
+AUTO_ITERATIONS = 3
+"""Reference iterations ``placement: auto`` profiles (the first is warm-up)."""
+PLAN_FILE = "plan.json"
+"""The plan record in a ``placement: auto`` run's directory."""
 
 
 @dataclass(frozen=True)
@@ -46,17 +61,48 @@ def train(
     """Train from a preset name or YAML path with ``key=value`` overrides.
 
     The config (the env id against the registries included) is fully validated before
-    the run directory or any worker is created.
+    the run directory or any worker is created. With ``placement: auto`` the run is planned
+    first (:func:`rlinf.apps.embodied._plan.plan`, :data:`AUTO_ITERATIONS` reference
+    iterations): the table and the chosen block are printed, the run directory's
+    ``config.yaml`` holds the chosen placement (so ``--resume`` keeps it) and ``plan.json``
+    the plan (profile, ranking, chosen block).
     """
-    cfg, path, _ = start_run(load_embodied_config, config, overrides, run_dir, prepare=_prepare)
+    planned: list[Any] = []
+
+    def load(source: str | pathlib.Path, overrides: Sequence[str]) -> EmbodiedConfig:
+        cfg = load_embodied_config(source, overrides)
+        if not is_auto(cfg):
+            return cfg
+        from ._plan import apply_plan, describe, plan
+
+        check_run_dir_free(run_dir)  # before minutes of profiling, not after
+        p = plan(cfg, AUTO_ITERATIONS)
+        print("\n".join(describe(p, top=5)))
+        print(f"placement: auto chose\n{p.block_yaml()}", end="", flush=True)
+        planned.append(p)
+        return apply_plan(cfg, p.chosen)
+
+    cfg, path, _ = start_run(load, config, overrides, run_dir, prepare=_prepare)
+    if planned:
+        (path / PLAN_FILE).write_text(json.dumps(planned[0].record(), indent=2))
     return _run(cfg, path, state=None)
+
+
+def _load_resumed(source: str | pathlib.Path, overrides: Sequence[str]) -> EmbodiedConfig:
+    cfg = load_embodied_config(source, overrides)
+    if is_auto(cfg):
+        raise ConfigError(
+            f"placement: {AUTO!r} plans new runs only; a resumed run keeps the placement of "
+            "its config.yaml (override placement.<component> to change it)"
+        )
+    return cfg
 
 
 def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainResult:
     """Continue a run from its latest checkpoint (overrides may e.g. raise
     ``runner.total_env_steps``); metrics append to the same files, re-run updates replace
     their rows."""
-    cfg, path, state, _ = resume_run(run_dir, load_embodied_config, overrides, prepare=_prepare)
+    cfg, path, state, _ = resume_run(run_dir, _load_resumed, overrides, prepare=_prepare)
     return _run(cfg, path, state=state)
 
 

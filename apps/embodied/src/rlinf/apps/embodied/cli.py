@@ -1,5 +1,5 @@
 """``rlinf-embodied``: ``train --config <preset|yaml> [key=value ...]``, ``train --resume
-<run dir>``, ``eval --checkpoint <dir>``.
+<run dir>``, ``eval --checkpoint <dir>``, ``plan --config <preset|yaml> [--out FILE]``.
 
 Ray is imported only inside the commands, after :func:`rlinf.core.run_cli` has set its
 environment (see :func:`rlinf.core.ensure_ray_env`), and only once the config (the env id
@@ -36,7 +36,46 @@ def _parser() -> argparse.ArgumentParser:
         metavar="key=value",
         help="change the run's config for this evaluation (e.g. env.env_kwargs.x=y)",
     )
+    pl = p.get_default("sub").add_parser(
+        "plan", help="profile a few iterations collocated and rank the placements"
+    )
+    pl.add_argument("--config", required=True, help="preset name or YAML path")
+    pl.add_argument(
+        "--iterations", type=int, default=4, help="reference iterations (first is warm-up)"
+    )
+    pl.add_argument(
+        "--out", help="write the chosen block here as YAML (and <stem>.profile.json beside it)"
+    )
+    pl.add_argument("--top", type=int, default=10, help="rows of the ranked table")
+    pl.add_argument("--address", help="join this running Ray cluster (= cluster.address=...)")
+    pl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return p
+
+
+def _plan_command(args: argparse.Namespace) -> None:
+    import pathlib
+
+    from rlinf.core import ConfigError
+
+    from ._config import load_embodied_config
+    from ._plan import describe, plan, reference_iterations
+
+    if args.top < 1:
+        raise ConfigError(f"--top must be >= 1, got {args.top}")
+    reference_iterations(args.iterations)
+    overrides = list(args.overrides)
+    if args.address is not None:
+        overrides.append(f"cluster.address={json.dumps(args.address)}")
+    cfg = load_embodied_config(args.config, overrides)
+    result = plan(cfg, args.iterations)
+    print("\n".join(describe(result, args.top)))
+    if args.out is None:
+        print(result.block_yaml(), end="")
+        return
+    from ._plan import write_plan_files
+
+    out, prof = write_plan_files(result, pathlib.Path(args.out))
+    print(f"wrote {out} (chosen block) and {prof} (profile)")
 
 
 def _command(args: argparse.Namespace) -> None:
@@ -49,6 +88,8 @@ def _command(args: argparse.Namespace) -> None:
             f"last return {result.last_return:.1f}, {result.wall_s:.1f}s "
             f"({result.placement_mode})"
         )
+    elif args.command == "plan":
+        _plan_command(args)
     else:
         from ._eval import evaluate
 

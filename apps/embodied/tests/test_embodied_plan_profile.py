@@ -1,0 +1,136 @@
+"""The planner's side of the embodied app without Ray: the profile from a metrics file,
+the pipeline-stage options, the app's filter over the search's candidates, and the
+``placement: auto`` config errors (before Ray starts)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlinf.apps.embodied._config import check_run, load_embodied_config
+from rlinf.apps.embodied._plan import apply_plan, choose, plan_facts
+from rlinf.apps.embodied._plan_profile import (
+    UNCHECKED_MEMORY,
+    MemoryFacts,
+    PlanFacts,
+    micro_batch_options,
+    profile_from_metrics,
+)
+from rlinf.core import ConfigError, probe_cli, read_metrics
+from rlinf.sched import ComponentProfile, FlowProfile, Topology
+
+GiB = 2**30
+
+# Iteration 1 is warm-up (ignored); the medians of iterations 2-4 are hand-computed below.
+ROWS = [
+    {"time/env_step": 9.0, "time/rollout_infer": 9.0, "time/rollout": 30.0,
+     "time/update": 9.0, "time/weight_sync": 9.0, "time/iteration": 50.0},
+    {"time/env_step": 1.0, "time/rollout_infer": 0.5, "time/rollout": 2.0,
+     "time/update": 3.0, "time/weight_sync": 0.1, "time/iteration": 5.1},
+    {"time/env_step": 1.2, "time/rollout_infer": 0.4, "time/rollout": 2.2,
+     "time/update": 2.0, "time/weight_sync": 0.3, "time/iteration": 4.5},
+    {"time/env_step": 0.8, "time/rollout_infer": 0.6, "time/rollout": 1.6,
+     "time/update": 4.0, "time/weight_sync": 0.2, "time/iteration": 5.8},
+]  # fmt: skip
+
+
+def test_profile_from_hand_written_metrics(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps({"step": 8 * i, **r}) + "\n" for i, r in enumerate(ROWS)))
+    memory = MemoryFacts({"env": GiB, "rollout": 2 * GiB, "actor": 3 * GiB}, 16 * GiB, "measured")
+    profile = profile_from_metrics(read_metrics(path), PlanFacts((1, 2), True, memory))
+    # medians: env 1.0, infer 0.5, rollout 2.0 -> exchange 2.0 - 1.0 - 0.5 = 0.5, half on
+    # each side; update 3.0; sync 0.2.
+    expected = FlowProfile(
+        components=(
+            ComponentProfile("env", {1: 1.0}, memory_bytes=GiB, overhead_s=0.25),
+            ComponentProfile("rollout", {1: 0.5}, memory_bytes=2 * GiB, overhead_s=0.25),
+            ComponentProfile("actor", {1: 3.0}, memory_bytes=3 * GiB),
+        ),
+        update="actor",
+        device_memory_bytes=16 * GiB,
+        weight_sync_s=0.2,
+        micro_batches=(1, 2),
+        overlap_update=True,
+    )
+    assert profile == expected
+    assert profile.to_json() == expected.to_json()
+
+
+def test_profile_without_memory_and_bad_rows():
+    unchecked = PlanFacts((1,), False, MemoryFacts({}, 1, "not checked"))
+    profile = profile_from_metrics(ROWS, unchecked)
+    assert profile.device_memory_bytes == UNCHECKED_MEMORY
+    assert [c.memory_bytes for c in profile.components] == [1, 1, 1]
+    with pytest.raises(ValueError, match="at least 2 iterations"):
+        profile_from_metrics(ROWS[:1], unchecked)
+    broken = [ROWS[0], {k: v for k, v in ROWS[1].items() if k != "time/update"}]
+    with pytest.raises(ValueError, match=r"iteration 2 lacks \['time/update'\]"):
+        profile_from_metrics(broken, unchecked)
+
+
+def test_micro_batch_options():
+    assert micro_batch_options(8) == (1, 2, 4, 8)
+    assert micro_batch_options(6) == (1, 2, 3, 6)
+    assert micro_batch_options(64) == (1, 2, 4, 8)  # capped at MAX_STAGES
+    assert micro_batch_options(1) == (1,)
+
+
+def test_choose_keeps_only_what_the_app_accepts():
+    # 6 envs on a 4-slot node: env workers must split 6 envs x stages evenly.
+    cfg = load_embodied_config("cartpole", ["env.num_envs=6", "cluster.devices=4"])
+    facts = plan_facts(cfg, MemoryFacts({}, 1, "not checked"))
+    assert facts.micro_batches == (1, 2, 3, 6) and facts.overlap_update
+    profile = profile_from_metrics(ROWS, facts)
+    topology = Topology.uniform(1, 4)
+    ranked, dropped, examples = choose(cfg, profile, topology)
+    assert ranked and dropped["env.num_envs"] > 0
+    assert "cannot be split over" in examples["env.num_envs"]
+    assert [r.seconds for r in ranked] == sorted(r.seconds for r in ranked)
+    for r in ranked:
+        planned = apply_plan(cfg, r)
+        placement = check_run(planned, topology)  # raises if the app rejects it
+        env_links = placement["env"].world_size * r.micro_batches
+        assert placement["rollout"].world_size <= env_links
+
+
+def test_off_policy_is_not_planned():
+    cfg = load_embodied_config("sac_pendulum")
+    with pytest.raises(ConfigError, match="off-policy"):
+        plan_facts(cfg, MemoryFacts({}, 1, ""))
+
+
+BAD = {
+    ("train", "cartpole", "placement=automatic"): "placement: expected a mapping component "
+    "-> devices or 'auto', got 'automatic'",
+    ("train", "cartpole", "placement.actor=auto"): "placement.actor: 'auto' plans every "
+    "component at once",
+    ("train", "cartpole", "placement=auto", "placement.actor=1"): "override placement.actor: "
+    "placement is a value, not a section",
+    ("train", "sac_pendulum", "placement=auto"): "placement: 'auto' plans on-policy runs",
+    ("plan", "sac_pendulum"): "plan: algo.name=sac is off-policy",
+    ("plan", "cartpole", "--iterations", "1"): "--iterations must be an int >= 2",
+}
+
+
+def test_auto_config_errors_fail_before_ray(tmp_path):
+    runs = tmp_path / "runs"
+    argvs = [
+        [cmd, "--config", preset, f"runner.runs_root={runs}", *rest] for cmd, preset, *rest in BAD
+    ]
+    probes = probe_cli("rlinf.apps.embodied.cli", argvs)
+    for probe, message in zip(probes, BAD.values(), strict=True):
+        assert (probe.code, probe.started_ray) == (2, False), probe.stderr
+        assert probe.stderr.startswith(f"rlinf-embodied: error: {message}"), probe.stderr
+    assert not runs.exists()
+
+
+def test_resume_refuses_auto(tmp_path):
+    from rlinf.apps.embodied._train import _load_resumed
+    from rlinf.core import write_config
+
+    path = write_config(load_embodied_config("cartpole"), tmp_path)
+    assert _load_resumed(path, ["placement.actor=1"]).placement["actor"] == 1
+    with pytest.raises(ConfigError, match="plans new runs only; a resumed run keeps"):
+        _load_resumed(path, ["placement=auto"])
