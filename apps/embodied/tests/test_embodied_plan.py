@@ -41,6 +41,10 @@ def _layout(reason: str) -> dict[str, str]:
     return specs
 
 
+# A reference run plus the search (~30 s on a quiet machine): slow. The quick suite keeps
+# the profile, the filtering by the app's checks and the CLI's config errors
+# (test_embodied_plan_profile.py, no Ray).
+@pytest.mark.slow
 def test_plan_prints_a_table_and_writes_the_block(ray_cluster, tmp_path, capsys):
     out = tmp_path / "plan.yaml"
     args = ["plan", "--config", "cartpole", "--iterations", "3", "--out", str(out)]
