@@ -13,7 +13,7 @@ import torch
 from rlinf.channel import Channel
 from rlinf.core import Worker
 
-from .._weight_sync import WeightStager
+from .._weight_sync import WeightBroadcaster, WeightStager
 from .._weights import WeightSnapshot
 from ..train import TrainingConfig, save_hf_pretrained
 from ._batch import RolloutBatch
@@ -21,7 +21,7 @@ from ._load import load_causal_lm
 from ._updater import LLMUpdater
 from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
-from ._worker_utils import _dtype, _load_worker_model
+from ._worker_utils import _distinct_state, _dtype, _load_worker_model
 
 __all__ = ["TRAIN_STATE_DIR", "LLMActorWorker", "join_step_shards"]
 
@@ -30,7 +30,7 @@ TRAIN_STATE_DIR = "train_state"
 ``torch.distributed.checkpoint`` state (policy, critic, optimizers, update counter)."""
 
 
-class LLMActorWorker(WeightStager, Worker):
+class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
     """Holds the trained causal LM, its :class:`LLMUpdater`, and (when configured) the
     frozen reference model and the PPO critic.
 
@@ -49,6 +49,10 @@ class LLMActorWorker(WeightStager, Worker):
         training: :class:`~rlinf.models.train.TrainingConfig` of the policy and the critic;
             default: ``torch`` for one rank, ``fsdp2`` when the group has several
             (``placement.actor="0-1"``).
+        gather_full_state: several ranks: gather the full weights on every rank after each
+            update, for ``export_weights`` / ``stage_weights`` (the object-store path). The
+            collective path sends the shards as they are (``broadcast_weights``), so the
+            flow turns this off; ``save_pretrained`` and checkpoints gather for themselves.
 
     Data parallel (several ranks, as the embodied actor): the group becomes the default
     process group (:meth:`~rlinf.core.Worker.init_torch_distributed`); the policy and the
@@ -56,7 +60,12 @@ class LLMActorWorker(WeightStager, Worker):
     only, no gradient). Every rank is called for every method; each update gets the whole
     step's batch on every rank (:class:`LLMUpdater` splits each mini-batch by tokens) and
     ends with every rank gathering the full weights, which rank 0 alone then exports
-    (``stage_weights`` calls rank 0 only).
+    (``stage_weights`` calls rank 0 only), unless ``gather_full_state`` is off.
+
+    Weight sync: ``stage_weights`` (:class:`~rlinf.models.WeightStager`) puts rank 0's
+    snapshot into the object store; ``broadcast_weights``
+    (:class:`~rlinf.models.WeightBroadcaster`, every rank calls it) sends
+    :meth:`weight_state`, the live (sharded) policy tensors, to the rollout ranks in buckets.
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class LLMActorWorker(WeightStager, Worker):
         torch_threads: int = 1,
         dtype: str = "float32",
         training: TrainingConfig | None = None,
+        gather_full_state: bool = True,
     ) -> None:
         super().__init__()
         torch.manual_seed(seed)
@@ -100,6 +110,7 @@ class LLMActorWorker(WeightStager, Worker):
             training=training,
         )
         self.version = 0
+        self._gather_full = gather_full_state
         self._full_state: dict[str, torch.Tensor] | None = None
         self._gather_weights()
 
@@ -110,8 +121,8 @@ class LLMActorWorker(WeightStager, Worker):
 
     def _gather_weights(self) -> None:
         """Sharded policy: every rank gathers the full weights now (a collective), so that
-        rank 0 alone can export them later."""
-        if self.sharded:
+        rank 0 alone can export them later (only when ``gather_full_state``)."""
+        if self.sharded and self._gather_full:
             self._full_state = self.updater.backend.full_state_dict()
 
     def get_version(self) -> int:
@@ -196,9 +207,24 @@ class LLMActorWorker(WeightStager, Worker):
         metrics["train/trained_tokens"] = float(batch.attention_mask.sum())
         return metrics
 
+    def weight_state(self) -> tuple[int, dict[str, torch.Tensor]]:
+        """:attr:`version` and the policy's live tensors by HF state-dict name (FSDP2
+        shards as DTensors, not copied; tied embeddings once), for ``broadcast_weights``."""
+        return self.version, _distinct_state(self.model)
+
     def export_weights(self) -> WeightSnapshot:
         """The current (full) weights tagged with :attr:`version`; several ranks: rank 0's
-        copy gathered at the last update (call rank 0 only)."""
+        copy gathered at the last update (call rank 0 only).
+
+        Raises:
+            RuntimeError: a sharded actor started with ``gather_full_state=False``.
+        """
+        if self.sharded and self._full_state is None:
+            raise RuntimeError(
+                f"{self.address}: export_weights needs the full weights, but this sharded "
+                "actor was started with gather_full_state=False (collective weight sync); "
+                "use broadcast_weights, or save_pretrained for a full copy"
+            )
         if self._full_state is not None:
             return WeightSnapshot(self.version, {k: v.clone() for k, v in self._full_state.items()})
         return WeightSnapshot.of(self.model, self.version)

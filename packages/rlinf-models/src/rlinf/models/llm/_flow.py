@@ -7,6 +7,7 @@ One training step::
     [scored channel] --> actor rank 0 --joined batch (collective broadcast)--> actor ranks
     actor ranks (log-probs, ref KL, advantages, data-parallel update) --> weights v+1
     actor rank 0 --WeightSnapshot (object store, put by the actor)--> every rollout rank (v+1)
+      (or, runner.weight_sync=collective: bucketed broadcasts from every actor rank)
 
 All groups start at once and stream through the channels, so on disjoint devices
 (disaggregated) a reward rank scores one rollout rank's responses while another still
@@ -38,7 +39,7 @@ from rlinf.core import (
     resolve_torch_threads,
 )
 
-from .._weight_sync import sync_weights
+from .._weight_sync import choose_weight_sync, sync_weights
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._route import RolloutRoute
@@ -114,6 +115,11 @@ class LLMRLFlow:
             ``rollout_args`` (e.g. an env factory holding the tool workers' handles).
         training: the app's ``training`` section, resolved against the actor's ranks
             (default: one-process ``torch`` on one rank, ``fsdp2`` on several).
+
+    ``runner.weight_sync`` picks how weights reach the rollout ranks (:attr:`weight_sync`,
+    ``auto`` resolved by :func:`~rlinf.models.choose_weight_sync`: collective for a
+    data-parallel actor or groups on several nodes); on the collective path the actor
+    ranks stop gathering the full weights after every update.
     """
 
     def __init__(
@@ -153,6 +159,8 @@ class LLMRLFlow:
             self.actor = self.spawn(LLMActorWorker, "actor")
             self.rollout = self.spawn(rollout_worker, "rollout")
             self.reward = self.spawn(RewardWorker, "reward")
+            # runner.weight_sync with auto resolved: "object_store" or "collective".
+            self.weight_sync = choose_weight_sync(r.weight_sync, self.actor, self.rollout)
             starting = [
                 self.actor.start(
                     (model_path, algo),
@@ -160,6 +168,9 @@ class LLMRLFlow:
                         "total_updates": total_updates,
                         "ref_path": ref_path,
                         "training": train_cfg,
+                        # The collective path sends the shards as they are: no gathering
+                        # of the full weights after every update.
+                        "gather_full_state": self.weight_sync == "object_store",
                         **common,
                     },
                     timeout=r.timeout_s,
@@ -223,8 +234,15 @@ class LLMRLFlow:
         return self._wait(self.actor.call(method, *args))[0]
 
     def sync_weights(self) -> int:
-        """Push the actor's weights to every rollout rank; returns the version loaded."""
-        return sync_weights(self.actor, self.rollout, self.config.runner.timeout_s)
+        """Push the actor's weights to every rollout rank (:attr:`weight_sync`: rank 0
+        puts a snapshot into the object store and each rollout rank fetches it, or every
+        actor rank broadcasts its shards in buckets of ``runner.weight_sync_bucket_mb``);
+        returns the version now loaded everywhere."""
+        r = self.config.runner
+        if self.weight_sync == "collective":
+            bucket = int(r.weight_sync_bucket_mb * 1024**2)
+            return sync_weights(self.actor, self.rollout, r.timeout_s, "collective", bucket)
+        return sync_weights(self.actor, self.rollout, r.timeout_s)
 
     def _texts(self, rows: Sequence[PromptRow]) -> tuple[Any, ...]:
         """The rollout worker's ``generate`` inputs for ``rows``: prompts (and tasks)."""

@@ -12,6 +12,7 @@ from .._weights import VersionedWeights, WeightSnapshot
 from ._batch import RolloutBatch
 from ._generation import GenerationConfig, check_prompts
 from ._logprobs import position_ids_from_mask
+from ._worker_utils import _distinct_state
 
 __all__ = ["HFGenerationBackend", "sample_next_token"]
 
@@ -127,6 +128,13 @@ class HFGenerationBackend:
         """Copy ``snapshot`` into the model: the first load takes any version, later ones
         only the next version (:class:`~rlinf.models.StaleWeightsError` otherwise)."""
         self._weights.load(snapshot)
+
+    def weight_targets(self) -> tuple[VersionedWeights, dict[str, torch.Tensor]]:
+        """The version tracker and :attr:`model`'s own tensors by state-dict name, each
+        once (tied embeddings under their first name), for a collective sync that writes
+        into them in place (:class:`~rlinf.models.WeightReceiver`): the tracker refuses to
+        generate from the moment the first byte is written until the last is in."""
+        return self._weights, _distinct_state(self.model)
 
     def generate(self, prompts: Sequence[Sequence[int]], config: GenerationConfig) -> RolloutBatch:
         """Sample ``config.n`` responses per prompt; see

@@ -12,8 +12,8 @@ import torch
 
 from rlinf.core import Worker
 
-from .._weight_sync import resolve_snapshot
-from .._weights import StaleWeightsError, WeightSnapshot
+from .._weight_sync import WeightReceiver, resolve_snapshot
+from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
 from ._route import RolloutRoute
 from ._worker_utils import _load_worker_model
@@ -21,10 +21,15 @@ from ._worker_utils import _load_worker_model
 __all__ = ["LLMRolloutWorker"]
 
 
-class LLMRolloutWorker(Worker):
+class LLMRolloutWorker(WeightReceiver, Worker):
     """Generates responses with an :class:`~rlinf.models.llm.HFGenerationBackend` whose
     weights are version-checked: asking for a version it does not hold raises
     :class:`~rlinf.models.StaleWeightsError` instead of serving old weights.
+
+    Weights arrive either as a snapshot (``load_weights``, the object-store path) or by
+    bucketed broadcasts from every actor rank straight into the generation model's own
+    tensors (``receive_weights`` from :class:`~rlinf.models.WeightReceiver`, the
+    collective path; targets: :meth:`weight_targets`).
 
     Args:
         model_path: HF model directory (its weights are replaced by the first sync).
@@ -59,6 +64,11 @@ class LLMRolloutWorker(Worker):
         """Load the next weight version (``StaleWeightsError`` when out of order)."""
         self.backend.load_weights(resolve_snapshot(snapshot))
         return self.backend.version
+
+    def weight_targets(self) -> tuple[VersionedWeights, dict[str, torch.Tensor]]:
+        """The generation backend's version tracker and its model's tensors by HF
+        state-dict name (tied embeddings once), which ``receive_weights`` overwrites."""
+        return self.backend.weight_targets()
 
     def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:
         """The generation config of one call with weights ``version`` (greedy: one sample
