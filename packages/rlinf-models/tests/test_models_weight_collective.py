@@ -241,3 +241,29 @@ def test_a_version_out_of_order_raises_naming_both_and_changes_nothing(cluster):
 def test_unknown_method_is_an_error():
     with pytest.raises(ValueError, match=r"weight_sync must be one of .* got 'nccl'"):
         choose_weight_sync("nccl", None, None)  # type: ignore[arg-type]
+
+
+class _Placed:
+    """A group as choose_weight_sync sees it: ranks on devices and nodes (no Ray)."""
+
+    def __init__(self, devices: tuple[int, ...], nodes: tuple[int, ...], world_size: int):
+        self.name, self.world_size = "g", world_size
+        self.placement = type("P", (), {"devices": devices, "nodes": nodes})()
+
+
+def test_auto_keeps_the_object_store_when_actor_and_rollout_share_a_gpu():
+    actor, rollout = _Placed((0, 1), (0,), 2), _Placed((1, 2), (0,), 2)
+    # CPU slots: two actor ranks -> collectives (gloo groups may share a slot).
+    assert choose_weight_sync("auto", actor, rollout, "cpu") == "collective"
+    # GPUs: GPU 1 holds an actor and a rollout rank, which one NCCL group cannot have.
+    assert choose_weight_sync("auto", actor, rollout, "gpu") == "object_store"
+    with pytest.raises(ValueError, match=r"share GPU\(s\) \[1\].*use object_store"):
+        choose_weight_sync("collective", actor, rollout, "gpu")
+    apart = _Placed((2, 3), (0,), 2)
+    assert choose_weight_sync("auto", actor, apart, "gpu") == "collective"
+    assert choose_weight_sync("auto", _Placed((0,), (0,), 1), _Placed((1,), (1,), 1), "gpu") == (
+        "collective"  # one actor rank, but the groups span two nodes
+    )
+    assert choose_weight_sync("auto", _Placed((0,), (0,), 1), _Placed((1,), (0,), 1)) == (
+        "object_store"
+    )

@@ -131,13 +131,33 @@ def load_staged_weights(rollout: _Group, staged: StagedWeights, timeout: float) 
     return staged.version
 
 
-def choose_weight_sync(method: str, actor: _PlacedGroup, rollout: _PlacedGroup) -> str:
+def choose_weight_sync(
+    method: str, actor: _PlacedGroup, rollout: _PlacedGroup, device_type: str = "cpu"
+) -> str:
     """``object_store`` or ``collective``: ``method`` itself, or for ``auto`` the rule of the
-    module doc (collective when the actor has several ranks or the groups span nodes)."""
+    module doc (collective when the actor has several ranks or the groups span nodes).
+
+    ``device_type`` (the topology's, ``"cpu"`` or ``"gpu"``): on GPUs the collective path
+    puts actor and rollout ranks in one NCCL group, which refuses two ranks on one GPU, so
+    ``auto`` keeps the object store when the two groups share a GPU.
+
+    Raises:
+        ValueError: an unknown ``method``, or ``collective`` with actor and rollout ranks
+            on the same GPU.
+    """
     if method not in WEIGHT_SYNC_METHODS:
         raise ValueError(f"weight_sync must be one of {WEIGHT_SYNC_METHODS}, got {method!r}")
+    shared = set(actor.placement.devices) & set(rollout.placement.devices)
+    shared_gpus = sorted(shared) if device_type == "gpu" else []
+    if method == "collective" and shared_gpus:
+        raise ValueError(
+            f"weight_sync=collective: actor and rollout share GPU(s) {shared_gpus}, and NCCL "
+            "cannot put two ranks of one group on one GPU; use object_store (or auto)"
+        )
     if method != "auto":
         return method
+    if shared_gpus:
+        return "object_store"
     nodes = set(actor.placement.nodes) | set(rollout.placement.nodes)
     return "collective" if actor.world_size > 1 or len(nodes) > 1 else "object_store"
 

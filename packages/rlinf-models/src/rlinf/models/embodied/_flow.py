@@ -167,7 +167,9 @@ class EmbodiedFlow:
         self.weight_sync = (
             "object_store"
             if self.rollout is None
-            else choose_weight_sync(r.weight_sync, self.actor, self.rollout)
+            else choose_weight_sync(
+                r.weight_sync, self.actor, self.rollout, pgs.placement.topology.device_type
+            )
         )
         self.env.start(
             (env_cfg, r.pipeline_stages), {"responder_factory": factory}, timeout=r.timeout_s

@@ -160,7 +160,12 @@ class LLMRLFlow:
             self.rollout = self.spawn(rollout_worker, "rollout")
             self.reward = self.spawn(RewardWorker, "reward")
             # runner.weight_sync with auto resolved: "object_store" or "collective".
-            self.weight_sync = choose_weight_sync(r.weight_sync, self.actor, self.rollout)
+            self.weight_sync = choose_weight_sync(
+                r.weight_sync,
+                self.actor,
+                self.rollout,
+                self._pgs.placement.topology.device_type,
+            )
             starting = [
                 self.actor.start(
                     (model_path, algo),
