@@ -139,6 +139,11 @@ class RunnerSection:
     weight_sync: Literal["auto", "object_store", "collective"] = "auto"
     weight_sync_bucket_mb: float = 64.0
 
+    @property
+    def weight_sync_bucket_bytes(self) -> int:
+        """``weight_sync_bucket_mb`` in bytes, as the weight-sync functions take it."""
+        return int(self.weight_sync_bucket_mb * 1024**2)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "metric_backends", tuple(self.metric_backends))
         if self.weight_sync not in ("auto", "object_store", "collective"):

@@ -240,13 +240,12 @@ class EmbodiedFlow:
         object-store path only), so only the loading is left."""
         target = self.rollout if self.rollout is not None else self.env
         r = self.config.runner
-        if self.weight_sync == "collective":
-            if staged is not None:
-                raise ValueError("staged weights exist only on the object-store path")
-            bucket = int(r.weight_sync_bucket_mb * 1024**2)
-            return sync_weights(self.actor, target, r.timeout_s, "collective", bucket)
         if staged is None:
-            return sync_weights(self.actor, target, r.timeout_s)
+            return sync_weights(
+                self.actor, target, r.timeout_s, self.weight_sync, r.weight_sync_bucket_bytes
+            )
+        if self.weight_sync == "collective":
+            raise ValueError("staged weights exist only on the object-store path")
         return load_staged_weights(target, staged, r.timeout_s)
 
     def start_collect(self, version: int) -> Collect:

@@ -244,10 +244,9 @@ class LLMRLFlow:
         actor rank broadcasts its shards in buckets of ``runner.weight_sync_bucket_mb``);
         returns the version now loaded everywhere."""
         r = self.config.runner
-        if self.weight_sync == "collective":
-            bucket = int(r.weight_sync_bucket_mb * 1024**2)
-            return sync_weights(self.actor, self.rollout, r.timeout_s, "collective", bucket)
-        return sync_weights(self.actor, self.rollout, r.timeout_s)
+        return sync_weights(
+            self.actor, self.rollout, r.timeout_s, self.weight_sync, r.weight_sync_bucket_bytes
+        )
 
     def _texts(self, rows: Sequence[PromptRow]) -> tuple[Any, ...]:
         """The rollout worker's ``generate`` inputs for ``rows``: prompts (and tasks)."""
