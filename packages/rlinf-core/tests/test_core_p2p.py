@@ -153,3 +153,50 @@ def test_recv_into_preallocated_buffer(cluster, peers):
     finally:
         c.kill()
         pgs.remove()
+
+
+class Reborn(Worker):
+    def exchange(self, value: float, late: float) -> float:
+        # rank 0 -> rank 1 over a pair group, then an all-reduce over the default group; rank
+        # 1 comes ``late`` seconds after rank 0, so rank 0 looks for it in the store first.
+        import torch.distributed as dist
+
+        if self.rank == 1:
+            time.sleep(late)
+        if self.rank == 0:
+            self.send(torch.tensor([value]), self.group_name, 1, timeout=30)
+        else:
+            value = float(self.recv(self.group_name, 0, timeout=30)[0]) + 1.0
+        self.init_torch_distributed(timeout=30)
+        total = torch.tensor([value])
+        dist.all_reduce(total)
+        return float(total[0])
+
+
+def _launch_when_name_is_free(cluster, pgs, deadline_s: float = 30.0):
+    # ray.kill returns before the old actors' names are released.
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            return cluster.launch(Reborn, pgs, "reborn")
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_relaunched_group_of_same_name_connects_afresh(cluster):
+    # The rendezvous store lives for the whole session, so the first incarnation's keys stay
+    # in it: the second must not read them (it would wait on, or connect to, dead peers).
+    pgs = cluster.allocate({"reborn": "4-5"})
+    try:
+        first = cluster.launch(Reborn, pgs, "reborn")
+        assert first.call("exchange", 1.0, 0.0).wait(timeout=120) == [3.0, 3.0]
+        first.kill()
+        second = _launch_when_name_is_free(cluster, pgs)
+        try:
+            assert second.call("exchange", 10.0, 3.0).wait(timeout=120) == [21.0, 21.0]
+        finally:
+            second.kill()
+    finally:
+        pgs.remove()

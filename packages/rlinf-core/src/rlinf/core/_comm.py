@@ -6,10 +6,12 @@ import contextlib
 import datetime
 import hashlib
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ray
 import torch
 import torch.distributed as dist
 
@@ -72,7 +74,9 @@ class Communicator:
     """One per worker process. Builds a process group per peer set on first use.
 
     A pair's group has the two workers as ranks 0 and 1 in sorted address order; its store
-    keys live under a prefix named after the pair. Whichever side calls first simply waits
+    keys live under a prefix named after the pair and the Ray actor ids of its members, so a
+    group relaunched under the same name never meets the keys its dead predecessor left in
+    the (session-long) store. Whichever side calls first simply waits
     in the group constructor until the other side's first send/recv/broadcast with it, so no
     matched setup call is needed and unrelated pairs never wait on each other.
     """
@@ -95,6 +99,32 @@ class Communicator:
             )
         return self._store
 
+    def _incarnation(self, member: WorkerAddress, timeout: float) -> str:
+        """The Ray actor id of the process now serving ``member`` (retried while a peer is
+        still being created, up to ``timeout`` seconds)."""
+        if member == self.me:
+            return ray.get_runtime_context().get_actor_id() or ""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                handle = ray.get_actor(f"{member.group}:{member.rank}", namespace=self._namespace)
+            except ValueError as e:
+                if time.monotonic() >= deadline:
+                    raise CommError(
+                        f"{self.me}: no worker {member} is alive to connect to within {timeout:g} s"
+                    ) from e
+                time.sleep(0.05)
+                continue
+            # ActorHandle has no public id accessor; _actor_id is what Ray's own state API reads.
+            return handle._actor_id.hex()
+
+    def scope(self, members: Sequence[WorkerAddress], timeout: float) -> str:
+        """A store prefix unique to this incarnation of ``members``: their names and the
+        actor ids of the processes serving them, hashed."""
+        names = ",".join(map(str, members))
+        ids = ",".join(self._incarnation(m, timeout) for m in members)
+        return hashlib.sha1(f"{names}|{ids}".encode()).hexdigest()[:16]
+
     def _group(self, members: Sequence[WorkerAddress], backend: str, timeout: float) -> Any:
         names = ",".join(map(str, members))
         key = (names, backend)
@@ -102,7 +132,7 @@ class Communicator:
         if pg is not None:
             return pg
         rank = list(members).index(self.me)
-        digest = hashlib.sha1(names.encode()).hexdigest()[:16]
+        digest = self.scope(members, timeout)
         base = self._base_store()
         base.set_timeout(_td(timeout))
         store = dist.PrefixStore(f"rlinf/{backend}/{digest}/", base)

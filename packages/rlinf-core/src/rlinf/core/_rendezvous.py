@@ -28,11 +28,22 @@ class _Rendezvous:
         return self._ip, self._store.port
 
 
+# namespace -> the handle this process holds. Ray destroys an actor once its creator drops
+# the last handle, so holding it here keeps the store for the whole Ray session: a flow shut
+# down before another no longer takes the second one's rendezvous with it. (Stale keys of dead
+# groups cannot mislead a later group of the same name: store prefixes include actor ids.)
+_HELD: dict[str | None, ray.actor.ActorHandle] = {}
+
+
 def ensure_rendezvous(namespace: str | None = None) -> ray.actor.ActorHandle:
-    """Start the rendezvous actor if absent (owned by the caller, normally the driver)."""
-    return _Rendezvous.options(
+    """Start the rendezvous actor if absent (owned by the caller, normally the driver) and
+    hold it in this process for the rest of the Ray session."""
+    handle = _Rendezvous.options(
         name=RENDEZVOUS_NAME, namespace=namespace, get_if_exists=True
     ).remote()
+    # A handle from an earlier ray.init (the same process may start Ray again) is replaced.
+    _HELD[namespace] = handle
+    return handle
 
 
 def rendezvous_address(namespace: str | None = None, timeout: float = 60.0) -> tuple[str, int]:

@@ -204,9 +204,10 @@ class Worker:
                 )
             return
         seconds = self._ctx.comm_timeout if timeout is None else timeout
-        store = dist.PrefixStore(
-            f"rlinf/default/{self._ctx.group}/", self._communicator()._base_store()
-        )
+        comm = self._communicator()
+        members = [WorkerAddress(self._ctx.group, r) for r in range(self.world_size)]
+        scope = comm.scope(members, seconds)
+        store = dist.PrefixStore(f"rlinf/default/{scope}/", comm._base_store())
         dist.init_process_group(
             "nccl" if self._ctx.device_type == "gpu" else "gloo",
             store=store,
