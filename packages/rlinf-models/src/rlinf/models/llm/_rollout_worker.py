@@ -15,6 +15,7 @@ from rlinf.core import Worker
 from .._weight_sync import WeightReceiver, resolve_snapshot
 from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
+from ._load import load_tokenizer
 from ._route import RolloutRoute
 from ._worker_utils import _load_worker_model
 
@@ -49,10 +50,19 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        model, self.tokenizer = _load_worker_model(
-            model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
-        )
-        self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+        engine = getattr(generation, "backend", "hf")
+        if engine == "hf":
+            model, self.tokenizer = _load_worker_model(
+                model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
+            )
+            self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+        else:
+            # An in-process vLLM / SGLang engine loads the model itself (engines/).
+            from .engines import build_engine_backend
+
+            torch.set_num_threads(torch_threads)
+            self.tokenizer = load_tokenizer(model_path)
+            self.backend = build_engine_backend(engine, model_path, seed=seed, dtype=dtype)
         self.generation = generation
         self.seed = seed
 
@@ -68,7 +78,23 @@ class LLMRolloutWorker(WeightReceiver, Worker):
     def weight_targets(self) -> tuple[VersionedWeights, dict[str, torch.Tensor]]:
         """The generation backend's version tracker and its model's tensors by HF
         state-dict name (tied embeddings once), which ``receive_weights`` overwrites."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            raise ValueError(
+                "collective weight sync writes into the HF backend's tensors; an engine "
+                "(generation.backend vllm / sglang) takes snapshots: runner.weight_sync=object_store"
+            )
         return self.backend.weight_targets()
+
+    def onload(self) -> None:
+        """Wake an engine that :meth:`offload` put to sleep (HF: nothing to do)."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            self.backend.onload()
+
+    def offload(self) -> None:
+        """Between turns on a shared device an engine sleeps (vLLM sleep level 1, SGLang
+        KV-cache release); the HF backend stays resident."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            self.backend.offload()
 
     def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:
         """The generation config of one call with weights ``version`` (greedy: one sample
