@@ -172,3 +172,28 @@ def test_engine_serves_new_weights_after_update_and_sleep(engine: str, tmp_path)
     backend.load_weights(WeightSnapshot.of(model, 2))
     assert backend.generate(prompts, cfg).version == 2
     assert backend.generate(prompts, cfg).input_ids.tolist() == want
+
+
+def test_phase_peak_memory_records_cuda_only() -> None:
+    from rlinf.models._memory import phase_peak_memory
+
+    metrics: dict[str, float] = {}
+    with phase_peak_memory("rollout", metrics, "cpu"):
+        torch.zeros(1024)
+    assert metrics == {}
+    with pytest.raises(ValueError, match="without '/'"), phase_peak_memory("a/b", metrics):
+        pass
+
+
+@pytest.mark.gpu
+def test_phase_peak_memory_measures_the_phase() -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from rlinf.models._memory import phase_peak_memory
+
+    metrics: dict[str, float] = {}
+    base = torch.cuda.memory_allocated() / 2**30
+    with phase_peak_memory("actor", metrics):
+        x = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+        del x
+    assert metrics["memory/actor_peak_gib"] >= base + 1 / 16

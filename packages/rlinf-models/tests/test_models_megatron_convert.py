@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import socket
 
 import pytest
@@ -212,3 +213,43 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.gpu
+def test_megatron_backend_matches_hf_logits_and_exports_hf_weights() -> None:
+    """On one GPU: the megatron backend's logits equal the HF model's on a padded batch,
+    and full_state_dict gives back the HF weights it was built from."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("megatron.core", reason="needs the rlinf-models[megatron] extra")
+    from megatron.core import parallel_state
+
+    from rlinf.models.train import TrainingConfig, build_backend
+
+    dist = torch.distributed
+    dist.init_process_group(
+        "nccl", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
+    )
+    try:
+        torch.manual_seed(4)
+        cfg = _qwen2_config(tie=True)
+        hf = Qwen2ForCausalLM(cfg).cuda().eval()
+        want_sd = {k: v.detach().cpu().clone() for k, v in hf.state_dict().items()}
+        ids = torch.tensor([[0, 5, 6, 7], [1, 2, 3, 4]], device="cuda")
+        mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]], device="cuda")
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            want = hf(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        backend = build_backend(
+            TrainingConfig(backend="megatron"),
+            copy.deepcopy(hf),  # the backend frees the HF copy it is given
+            lambda params: torch.optim.SGD(params, lr=0.1),
+        )
+        with torch.no_grad():
+            got = backend.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        real = mask.bool()
+        torch.testing.assert_close(got[real].float(), want[real].float(), atol=2e-4, rtol=1e-3)
+        _equal_dicts(backend.full_state_dict(), want_sd)
+    finally:
+        parallel_state.destroy_model_parallel()
+        dist.destroy_process_group()

@@ -12,6 +12,7 @@ import torch
 
 from rlinf.core import Worker
 
+from .._memory import phase_peak_memory
 from .._weight_sync import WeightReceiver, resolve_snapshot
 from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
@@ -124,7 +125,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
     ) -> dict[str, float]:
         """Send the shard's texts to ``route.reward`` and its batch to ``route.batch`` (see
         :mod:`rlinf.models.llm._route`), with ``answers`` (one per prompt) repeated for each
-        of a prompt's response rows; returns the shard's metrics: every ``time/*`` of
+        of a prompt's response rows; returns the shard's metrics: every ``time/*`` and ``memory/*`` of
         ``out``, ``rollout/generated_tokens`` and ``rollout/<key>``, the mean of every
         per-row ``[B]`` tensor of ``out`` (e.g. ``turns``, ``tool_calls``)."""
         batch = out["batch"]
@@ -141,7 +142,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             route.batch.put(
                 {"shard": prompt_offset, "batch": batch}, key=route.batch_key, timeout=timeout
             )
-        metrics = {k: float(v) for k, v in out.items() if k.startswith("time/")}
+        metrics = {k: float(v) for k, v in out.items() if k.startswith(("time/", "memory/"))}
         metrics["rollout/generated_tokens"] = float(out["tokens"])
         for key, value in out.items():
             if isinstance(value, torch.Tensor) and value.dim() == 1:
@@ -170,12 +171,13 @@ class LLMRolloutWorker(WeightReceiver, Worker):
 
         Returns:
             ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
-            "tokens": generated tokens}``.
+            "tokens": generated tokens}``, plus ``memory/rollout_peak_gib`` on CUDA.
         """
         cfg = self._sampling_config(version, greedy=greedy, n=n)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
-        with self.device_turn():
+        memory: dict[str, float] = {}
+        with self.device_turn(), phase_peak_memory("rollout", memory, self.device):
             batch = self.backend.generate(ids, cfg)
         elapsed = time.perf_counter() - start
         if prompt_offset:
@@ -185,6 +187,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             "responses": batch.decode_responses(self.tokenizer),
             "time/generate": elapsed,
             "tokens": int(batch.response_mask.sum()),
+            **memory,
         }
 
     def rollout(
