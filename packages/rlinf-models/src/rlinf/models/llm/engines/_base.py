@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -13,10 +14,21 @@ from .._batch import RolloutBatch
 from .._generation import GenerationConfig, check_prompts
 from ._convert import EngineSample, pack_rollout, tensor_buckets
 
-__all__ = ["DEFAULT_ENGINE_BUCKET_BYTES", "EngineBackend"]
+__all__ = ["DEFAULT_ENGINE_BUCKET_BYTES", "EngineBackend", "eos_ids"]
 
 DEFAULT_ENGINE_BUCKET_BYTES = 512 * 2**20
 """Bytes of weights handed to an engine per update call."""
+
+
+def eos_ids(config: Any, tokenizer: Any) -> list[int]:
+    """The EOS ids of an HF model config (an int or a list) and its tokenizer."""
+    value = getattr(config, "eos_token_id", None)
+    ids = [value] if isinstance(value, int) else list(value or [])
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    if not ids:
+        raise ValueError("neither the tokenizer nor the model config defines an EOS token")
+    return sorted(set(ids))
 
 
 class EngineBackend(ABC):
@@ -31,14 +43,18 @@ class EngineBackend(ABC):
     Args:
         vocab_size: the model's vocabulary (prompt ids are checked against it).
         pad_token_id: padding id of the returned batches.
+        eos_token_ids: the ids that end a response (the multi-turn loop reads them).
         bucket_bytes: most bytes of weights per engine update call.
     """
 
-    def __init__(self, vocab_size: int, pad_token_id: int, bucket_bytes: int) -> None:
+    def __init__(
+        self, vocab_size: int, pad_token_id: int, eos_token_ids: Sequence[int], bucket_bytes: int
+    ) -> None:
         if bucket_bytes < 1:
             raise ValueError(f"bucket_bytes must be >= 1, got {bucket_bytes}")
         self.vocab_size = vocab_size
         self.pad_token_id = pad_token_id
+        self.eos_token_ids = sorted({int(t) for t in eos_token_ids})
         self.bucket_bytes = bucket_bytes
         self._version = -1
         self._sleeping = False
@@ -61,14 +77,15 @@ class EngineBackend(ABC):
             )
         if self._sleeping:
             self._wake(weights_only=True)
-        previous, self._version = self._version, -1
+        # Until the last bucket is in, the engine holds no version: a failure half-way
+        # leaves weights that generate() refuses.
+        self._version = -1
         self._weights_valid = False
         for bucket in tensor_buckets(snapshot.state, self.bucket_bytes):
             self._push(bucket)
         self._after_update()
         self._weights_valid = True
         self._version = snapshot.version
-        del previous
 
     def generate(self, prompts: Sequence[Sequence[int]], config: GenerationConfig) -> RolloutBatch:
         """Sample ``config.n`` responses per prompt; see

@@ -9,7 +9,7 @@ import sglang
 import torch
 
 from .._generation import GenerationConfig
-from ._base import DEFAULT_ENGINE_BUCKET_BYTES, EngineBackend
+from ._base import DEFAULT_ENGINE_BUCKET_BYTES, EngineBackend, eos_ids
 from ._convert import EngineSample, sglang_sampling_params
 
 __all__ = ["SGLangGenerationBackend"]
@@ -54,10 +54,12 @@ class SGLangGenerationBackend(EngineBackend):
             **(engine_kwargs or {}),
         )
         tokenizer = AutoTokenizer.from_pretrained(model_path)
+        config = AutoConfig.from_pretrained(model_path)
         pad = tokenizer.pad_token_id
         super().__init__(
-            vocab_size=AutoConfig.from_pretrained(model_path).vocab_size,
+            vocab_size=config.vocab_size,
             pad_token_id=int(pad if pad is not None else tokenizer.eos_token_id),
+            eos_token_ids=eos_ids(config, tokenizer),
             bucket_bytes=bucket_bytes,
         )
         self._released: list[str] = []

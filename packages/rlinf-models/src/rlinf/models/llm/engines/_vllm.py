@@ -11,7 +11,7 @@ from vllm import LLM, SamplingParams
 from vllm.inputs import TokensPrompt
 
 from .._generation import GenerationConfig
-from ._base import DEFAULT_ENGINE_BUCKET_BYTES, EngineBackend
+from ._base import DEFAULT_ENGINE_BUCKET_BYTES, EngineBackend, eos_ids
 from ._convert import EngineSample, vllm_sampling_kwargs
 
 __all__ = ["VLLMGenerationBackend"]
@@ -65,6 +65,7 @@ class VLLMGenerationBackend(EngineBackend):
         super().__init__(
             vocab_size=config.vocab_size,
             pad_token_id=int(pad if pad is not None else tokenizer.eos_token_id),
+            eos_token_ids=eos_ids(config, tokenizer),
             bucket_bytes=bucket_bytes,
         )
         self._sleep_level = 0
