@@ -131,6 +131,14 @@ def test_tis_is_on_by_default_for_engines_only() -> None:
     assert engine_tis_cap("hf", None) is None
     assert engine_tis_cap("vllm", None) == 2.0
     assert engine_tis_cap("sglang", 5.0) == 5.0
+    from rlinf.models.llm import LLMUpdaterConfig
+    from rlinf.models.llm.engines import with_engine_tis
+
+    algo = LLMUpdaterConfig()
+    assert with_engine_tis(algo, GenerationConfig()) is algo
+    assert with_engine_tis(algo, GenerationConfig(backend="sglang")).tis_cap == 2.0
+    capped = LLMUpdaterConfig(tis_cap=1.5)
+    assert with_engine_tis(capped, GenerationConfig(backend="vllm")).tis_cap == 1.5
 
 
 @pytest.mark.gpu
