@@ -205,3 +205,19 @@ def test_phase_peak_memory_measures_the_phase() -> None:
         x = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
         del x
     assert metrics["memory/actor_peak_gib"] >= base + 1 / 16
+
+
+def test_training_section_passes_megatron_sizes_and_names_the_extra() -> None:
+    from rlinf.core import ConfigError
+    from rlinf.models.llm import LLMTrainingSection
+
+    with pytest.raises(ConfigError, match="tensor_parallel_size > 1 needs backend 'megatron'"):
+        LLMTrainingSection(backend="fsdp2", tensor_parallel_size=2).resolve(2)
+    try:
+        import megatron.core  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"training.backend: .*rlinf-models\[megatron\]"):
+            LLMTrainingSection(backend="megatron", tensor_parallel_size=2).resolve(2)
+    else:
+        cfg = LLMTrainingSection(backend="megatron", tensor_parallel_size=2).resolve(2)
+        assert (cfg.backend, cfg.tensor_parallel_size) == ("megatron", 2)
