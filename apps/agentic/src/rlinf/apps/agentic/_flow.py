@@ -24,6 +24,7 @@ from typing import Any
 from rlinf.core import WorkerGroup
 from rlinf.envs.agentic import ToolAgentEnv, ToolWorker
 from rlinf.models.llm import AgentRolloutWorker, LLMFlowConfig, LLMRLFlow
+from rlinf.models.llm.engines import with_engine_tis
 
 from ._config import COMPONENTS, AgenticConfig
 from ._task import TaskData
@@ -93,7 +94,8 @@ class AgenticFlow(LLMRLFlow):
             ),
             model_path=model_path,
             ref_path=ref_path,
-            algo=cfg.algo,
+            # Truncated IS on by default when vLLM / SGLang generate.
+            algo=with_engine_tis(cfg.algo, cfg.generation),
             total_updates=total_updates,
             training=cfg.training,
             scorer_factory=task.scorer_factory,

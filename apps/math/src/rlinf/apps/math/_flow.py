@@ -19,6 +19,7 @@ import functools
 
 from rlinf.envs.math import MathChecker
 from rlinf.models.llm import LLMFlowConfig, LLMRLFlow
+from rlinf.models.llm.engines import with_engine_tis
 
 from ._config import COMPONENTS, MathConfig
 
@@ -47,7 +48,8 @@ class MathFlow(LLMRLFlow):
             config,
             model_path=model_path,
             ref_path=ref_path,
-            algo=cfg.algo,
+            # Truncated IS on by default when vLLM / SGLang generate.
+            algo=with_engine_tis(cfg.algo, cfg.generation),
             total_updates=total_updates,
             training=cfg.training,
             scorer_factory=functools.partial(MathChecker, cfg.checker),

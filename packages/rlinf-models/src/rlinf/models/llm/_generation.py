@@ -9,7 +9,10 @@ from typing import Protocol, runtime_checkable
 from .._weights import WeightSnapshot
 from ._batch import RolloutBatch
 
-__all__ = ["GenerationBackend", "GenerationConfig", "check_prompts"]
+__all__ = ["GENERATION_BACKEND_NAMES", "GenerationBackend", "GenerationConfig", "check_prompts"]
+
+GENERATION_BACKEND_NAMES = ("hf", "vllm", "sglang")
+"""Valid :attr:`GenerationConfig.backend` values."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class GenerationConfig:
         stop: stop strings: a response also ends (finished, not truncated) at the token
             that completes one of them in its decoded text; the stop text stays part of the
             response (trained on). A list (e.g. from YAML) is converted to a tuple.
+        backend: the engine that generates: ``"hf"`` (the rollout worker's own HF model),
+            ``"vllm"`` or ``"sglang"`` (in-process engines from the extras of the same
+            names; see :mod:`rlinf.models.llm.engines`).
     """
 
     max_new_tokens: int = 32
@@ -44,8 +50,14 @@ class GenerationConfig:
     stop_on_eos: bool = True
     do_sample: bool = True
     stop: tuple[str, ...] = ()
+    backend: str = "hf"
 
     def __post_init__(self) -> None:
+        if self.backend not in GENERATION_BACKEND_NAMES:
+            raise ValueError(
+                f"GenerationConfig.backend must be one of {GENERATION_BACKEND_NAMES}, "
+                f"got {self.backend!r}"
+            )
         if isinstance(self.stop, str) or not isinstance(self.stop, Sequence):
             raise TypeError(
                 f"GenerationConfig.stop must be a list or tuple of strings, got {self.stop!r}"

@@ -12,9 +12,11 @@ import torch
 
 from rlinf.core import Worker
 
+from .._memory import phase_peak_memory
 from .._weight_sync import WeightReceiver, resolve_snapshot
 from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 from ._hf_backend import HFGenerationBackend
+from ._load import load_tokenizer
 from ._route import RolloutRoute
 from ._worker_utils import _load_worker_model
 
@@ -49,10 +51,19 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         dtype: str = "float32",
     ) -> None:
         super().__init__()
-        model, self.tokenizer = _load_worker_model(
-            model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
-        )
-        self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+        engine = getattr(generation, "backend", "hf")
+        if engine == "hf":
+            model, self.tokenizer = _load_worker_model(
+                model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
+            )
+            self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+        else:
+            # An in-process vLLM / SGLang engine loads the model itself (engines/).
+            from .engines import build_engine_backend
+
+            torch.set_num_threads(torch_threads)
+            self.tokenizer = load_tokenizer(model_path)
+            self.backend = build_engine_backend(engine, model_path, seed=seed, dtype=dtype)
         self.generation = generation
         self.seed = seed
 
@@ -68,7 +79,23 @@ class LLMRolloutWorker(WeightReceiver, Worker):
     def weight_targets(self) -> tuple[VersionedWeights, dict[str, torch.Tensor]]:
         """The generation backend's version tracker and its model's tensors by HF
         state-dict name (tied embeddings once), which ``receive_weights`` overwrites."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            raise ValueError(
+                "collective weight sync writes into the HF backend's tensors; an engine "
+                "(generation.backend vllm / sglang) takes snapshots: runner.weight_sync=object_store"
+            )
         return self.backend.weight_targets()
+
+    def onload(self) -> None:
+        """Wake an engine that :meth:`offload` put to sleep (HF: nothing to do)."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            self.backend.onload()
+
+    def offload(self) -> None:
+        """Between turns on a shared device an engine sleeps (vLLM sleep level 1, SGLang
+        KV-cache release); the HF backend stays resident."""
+        if not isinstance(self.backend, HFGenerationBackend):
+            self.backend.offload()
 
     def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:
         """The generation config of one call with weights ``version`` (greedy: one sample
@@ -98,7 +125,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
     ) -> dict[str, float]:
         """Send the shard's texts to ``route.reward`` and its batch to ``route.batch`` (see
         :mod:`rlinf.models.llm._route`), with ``answers`` (one per prompt) repeated for each
-        of a prompt's response rows; returns the shard's metrics: every ``time/*`` of
+        of a prompt's response rows; returns the shard's metrics: every ``time/*`` and ``memory/*`` of
         ``out``, ``rollout/generated_tokens`` and ``rollout/<key>``, the mean of every
         per-row ``[B]`` tensor of ``out`` (e.g. ``turns``, ``tool_calls``)."""
         batch = out["batch"]
@@ -115,7 +142,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             route.batch.put(
                 {"shard": prompt_offset, "batch": batch}, key=route.batch_key, timeout=timeout
             )
-        metrics = {k: float(v) for k, v in out.items() if k.startswith("time/")}
+        metrics = {k: float(v) for k, v in out.items() if k.startswith(("time/", "memory/"))}
         metrics["rollout/generated_tokens"] = float(out["tokens"])
         for key, value in out.items():
             if isinstance(value, torch.Tensor) and value.dim() == 1:
@@ -144,12 +171,13 @@ class LLMRolloutWorker(WeightReceiver, Worker):
 
         Returns:
             ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
-            "tokens": generated tokens}``.
+            "tokens": generated tokens}``, plus ``memory/rollout_peak_gib`` on CUDA.
         """
         cfg = self._sampling_config(version, greedy=greedy, n=n)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
-        with self.device_turn():
+        memory: dict[str, float] = {}
+        with self.device_turn(), phase_peak_memory("rollout", memory, self.device):
             batch = self.backend.generate(ids, cfg)
         elapsed = time.perf_counter() - start
         if prompt_offset:
@@ -159,6 +187,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             "responses": batch.decode_responses(self.tokenizer),
             "time/generate": elapsed,
             "tokens": int(batch.response_mask.sum()),
+            **memory,
         }
 
     def rollout(

@@ -33,6 +33,8 @@ class LLMTrainingSection:
             backward.
         reshard_after_forward: fsdp2: free each layer's gathered parameters after its
             forward.
+        tensor_parallel_size: megatron: ranks sharing each layer (divides the actor's).
+        pipeline_parallel_size: megatron: pipeline stages (only 1 so far).
     """
 
     backend: str = "auto"
@@ -40,6 +42,8 @@ class LLMTrainingSection:
     cpu_offload: bool = False
     activation_checkpointing: bool = False
     reshard_after_forward: bool = True
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
 
     def backend_for(self, actor_ranks: int) -> str:
         """The backend name ``"auto"`` stands for with ``actor_ranks`` actor ranks."""
@@ -70,6 +74,8 @@ class LLMTrainingSection:
                 cpu_offload=self.cpu_offload,
                 activation_checkpointing=self.activation_checkpointing,
                 reshard_after_forward=self.reshard_after_forward,
+                tensor_parallel_size=self.tensor_parallel_size,
+                pipeline_parallel_size=self.pipeline_parallel_size,
             )
         except ValueError as e:
             raise ConfigError(f"training: {e}") from None

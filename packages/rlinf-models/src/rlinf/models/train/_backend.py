@@ -173,8 +173,9 @@ def _dist_on() -> bool:
 
 
 TRAINING_BACKENDS: Registry[type[TrainingBackend]] = Registry("training backend")
-"""Backend name -> :class:`TrainingBackend` subclass (``"torch"``, ``"fsdp2"``; Megatron
-and plugins register their own)."""
+"""Backend name -> :class:`TrainingBackend` subclass (``"torch"``, ``"fsdp2"``,
+``"megatron"`` (loaded on first use: needs the ``rlinf-models[megatron]`` extra); plugins
+register their own)."""
 
 
 @TRAINING_BACKENDS.register("torch")
@@ -199,6 +200,11 @@ class TorchBackend(TrainingBackend):
 
 
 TRAINING_BACKENDS.register("fsdp2", "rlinf.models.train._fsdp:FSDP2Backend")
+TRAINING_BACKENDS.register(
+    "megatron",
+    "rlinf.models.train._megatron:MegatronBackend",
+    install_hint="install the extra: pip install 'rlinf-models[megatron]'",
+)
 
 
 def build_backend(

@@ -23,8 +23,9 @@ class TrainingConfig:
     Attributes:
         backend: a name in :data:`~rlinf.models.train.TRAINING_BACKENDS`: ``"torch"`` (one
             process, the model as is) or ``"fsdp2"`` (``fully_shard`` over the ranks of the
-            default ``torch.distributed`` process group: gloo on CPU, NCCL on GPU). A later
-            backend (Megatron) registers under its own name.
+            default ``torch.distributed`` process group: gloo on CPU, NCCL on GPU), or
+            ``"megatron"`` (Megatron-core ``GPTModel``, tensor parallel; GPU; needs the
+            ``rlinf-models[megatron]`` extra).
         mixed_precision: ``"none"`` (parameters, compute and gradient reduction in the
             model's dtype) or ``"bf16"`` (fsdp2 only: bf16 parameters for compute, fp32
             gradient reduction and fp32 sharded master weights).
@@ -36,6 +37,11 @@ class TrainingConfig:
         reshard_after_forward: fsdp2 only: free each layer's gathered parameters after its
             forward (gathered again in backward). ``False`` trades memory for one
             all-gather per layer less.
+        tensor_parallel_size: megatron only: ranks sharing each layer (Megatron column /
+            row parallel linears); the world size must be a multiple of it, the remaining
+            factor is data parallel. 1 for the other backends.
+        pipeline_parallel_size: megatron only: pipeline stages; only 1 is supported so far
+            (the updaters do not drive Megatron's pipeline schedule).
     """
 
     backend: str = "torch"
@@ -43,6 +49,8 @@ class TrainingConfig:
     cpu_offload: bool = False
     activation_checkpointing: bool = False
     reshard_after_forward: bool = True
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.backend, str) or not self.backend:
@@ -51,3 +59,9 @@ class TrainingConfig:
             raise ValueError(
                 f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}"
             )
+        for name in ("tensor_parallel_size", "pipeline_parallel_size"):
+            size = getattr(self, name)
+            if not isinstance(size, int) or size < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {size!r}")
+            if size > 1 and self.backend != "megatron":
+                raise ValueError(f"{name} > 1 needs backend 'megatron', got {self.backend!r}")
