@@ -7,9 +7,9 @@ in even rounds, descending in odd ones), all with the same number of trained sam
 uses ``runner.seed=i`` for every k. Reported per k:
 
 * tokens/s after ``--warmup`` steps: generated plus trained tokens over the summed
-  ``time/step`` (with k > 0 a step's time runs from the previous step's end, so it is the
-  pipeline's rate, rollouts of later steps overlapping the update), median over rounds;
-  the ratio to k=0 is taken per round, then the median;
+  ``time/step`` (with k > 0 a step's time covers its update and, overlapping it, the
+  generation of later steps: the pipeline's rate), median over rounds; the ratio to k=0
+  is taken per round, then the median;
 * held-out greedy accuracy after the last update (``--eval-prompts`` prompts), mean over
   rounds (one seed each) and its difference to k=0;
 * the largest ``train/staleness_max`` seen (never above k).

@@ -73,7 +73,6 @@ class AsyncStepPipeline:
         self._next_train = first_step
         self._next_start = first_step
         self._started: deque[PendingStep] = deque()
-        self._last_end: float | None = None
 
     @property
     def in_flight(self) -> int:
@@ -83,9 +82,11 @@ class AsyncStepPipeline:
     def step(self) -> dict[str, float]:
         """Start what the bound allows, train the oldest started step, sync the weights.
 
-        Returns the flow's step metrics; ``time/step`` is the time since the previous
-        step ended (the first: since this call began), so that ``throughput/*`` is the
-        pipeline's rate, not one step's latency.
+        Returns the flow's step metrics; ``time/step`` is this call's duration. The sync
+        at its end waits for every rollout started so far (a rank runs its calls in
+        order), so nothing runs between calls (evaluation, checkpoints) and the calls'
+        durations add up to the run's training time: ``throughput/*`` is the pipeline's
+        rate, the generation of later steps overlapping this step's update.
 
         Raises:
             RuntimeError: every step has been trained already.
@@ -94,7 +95,7 @@ class AsyncStepPipeline:
 
         if self._next_train >= self.total_steps:
             raise RuntimeError(f"all {self.total_steps} steps are trained")
-        begin = time.perf_counter() if self._last_end is None else self._last_end
+        begin = time.perf_counter()
         last = min(self._next_train + self.max_staleness, self.total_steps - 1)
         while self._next_start <= last:
             rows = self.draw()
@@ -107,10 +108,10 @@ class AsyncStepPipeline:
         self._next_train += 1
         t_update_done = time.perf_counter()
         self.version = self.flow.sync_weights()
-        self._last_end = time.perf_counter()
-        metrics["time/weight_sync"] = self._last_end - t_update_done
+        end = time.perf_counter()
+        metrics["time/weight_sync"] = end - t_update_done
         metrics["train/in_flight_steps"] = float(len(self._started))
-        return add_throughput(metrics, self._last_end - begin)
+        return add_throughput(metrics, end - begin)
 
     def close(self) -> dict[str, float]:
         """Discard every step started and not trained: wait for its rollouts and scoring,
