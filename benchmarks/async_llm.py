@@ -100,6 +100,10 @@ def run_one(args: argparse.Namespace, tmp: pathlib.Path, model_dir: str, k: int,
         "tokens_per_s": tokens / sum(r["time/step"] for r in timed),
         "accuracy": evals[-1]["eval/accuracy"],
         "staleness_max": max(r["train/staleness_max"] for r in steps),
+        # Where a step's time goes: with k > 0 generation overlaps the update.
+        "generate_s": statistics.median(r["time/generate"] for r in timed),
+        "update_s": statistics.median(r["time/update"] for r in timed),
+        "step_s": statistics.median(r["time/step"] for r in timed),
         "wall_s": wall,
     }
 
@@ -157,6 +161,8 @@ def main() -> None:
                 print(
                     f"round {i} k={k}: {r['tokens_per_s']:7.0f} tokens/s  accuracy "
                     f"{r['accuracy']:.3f}  staleness_max {r['staleness_max']:.0f}  "
+                    f"step {r['step_s']:.2f} s (generate {r['generate_s']:.2f}, update "
+                    f"{r['update_s']:.2f})  "
                     f"whole command {r['wall_s']:.0f} s",
                     flush=True,
                 )
