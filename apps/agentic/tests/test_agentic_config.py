@@ -55,6 +55,9 @@ def test_overrides_apply():
         ("training.backend=", "training.backend"),
         ("model.path=/no/such/model", "model.path"),
         ("runner.metric_backends=[tb]", "runner.metric_backends"),
+        ("runner.max_staleness=-1", "runner: max_staleness must be >= 0, got -1"),
+        ("runner.max_staleness=1.5", "runner.max_staleness"),
+        ("algo.off_policy_correction=vtrace", "off_policy_correction must be one of"),
     ],
 )
 def test_bad_keys_and_values_are_named(override, named):
@@ -86,3 +89,14 @@ def test_algorithm_key_and_estimators(name):
     assert cfg.algo.advantage_estimator is ADVANTAGE_ESTIMATORS.get(name)
     with pytest.raises(ConfigError, match=r"'algo\.algorithm' was renamed to 'algo\.name'"):
         load_agentic_config("search", [f"algo.algorithm={name}"])
+
+
+def test_async_knobs_load():
+    cfg = load_agentic_config(
+        "search",
+        ["runner.max_staleness=2", "algo.off_policy_correction=decoupled", "algo.is_cap=3.0"],
+    )
+    assert cfg.runner.max_staleness == 2
+    assert cfg.algo.effective_policy_loss == "decoupled_ppo"
+    assert cfg.algo.ppo_loss_config.tis_cap == 3.0
+    assert load_agentic_config("search").runner.max_staleness == 0

@@ -47,6 +47,9 @@ def test_overrides_apply():
         ("model.path=/no/such/model", "model.path"),
         ("runner.metric_backends=[tb]", "runner.metric_backends"),
         ("data.source=files", "train_files"),
+        ("runner.max_staleness=-1", "runner: max_staleness must be >= 0, got -1"),
+        ("runner.max_staleness=1.5", "runner.max_staleness"),
+        ("algo.off_policy_correction=vtrace", "off_policy_correction must be one of"),
     ],
 )
 def test_bad_keys_and_values_are_named(override, named):
@@ -124,3 +127,14 @@ def test_loading_the_config_imports_neither_ray_nor_transformers():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_async_knobs_load():
+    cfg = load_math_config(
+        "grpo",
+        ["runner.max_staleness=2", "algo.off_policy_correction=decoupled", "algo.is_cap=3.0"],
+    )
+    assert cfg.runner.max_staleness == 2
+    assert cfg.algo.effective_policy_loss == "decoupled_ppo"
+    assert cfg.algo.ppo_loss_config.tis_cap == 3.0
+    assert load_math_config("grpo").runner.max_staleness == 0

@@ -34,7 +34,7 @@ from ._group import (
     grpo_advantages,
     rloo_advantages,
 )
-from ._importance import truncated_importance_weights
+from ._importance import IS_MODES, truncated_importance_weights
 from ._iql import expectile_loss, iql_policy_loss, iql_q_loss, iql_value_loss
 from ._kl import kl_abs, kl_estimate, kl_k1, kl_k2, kl_k3, kl_loss, kl_penalized_rewards
 from ._masked import masked_mean, masked_sum, masked_var, masked_whiten
@@ -75,6 +75,7 @@ from . import _builtins  # noqa: F401  isort: skip
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AGG_MODES",
+    "IS_MODES",
     "KL_ESTIMATORS",
     "LOSS_AGGREGATIONS",
     "POLICY_LOSSES",

@@ -108,7 +108,8 @@ def decoupled_ppo_loss(
 
     Returns:
         ``(loss [], metrics)`` with the PPO metrics of :func:`ppo_policy_loss` plus
-        ``behav_weight_mean``, ``behav_weight_max``, ``behav_masked_frac`` and
+        ``behav_weight_mean``, ``behav_weight_max``, ``behav_clip_frac`` (tokens whose
+        weight exceeded the cap: truncated or masked), ``behav_masked_frac`` and
         ``stale_frac`` (fraction of sequences dropped for staleness). All 0-dim detached.
         Raises ``ValueError`` if staleness and weight masking leave no valid token.
     """
@@ -152,7 +153,9 @@ def decoupled_ppo_loss(
     log_w = (prox - behaviour_log_probs.detach()).clamp(-20.0, 20.0)
     weight = torch.exp(log_w)
     behav_masked = None
+    over_cap = torch.zeros((), device=log_probs.device)
     if cap is not None:
+        over_cap = masked_count(weight, m & (weight > cap) if m is not None else weight > cap)
         if cfg.behaviour_weight_mode == "mask":
             assert m is not None  # materialized above
             behav_masked = m & (weight > cap)
@@ -181,6 +184,9 @@ def decoupled_ppo_loss(
             "pg_loss": loss.detach(),
             "behav_weight_mean": masked_sum(weight, m) / n_valid,
             "behav_weight_max": zero_outside(weight, m).max(),
+            "behav_clip_frac": torch.as_tensor(
+                over_cap / (n_masked + n_valid), dtype=weight.dtype, device=weight.device
+            ),
             "behav_masked_frac": torch.as_tensor(
                 n_masked / (n_masked + n_valid), dtype=weight.dtype, device=weight.device
             ),

@@ -162,7 +162,14 @@ def _decoupled_ppo(inp: PolicyLossInputs, config: PPOLossConfig) -> tuple[torch.
         inp.rollout_log_probs,
         inp.advantages,
         inp.mask,
-        AsyncPPOConfig(ppo=config),
+        AsyncPPOConfig(
+            ppo=config,
+            # tis_cap caps the behaviour weight when set (else the decoupled default).
+            behaviour_weight_cap=config.tis_cap
+            if config.tis_cap is not None
+            else AsyncPPOConfig().behaviour_weight_cap,
+            behaviour_weight_mode=config.is_mode,
+        ),
         sample_versions=inp.sample_versions,
         current_version=inp.current_version,
     )

@@ -12,7 +12,11 @@ import torch
 
 from ._checks import as_mask, check_finite, check_same_shape, compute_dtype
 
-__all__ = ["truncated_importance_weights"]
+__all__ = ["IS_MODES", "truncated_importance_weights"]
+
+IS_MODES = ("truncate", "mask")
+"""What happens to a token whose importance weight exceeds the cap: ``truncate`` (TIS:
+the weight becomes the cap) or ``mask`` (MIS: the token leaves the loss)."""
 
 
 def truncated_importance_weights(
@@ -21,8 +25,11 @@ def truncated_importance_weights(
     mask: torch.Tensor | None = None,
     *,
     cap: float = 2.0,
+    mode: str = "truncate",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Per-token weights ``min(exp(train - rollout), cap)``, detached.
+    """Per-token weights ``min(exp(train - rollout), cap)`` (``mode="truncate"``) or
+    ``exp(train - rollout)`` where that is at most ``cap`` and 0 above it (``"mask"``: the
+    caller drops those tokens from the loss), detached.
 
     Args:
         train_log_probs: ``[B, T]`` log-probs of the sampled tokens recomputed by the trainer
@@ -30,15 +37,19 @@ def truncated_importance_weights(
         rollout_log_probs: ``[B, T]`` log-probs reported by the rollout engine.
         mask: ``[B, T]`` bool, valid tokens.
         cap: upper truncation bound, > 0.
+        mode: a name in :data:`IS_MODES`.
 
     Returns:
         ``(weights [B, T], metrics)`` with weights 0 outside the mask and metrics
-        ``tis/weight_mean``, ``tis/clip_frac`` (fraction of tokens truncated),
+        ``tis/weight_mean`` (over the valid tokens, masked ones counting 0),
+        ``tis/clip_frac`` (fraction of tokens over the cap: truncated or masked),
         ``tis/mismatch_kl`` (k3 estimate of KL(rollout || train), >= 0) and
         ``tis/mismatch_abs`` (mean absolute log-prob difference).
     """
     if cap <= 0:
         raise ValueError(f"cap must be > 0, got {cap}")
+    if mode not in IS_MODES:
+        raise ValueError(f"mode must be one of {IS_MODES}, got {mode!r}")
     check_same_shape(train_log_probs=train_log_probs, rollout_log_probs=rollout_log_probs)
     m = as_mask(mask, train_log_probs.shape, train_log_probs.device)
     check_finite("train_log_probs", train_log_probs, m)
@@ -51,13 +62,15 @@ def truncated_importance_weights(
         0.0,
     )
     raw = torch.exp(diff.clamp(-20.0, 20.0))
-    weights = torch.where(m, raw.clamp(max=cap), 0.0)
+    over = m & (raw > cap)
+    kept = raw.clamp(max=cap) if mode == "truncate" else torch.where(over, 0.0, raw)
+    weights = torch.where(m, kept, 0.0)
     n = m.sum()
     # k3 with samples from the rollout policy: exp(d) - 1 - d where d = log(train / rollout).
     k3 = torch.where(m, raw - 1.0 - diff, 0.0)
     metrics = {
         "tis/weight_mean": weights.sum() / n,
-        "tis/clip_frac": (m & (raw > cap)).sum() / n,
+        "tis/clip_frac": over.sum() / n,
         "tis/mismatch_kl": k3.sum() / n,
         "tis/mismatch_abs": diff.abs().sum() / n,
     }

@@ -8,6 +8,7 @@ import torch
 
 from ._aggregation import aggregate_loss
 from ._checks import (
+    as_mask,
     check_finite,
     check_same_shape,
     masked_count,
@@ -15,7 +16,7 @@ from ._checks import (
     optional_mask,
     zero_outside,
 )
-from ._importance import truncated_importance_weights
+from ._importance import IS_MODES, truncated_importance_weights
 from ._registry import LOSS_AGGREGATIONS
 
 __all__ = ["PPOLossConfig", "ppo_policy_loss", "ppo_token_loss", "ratio_metrics"]
@@ -36,7 +37,10 @@ class PPOLossConfig:
         agg_mode: loss aggregation mode, a name in ``LOSS_AGGREGATIONS``.
         norm_length: constant length for ``seq-mean-token-sum-norm`` (default: ``T``).
         tis_cap: when set and rollout log-probs are passed, multiply each token's loss by the
-            truncated importance weight ``min(pi_old / pi_rollout, tis_cap)``.
+            importance weight ``pi_old / pi_rollout`` capped at ``tis_cap`` as ``is_mode``
+            says (the decoupled loss: its behaviour-weight cap).
+        is_mode: ``"truncate"`` (TIS: a weight above the cap becomes the cap) or ``"mask"``
+            (MIS: a token whose weight is above the cap leaves the loss).
         entropy_coef: coefficient of the entropy bonus subtracted from the loss (needs
             ``entropy``); 0 disables it.
     """
@@ -48,6 +52,7 @@ class PPOLossConfig:
     agg_mode: str = "token-mean"
     norm_length: float | None = None
     tis_cap: float | None = None
+    is_mode: str = "truncate"
     entropy_coef: float = 0.0
 
     def __post_init__(self) -> None:
@@ -65,6 +70,8 @@ class PPOLossConfig:
             )
         if self.tis_cap is not None and self.tis_cap <= 0.0:
             raise ValueError(f"tis_cap must be > 0, got {self.tis_cap}")
+        if self.is_mode not in IS_MODES:
+            raise ValueError(f"is_mode must be one of {IS_MODES}, got {self.is_mode!r}")
         if self.entropy_coef < 0.0:
             raise ValueError(f"entropy_coef must be >= 0, got {self.entropy_coef}")
 
@@ -187,12 +194,23 @@ def ppo_policy_loss(
     )
     metrics = ratio_metrics(parts, m)
     if rollout_log_probs is not None:
+        capped = cfg.tis_cap is not None
+        mode = cfg.is_mode if capped else "truncate"
         weights, tis = truncated_importance_weights(
-            old_log_probs, rollout_log_probs, m, cap=cfg.tis_cap or float("inf")
+            old_log_probs, rollout_log_probs, m, cap=cfg.tis_cap or float("inf"), mode=mode
         )
         metrics.update(tis)
-        if cfg.tis_cap is not None:
+        if capped:
             loss_tok = loss_tok * weights
+        if capped and mode == "mask":
+            # Masked tokens leave the aggregation too (not only their weight): the loss is
+            # the mean over the tokens kept.
+            m = as_mask(m, log_probs.shape, log_probs.device) & (weights > 0)
+            if not bool(m.any()):
+                raise ValueError(
+                    f"every token's importance weight exceeds tis_cap={cfg.tis_cap} (is_mode "
+                    "'mask'); nothing to train on"
+                )
     loss_tok = zero_outside(loss_tok, m)
     pg_loss = aggregate_loss(loss_tok, m, cfg.agg_mode, norm_length=cfg.norm_length)
     metrics["pg_loss"] = pg_loss.detach()

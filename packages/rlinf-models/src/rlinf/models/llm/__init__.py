@@ -17,7 +17,8 @@
   and tool observations; :class:`AgentRolloutWorker` runs them in a rollout worker.
 * :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
   weight sync that the LLM apps share (:class:`RolloutRoute`: where a rollout rank sends
-  texts and token batches); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
+  texts and token batches; :class:`AsyncStepPipeline`, :class:`PendingStep`: steps whose
+  rollouts run up to ``runner.max_staleness`` versions ahead of the actor); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`,
   :class:`LLMTrainingSection`, :func:`check_llm_data_parallel`): their training loop and
   config sections (``training``: one process or data-parallel FSDP2 actor); :class:`LLMApp` (:class:`LLMTrainResult`,
@@ -31,6 +32,7 @@ __all__ = [
     "ALGORITHMS",
     "AgentEnv",
     "AgentRolloutWorker",
+    "AsyncStepPipeline",
     "GenerationBackend",
     "GenerationConfig",
     "HFGenerationBackend",
@@ -48,6 +50,7 @@ __all__ = [
     "LoopResult",
     "MultiTurnConfig",
     "MultiTurnResult",
+    "PendingStep",
     "PromptSource",
     "RewardWorker",
     "RolloutBatch",
@@ -120,6 +123,8 @@ _LAZY = {
     "RewardWorker": "._workers",
     "AgentRolloutWorker": "._agent_rollout_worker",
     "LLMFlowConfig": "._flow",
+    "AsyncStepPipeline": "._pipeline",
+    "PendingStep": "._flow_step",
     "RolloutRoute": "._route",
     "LLMRLFlow": "._flow",
     "LLMModelSection": "._rl_loop",

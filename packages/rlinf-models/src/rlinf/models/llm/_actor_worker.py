@@ -148,12 +148,18 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         *,
         batch_key: Any = "batch",
         scored_key: Any = "scored",
+        max_staleness: int | None = None,
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
         """Rank 0 takes ``num_shards`` batches (from the rollout ranks) and as many score
         shards (from the reward ranks) and joins them (:func:`join_step_shards`); then one
         update. Returns the ``train/*`` metrics plus ``time/actor_wait`` (waiting for
-        data) and ``time/update``.
+        data) and ``time/update``; ``train/sample_version`` (the weight version that
+        generated the batch) and ``train/staleness_mean`` / ``_max`` (this actor's version
+        minus each sample's, before the update).
+
+        ``max_staleness``: the most versions a trained sample may lag (``None``: no bound);
+        a staler batch raises before any update, so it is never trained on.
 
         Several ranks: call every rank. Only rank 0 reads the channels (each shard is put
         once, by one rollout and one reward rank, whatever the actor's size); it sends the
@@ -163,8 +169,9 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         not depend on the actor's rank count.
 
         Raises:
-            RuntimeError: the shards of the two channels do not match one to one, or a
-                shard's scores do not have one reward per response row (ranks other than
+            RuntimeError: the shards of the two channels do not match one to one, a
+                shard's scores do not have one reward per response row, or the batch is
+                staler than ``max_staleness`` (ranks other than
                 0: rank 0 failed to read or join the step; its error is in the message).
         """
         start = time.perf_counter()
@@ -200,8 +207,20 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         if isinstance(joined, str):
             raise RuntimeError(f"{self.address}: actor rank 0 could not read the step: {joined}")
         batch, rewards = joined
+        # One version per step's batch (RolloutBatch.concat refuses a mix), so every
+        # sample's staleness is the batch's.
+        staleness = torch.full((batch.batch_size,), self.version - batch.version)
+        if max_staleness is not None and int(staleness.max()) > max_staleness:
+            raise RuntimeError(
+                f"{self.address}: batch generated with weights version {batch.version} is "
+                f"{int(staleness.max())} versions behind the actor's {self.version}, more "
+                f"than max_staleness={max_staleness}"
+            )
         waited = time.perf_counter() - start
         metrics = self.update(batch, rewards)
+        metrics["train/sample_version"] = float(batch.version)
+        metrics["train/staleness_mean"] = float(staleness.float().mean())
+        metrics["train/staleness_max"] = float(staleness.max())
         metrics["time/actor_wait"] = waited
         metrics["time/update"] = time.perf_counter() - start - waited
         metrics["train/trained_tokens"] = float(batch.attention_mask.sum())

@@ -60,6 +60,7 @@ class AgentRolloutWorker(LLMRolloutWorker):
         prompt_offset: int = 0,
         greedy: bool = False,
         n: int | None = None,
+        stream: int = 0,
     ) -> dict[str, Any]:
         """Multi-turn trajectories for ``prompts`` with weights ``version``.
 
@@ -71,13 +72,14 @@ class AgentRolloutWorker(LLMRolloutWorker):
             prompt_offset: added to the batch's ``prompt_index`` (unique groups across ranks).
             greedy: one greedy trajectory per prompt (evaluation) instead of ``n`` samples.
             n: trajectories per prompt (default: the generation config's).
+            stream: the call's index among those with this ``version`` (its own seeds).
 
         Returns:
             ``{"batch": RolloutBatch, "responses": transcripts, "time/generate": s,
             "time/tool_wait": s, "tokens": model tokens, "turns": [B] int64,
             "tool_calls": [B] int64}``.
         """
-        cfg = self._sampling_config(version, greedy=greedy, n=n)
+        cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         if len(tasks) != len(prompts):
             raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]

@@ -40,6 +40,7 @@ from rlinf.core import (
 )
 
 from .._weight_sync import choose_weight_sync, sync_weights
+from ._flow_step import PendingStep, add_throughput, finish_step, start_step
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._route import RolloutRoute
@@ -255,6 +256,20 @@ class LLMRLFlow:
             return (prompts,)
         return (prompts, [self.task_of(row) for row in rows])
 
+    def start_step(
+        self, rows: Sequence[PromptRow], version: int, *, tag: int = 0, stream: int = 0
+    ) -> PendingStep:
+        """Start step ``tag``'s rollouts (weights ``version``, seeds of ``stream``) and
+        their scoring without waiting; :meth:`finish_step` trains on them."""
+        return start_step(self, rows, version, tag, stream)
+
+    def finish_step(
+        self, pending: PendingStep, *, max_staleness: int | None = None
+    ) -> dict[str, float]:
+        """Wait for ``pending``'s data and make one update on it (no weight sync); an update
+        on data more than ``max_staleness`` versions old raises on the actor."""
+        return finish_step(self, pending, max_staleness)
+
     def step(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
         """One update on ``rows`` with rollouts from weights ``version``; then a sync.
 
@@ -262,51 +277,22 @@ class LLMRLFlow:
         reward ranks, ``time/weight_sync``, ``time/step`` and ``throughput/*``
         (``tokens_per_s``: generated plus trained tokens per second of the whole step).
         """
-        if not rows:
-            raise ValueError("a step needs at least one row")
-        timeout = self.config.runner.timeout_s
         start = time.perf_counter()
-        route = RolloutRoute(reward=self.rollout_channel, batch=self.batch_channel)
-        rollout, counts = self._rollout(rows, route, version, greedy=False)
-        per_reward = split_evenly(range(len(counts)), self.reward.world_size)
-        reward = self.reward.call_per_rank(
-            "serve",
-            [(self.rollout_channel, self.scored_channel, len(p)) for p in per_reward],
-            channel_timeout=timeout,
-        )
-        actor = self.actor.call(
-            "update_from_channels",
-            self.batch_channel,
-            self.scored_channel,
-            len(counts),
-            channel_timeout=timeout,
-        )
-        # Wait on all three, actor last: an error in any group surfaces here (the others
-        # then time out on their channels instead of hanging).
-        roll_metrics = self._wait(rollout)
-        reward_metrics = self._wait(reward)
-        metrics = self._wait(actor)[0]
+        metrics = self.finish_step(self.start_step(rows, version))
         t_update_done = time.perf_counter()
         self.sync_weights()
         total = time.perf_counter() - start
-        metrics.update(
-            merge_step_metrics(
-                roll_metrics,
-                counts,
-                reward_metrics,
-                correct=self.config.correct_statuses,
-                no_answer=self.config.no_answer_statuses,
-            )
-        )
-        generated = metrics["rollout/generated_tokens"]
         metrics["time/weight_sync"] = total - (t_update_done - start)
-        metrics["time/step"] = total
-        metrics["throughput/tokens_per_s"] = (generated + metrics["train/trained_tokens"]) / total
-        metrics["throughput/generated_tokens_per_s"] = generated / total
-        return metrics
+        return add_throughput(metrics, total)
 
     def _rollout(
-        self, rows: Sequence[PromptRow], route: RolloutRoute, version: int, *, greedy: bool
+        self,
+        rows: Sequence[PromptRow],
+        route: RolloutRoute,
+        version: int,
+        *,
+        greedy: bool,
+        stream: int = 0,
     ) -> tuple[Any, list[int]]:
         """Start one shard of ``rows`` per rollout rank (ranks without rows sit out);
         returns the future and the shards' row counts."""
@@ -322,6 +308,7 @@ class LLMRLFlow:
             ranks=live,
             version=version,
             greedy=greedy,
+            stream=stream,
             channel_timeout=self.config.runner.timeout_s,
         )
         return future, [len(shards[i]) for i in live]

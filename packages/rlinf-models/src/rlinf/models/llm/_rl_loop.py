@@ -26,6 +26,7 @@ from rlinf.core import (
 
 from ._generation import GenerationConfig
 from ._load import check_model_dir
+from ._pipeline import AsyncStepPipeline, check_max_staleness
 from ._sft import SFTConfig, SFTExample, run_sft
 from ._tiny import TinyLMConfig, build_tiny_causal_lm
 from ._updater_config import LLMUpdaterConfig
@@ -75,15 +76,22 @@ class LLMRunnerSection(RunnerSection):
         eval_every: greedy held-out evaluation every this many updates (0: only before the
             first and after the last update).
         eval_prompts: held-out prompts per evaluation (0: all of the split).
+        max_staleness: ``k``: rollouts of the next ``k`` steps run while the actor trains,
+            with the weights the rollout ranks hold, so a trained sample lags the actor by
+            at most ``k`` versions (:class:`~rlinf.models.llm.AsyncStepPipeline`). 0: the
+            synchronous flow (generate, score, train, sync; bit-for-bit as before).
+            Off-policy correction: ``algo.off_policy_correction``.
     """
 
     steps: int = 100
     prompts_per_step: int = 32
     eval_every: int = 10
     eval_prompts: int = 0
+    max_staleness: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_max_staleness(self.max_staleness)
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
         for name in ("eval_every", "eval_prompts"):
@@ -236,9 +244,27 @@ def run_rl_loop(
         bar = tqdm(
             total=r.steps, initial=step, unit="step", disable=not r.progress, dynamic_ncols=True
         )
+        # The prompt order's state before each step's rows were drawn: a checkpoint after
+        # step s keeps the state before step s+1's, so rows drawn ahead for steps still in
+        # flight are drawn again on resume.
+        before: dict[int, dict[str, Any]] = {}
+        first_step = step
+
+        def draw() -> Sequence[Any]:
+            before[first_step + len(before)] = prompts.state_dict()
+            return prompts.next_batch(r.prompts_per_step)
+
+        pipeline = AsyncStepPipeline(
+            flow,
+            max_staleness=r.max_staleness,
+            version=version,
+            first_step=step,
+            total_steps=r.steps,
+            draw=draw,
+        )
         while step < r.steps:
-            metrics = flow.step(prompts.next_batch(r.prompts_per_step), version)
-            version += 1
+            metrics = pipeline.step()
+            version = pipeline.version
             step += 1
             if (r.eval_every and step % r.eval_every == 0) or step == r.steps:
                 last = flow.evaluate(eval_rows, version)
@@ -258,7 +284,7 @@ def run_rl_loop(
                     {
                         "step": step,
                         "actor": actor_state,
-                        "prompts": prompts.state_dict(),
+                        "prompts": before.get(step, prompts.state_dict()),
                         "init_model": init,
                     },
                     save_model=lambda d: flow.call_actor("save_checkpoint_files", d),

@@ -97,9 +97,12 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         if not isinstance(self.backend, HFGenerationBackend):
             self.backend.offload()
 
-    def _sampling_config(self, version: int, *, greedy: bool, n: int | None) -> Any:
+    def _sampling_config(
+        self, version: int, *, greedy: bool, n: int | None, stream: int = 0
+    ) -> Any:
         """The generation config of one call with weights ``version`` (greedy: one sample
-        per prompt), after checking that ``version`` is the one held."""
+        per prompt), after checking that ``version`` is the one held. ``stream`` tells
+        apart the seeds of several calls with one version (rollouts started ahead)."""
         if self.backend.version != version:
             raise StaleWeightsError(
                 f"{self.address}: asked to generate with weights version {version}, "
@@ -111,6 +114,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         seed = None
         if cfg.seed is not None:
             seed = cfg.seed + self.seed + 1_000_003 * self.rank + 7919 * (version + 1)
+            seed += 104_729 * stream
         if greedy:
             return dataclasses.replace(cfg, n=1, do_sample=False, seed=seed)
         return dataclasses.replace(cfg, n=n or cfg.n, seed=seed)
@@ -157,6 +161,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         prompt_offset: int = 0,
         greedy: bool = False,
         n: int | None = None,
+        stream: int = 0,
     ) -> dict[str, Any]:
         """Generate for ``prompts`` with weights ``version``.
 
@@ -168,12 +173,13 @@ class LLMRolloutWorker(WeightReceiver, Worker):
                 ranks concatenate into unique, contiguous groups.
             greedy: one greedy sample per prompt (evaluation) instead of ``n`` samples.
             n: samples per prompt (default: the generation config's).
+            stream: the call's index among those with this ``version`` (its own seeds).
 
         Returns:
             ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
             "tokens": generated tokens}``, plus ``memory/rollout_peak_gib`` on CUDA.
         """
-        cfg = self._sampling_config(version, greedy=greedy, n=n)
+        cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
         memory: dict[str, float] = {}
@@ -199,6 +205,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         *,
         version: int,
         greedy: bool = False,
+        stream: int = 0,
         channel_timeout: float = 300.0,
     ) -> dict[str, float]:
         """Generate for one shard and publish it along ``route``.
@@ -211,6 +218,8 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             prompt_offset: the shard's first prompt index over all ranks (its id).
             version: the weight version expected (any other raises ``StaleWeightsError``).
             greedy: one greedy response per prompt (evaluation).
+            stream: the call's index among the rollouts started with ``version`` (0 for
+                the first; a pipeline running ahead starts several), mixed into the seeds.
 
         Returns:
             the metrics of :meth:`_publish`.
@@ -218,5 +227,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         prompts = inputs[0]
         if len(answers) != len(prompts):
             raise ValueError(f"got {len(answers)} answers for {len(prompts)} prompts")
-        out = self.generate(*inputs, version=version, prompt_offset=prompt_offset, greedy=greedy)
+        out = self.generate(
+            *inputs, version=version, prompt_offset=prompt_offset, greedy=greedy, stream=stream
+        )
         return self._publish(out, answers, prompt_offset, route, channel_timeout)

@@ -14,6 +14,10 @@ __all__ = ["_critic_values", "_loss_metrics", "_response_logprobs", "_trim"]
 # Metrics of the loss reported under these names when the loss returns them (every
 # built-in does; a plugin's loss needs only ``pg_loss``).
 _LOSS_METRICS = {"entropy": "entropy", "approx_kl": "approx_kl", "mismatch_kl": "tis/mismatch_kl"}
+_IS_METRICS = {
+    "is_weight_mean": ("behav_weight_mean", "tis/weight_mean"),
+    "is_clip_frac": ("behav_clip_frac", "tis/clip_frac"),
+}
 
 
 def _loss_metrics(m: Mapping[str, torch.Tensor], reuse: bool) -> dict[str, float]:
@@ -22,6 +26,11 @@ def _loss_metrics(m: Mapping[str, torch.Tensor], reuse: bool) -> dict[str, float
         raise ValueError(f"a policy loss must return a 'pg_loss' metric, got {sorted(m)}")
     parts = {"pg_loss": float(m["pg_loss"])}
     parts.update({k: float(m[src]) for k, src in _LOSS_METRICS.items() if src in m})
+    # Importance weights: the decoupled loss's behaviour weights, else PPO's rollout ones.
+    for name, sources in _IS_METRICS.items():
+        src = next((s for s in sources if s in m), None)
+        if src is not None:
+            parts[name] = float(m[src])
     if "clip_frac_low" in m:
         parts["clip_frac"] = float(m["clip_frac_low"] + m["clip_frac_high"])
     if reuse and "tis/mismatch_abs" in m:

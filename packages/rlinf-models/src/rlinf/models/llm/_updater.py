@@ -14,7 +14,6 @@ from torch import nn
 
 from rlinf.algos import (
     PolicyLossInputs,
-    PPOLossConfig,
     dynamic_sampling_filter,
     kl_loss,
     overlong_reward_penalty,
@@ -108,14 +107,7 @@ class LLMUpdater:
             )
             self.critic = self.critic_backend.model
             self.critic_optimizer = self.critic_backend.optimizer
-        self.loss_config = PPOLossConfig(
-            clip_low=config.clip_low,
-            clip_high=config.clip_high,
-            dual_clip=config.dual_clip,
-            agg_mode=config.loss_agg_mode,
-            tis_cap=config.tis_cap,
-            entropy_coef=config.entropy_coef,
-        )
+        self.loss_config = config.ppo_loss_config
 
     def lr_at(self, update: int, base: float | None = None) -> float:
         """Learning rate of the ``update``-th update (0-based): warm-up, then the schedule."""
