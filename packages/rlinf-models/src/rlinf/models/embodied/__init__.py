@@ -36,6 +36,7 @@ from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._offline_data import (
     OFFLINE_FORMAT,
     OfflineDataError,
+    check_offline_data,
     load_offline_data,
     read_offline_metadata,
     save_offline_data,
@@ -81,6 +82,7 @@ __all__ = [
     "build_actor",
     "build_offpolicy_responder",
     "build_responder",
+    "check_offline_data",
     "flat_obs",
     "flow_state",
     "load_offline_data",

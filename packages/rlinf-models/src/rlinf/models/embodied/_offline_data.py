@@ -30,6 +30,7 @@ import torch
 __all__ = [
     "OFFLINE_FORMAT",
     "OfflineDataError",
+    "check_offline_data",
     "load_offline_data",
     "read_offline_metadata",
     "save_offline_data",
@@ -132,15 +133,16 @@ def _check_arrays(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], whe
         raise OfflineDataError(f"{where}: holds no transitions")
 
 
-def load_offline_data(
+def check_offline_data(
     path: str | os.PathLike[str],
     *,
     env_id: str | None = None,
     obs_dim: int | None = None,
     action_dim: int | None = None,
     min_transitions: int = 1,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read and validate an offline file against the run.
+) -> dict[str, Any]:
+    """Check an offline file's metadata against the run without reading its arrays (the
+    driver's check before workers start); returns the metadata.
 
     Args:
         path: the npz file.
@@ -149,12 +151,8 @@ def load_offline_data(
         action_dim: the run's action features ``A`` (``None``: not checked).
         min_transitions: fewer raise (e.g. the offline share of one batch).
 
-    Returns:
-        ``(batch, metadata)``: ``batch`` is ``{"obs" [N, D], "actions" [N, A], "rewards" [N],
-        "next_obs" [N, D], "terminated" [N]}`` float32 tensors, the replay buffer's schema.
-
     Raises:
-        OfflineDataError: naming the mismatch (env id, a dimension, a shape, too few).
+        OfflineDataError: naming the mismatch (missing file, env id, a dimension, too few).
     """
     meta = read_offline_metadata(path)
     where = f"offline data file {str(path)!r}"
@@ -176,6 +174,37 @@ def load_offline_data(
             f"{where} holds {meta['num_transitions']} transitions, fewer than the "
             f"{min_transitions} one batch draws from it"
         )
+    return meta
+
+
+def load_offline_data(
+    path: str | os.PathLike[str],
+    *,
+    env_id: str | None = None,
+    obs_dim: int | None = None,
+    action_dim: int | None = None,
+    min_transitions: int = 1,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read and validate an offline file against the run.
+
+    Arguments as :func:`check_offline_data`.
+
+    Returns:
+        ``(batch, metadata)``: ``batch`` is ``{"obs" [N, D], "actions" [N, A], "rewards" [N],
+        "next_obs" [N, D], "terminated" [N]}`` float32 tensors, the replay buffer's schema.
+
+    Raises:
+        OfflineDataError: naming the mismatch (those of :func:`check_offline_data`, and an
+        array whose shape disagrees with the metadata or holds NaN / inf).
+    """
+    meta = check_offline_data(
+        path,
+        env_id=env_id,
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        min_transitions=min_transitions,
+    )
+    where = f"offline data file {str(path)!r}"
     with _open(path) as data:
         arrays = {k: data[k] for k in _ARRAYS if k in data.files}
     missing = sorted(set(_ARRAYS) - set(arrays))
