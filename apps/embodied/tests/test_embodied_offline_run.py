@@ -103,28 +103,51 @@ def test_offline_algorithms_train_checkpoint_and_resume(
     assert main(["eval", "--checkpoint", str(run_dir), "--episodes", "2"]) == 0
 
 
-@pytest.mark.slow
-def test_rlpd_learns_pendulum_from_collected_demos(ray_cluster, tmp_path: pathlib.Path):
-    """A SAC teacher (4000 steps), 8 of its episodes as demos, then RLPD from scratch: its
-    first episodes (the untrained actor) far below the demos, its last close to them."""
-    small = [
-        "runner.progress=false",
-        "policy.hidden_sizes=[64,64]",
-        "algo.critic_hidden_sizes=[64,64]",
-    ]
-    teacher = tmp_path / "teacher"
-    args = ["train", "--config", "sac_pendulum", "--run-dir", str(teacher), *small]
+SMALL = ["runner.progress=false", "policy.hidden_sizes=[64,64]", "algo.critic_hidden_sizes=[64,64]"]
+
+
+@pytest.fixture(scope="module")
+def teacher_demos(ray_cluster, tmp_path_factory) -> tuple[pathlib.Path, float, float]:
+    """A SAC teacher (4000 steps) and 8 of its episodes as demos: (file, the untrained
+    policy's return (the teacher's first episodes), the demos' mean return)."""
+    root = tmp_path_factory.mktemp("teacher")
+    args = ["train", "--config", "sac_pendulum", "--run-dir", str(root / "run"), *SMALL]
     assert main([*args, "runner.total_env_steps=4000"]) == 0
-    demos = tmp_path / "demos.npz"
-    assert (
-        main(["collect", "--checkpoint", str(teacher), "--episodes", "8", "--out", str(demos)]) == 0
-    )
+    rows = read_metrics(root / "run")
+    untrained = next(r["env/return_mean"] for r in rows if "env/return_mean" in r)
+    demos = root / "demos.npz"
+    collect = ["collect", "--checkpoint", str(root / "run"), "--episodes", "8", "--out", str(demos)]
+    assert main(collect) == 0
     demo_mean = load_offline_data(demos)[1]["return_mean"]
-    run_dir = tmp_path / "rlpd"
-    args = ["train", "--config", "rlpd_pendulum", "--run-dir", str(run_dir), *small]
-    extra = ["algo.num_critics=4", "algo.utd_ratio=1", "runner.total_env_steps=3000"]
-    assert main([*args, *extra, f"algo.offline_data={demos}"]) == 0
-    returns = [r["env/return_mean"] for r in read_metrics(run_dir) if "env/return_mean" in r]
-    assert demo_mean > -400, demo_mean
-    assert returns[0] < -800, returns
-    assert np.mean(returns[-2:]) > -500, (demo_mean, returns)
+    assert untrained < -900 and demo_mean > untrained + 300, (untrained, demo_mean)
+    return demos, untrained, demo_mean
+
+
+def _student(tmp_path: pathlib.Path, algo: str, demos: pathlib.Path, extra: list[str]) -> list:
+    run_dir = tmp_path / algo
+    args = ["train", "--config", f"{algo}_pendulum", "--run-dir", str(run_dir), *SMALL, *extra]
+    assert main([*args, f"algo.offline_data={demos}"]) == 0
+    return [r["env/return_mean"] for r in read_metrics(run_dir) if "env/return_mean" in r]
+
+
+@pytest.mark.slow
+def test_rlpd_learns_pendulum_with_collected_demos(teacher_demos, tmp_path: pathlib.Path):
+    """RLPD from scratch with the demos: its first episodes at the untrained policy's
+    return, its last far above it within 4000 steps."""
+    demos, untrained, demo_mean = teacher_demos
+    extra = ["algo.num_critics=4", "algo.utd_ratio=1", "runner.total_env_steps=4000"]
+    returns = _student(tmp_path, "rlpd", demos, extra)
+    assert returns[0] < untrained + 250, (untrained, demo_mean, returns)
+    assert returns[-1] > returns[0] + 400, (untrained, demo_mean, returns)
+
+
+@pytest.mark.slow
+def test_iql_offline_phase_lifts_pendulum_from_collected_demos(
+    teacher_demos, tmp_path: pathlib.Path
+):
+    """IQL's offline phase alone lifts the return far above the untrained policy's: the
+    first online episodes are acted by the pre-trained actor."""
+    demos, untrained, demo_mean = teacher_demos
+    extra = ["algo.offline_steps=3000", "runner.total_env_steps=800"]
+    returns = _student(tmp_path, "iql", demos, extra)
+    assert returns[0] > untrained + 250, (untrained, demo_mean, returns)
