@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from rlinf.core import CONFIG_FILE, ConfigError, find_run_dir, load_checkpoint
 from rlinf.envs import make_env
@@ -45,7 +46,8 @@ def collect(
         num_envs: envs stepped together.
         deterministic: the policy's mode instead of samples (sampled by default: demos with
             some action noise cover more states).
-        seed: env seed (pick one the training run did not use to record fresh episodes).
+        seed: env seed and the seed of the sampled actions (pick one the training run did
+            not use to record fresh episodes).
         overrides: ``key=value`` changes to the run's config (e.g. ``env.max_episode_steps``).
 
     Returns:
@@ -72,6 +74,7 @@ def collect(
         except ValueError as e:
             raise ConfigError(f"env.env_id: {cfg.env.env_id}: collect writes {e}") from None
         act = policy_fn(state, cfg, env, deterministic)
+        torch.manual_seed(seed)  # sampled actions: the same file for the same seed
         rows, returns = _run_episodes(env, act, episode_quota(episodes, env.num_envs))
         action_spec = env.action_spec
     finally:
