@@ -1,20 +1,31 @@
-"""Off-policy configs (algo.name: sac | crossq): presets, dispatch, and errors that name the
-cause before any worker (or Ray) starts."""
+"""Off-policy configs (algo.name: sac | crossq | rlpd | iql): presets, dispatch, and errors
+that name the cause (the offline file's included) before any worker (or Ray) starts."""
 
 from __future__ import annotations
 
 import pathlib
 
+import numpy as np
 import pytest
 import ray
 
 from rlinf.apps.embodied import load_embodied_config
 from rlinf.apps.embodied.cli import main
 from rlinf.core import ConfigError
-from rlinf.models.embodied import OffPolicyConfig, UpdaterConfig
+from rlinf.models.embodied import OffPolicyConfig, UpdaterConfig, save_offline_data
 
 
-@pytest.mark.parametrize("preset", ["sac_pendulum", "crossq_pendulum", "sac_halfcheetah"])
+@pytest.mark.parametrize(
+    "preset",
+    [
+        "sac_pendulum",
+        "crossq_pendulum",
+        "sac_halfcheetah",
+        "rlpd_pendulum",
+        "iql_pendulum",
+        "rlpd_hopper",
+    ],
+)
 def test_offpolicy_presets_load(preset):
     cfg = load_embodied_config(preset)
     assert isinstance(cfg.algo, OffPolicyConfig)
@@ -34,9 +45,9 @@ def test_algo_name_picks_the_section_class():
         (["algo.buffer_size=100"], r"buffer_size \(100\) is smaller than batch_size \(256\)"),
         (
             ["algo.name=foo"],
-            r"unknown advantage estimator 'foo'.*off-policy algorithms: crossq, sac",
+            r"unknown advantage estimator 'foo'.*off-policy algorithms: crossq, iql, rlpd, sac",
         ),
-        (["algo.name=rlpd"], r"'rlpd' has losses in rlinf.algos but no training loop"),
+        (["algo.name=rlpd", "algo.offline_steps=10"], r"offline_steps is IQL's offline phase"),
         (["algo.lr=0.1"], r"unknown key 'algo.lr' in OffPolicyConfig"),
         (["policy.encoder=cnn"], r"policy.encoder: the off-policy learner's actor and critics"),
         (["runner.pipeline_stages=2"], r"runner.pipeline_stages"),
@@ -59,6 +70,47 @@ def test_offpolicy_config_errors(overrides, pattern):
 def test_cli_rejects_before_workers_start(tmp_path: pathlib.Path, capsys, overrides, message):
     run_dir = tmp_path / "run"
     code = main(["train", "--config", "sac_pendulum", "--run-dir", str(run_dir), *overrides])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert not ray.is_initialized()
+
+
+def _demo(path: pathlib.Path, env_id: str = "Pendulum-v1", n: int = 300, d: int = 3) -> str:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "obs": rng.normal(size=(n, d)),
+        "actions": rng.uniform(-2, 2, size=(n, 1)),
+        "rewards": rng.normal(size=n),
+        "next_obs": rng.normal(size=(n, d)),
+        "terminated": np.zeros(n, bool),
+        "truncated": np.zeros(n, bool),
+    }
+    return str(save_offline_data(path, arrays, {"env_id": env_id}))
+
+
+@pytest.mark.parametrize(
+    ("preset", "make", "message"),
+    [
+        ("rlpd_pendulum", None, "algo.offline_data: rlpd trains from an offline data file"),
+        ("iql_pendulum", "missing", "does not exist (make one with 'rlinf-embodied collect"),
+        ("rlpd_pendulum", "hopper", "collected on env 'Hopper-v5', but this run's env.env_id"),
+        ("iql_pendulum", "wide", "has obs_dim=11, but this run's env (Pendulum-v1) has obs_dim=3"),
+        ("rlpd_pendulum", "short", "holds 100 transitions, fewer than the 128 one batch draws"),
+    ],
+)
+def test_offline_file_rejected_before_workers_start(
+    tmp_path: pathlib.Path, capsys, preset, make, message
+):
+    files = {
+        "missing": lambda: str(tmp_path / "missing.npz"),
+        "hopper": lambda: _demo(tmp_path / "h.npz", env_id="Hopper-v5"),
+        "wide": lambda: _demo(tmp_path / "w.npz", d=11),
+        "short": lambda: _demo(tmp_path / "s.npz", n=100),
+    }
+    overrides = [] if make is None else [f"algo.offline_data={files[make]()}"]
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", preset, "--run-dir", str(run_dir), *overrides])
     assert code == 2
     assert message in capsys.readouterr().err
     assert not run_dir.exists()

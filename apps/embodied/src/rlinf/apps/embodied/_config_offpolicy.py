@@ -1,8 +1,10 @@
-"""The embodied config's rules for off-policy algorithms (``algo.name: sac | crossq``)."""
+"""The embodied config's rules for off-policy algorithms (``algo.name: sac | crossq | rlpd |
+iql``), and the driver's checks of the env and the offline file before workers start."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -13,14 +15,17 @@ from rlinf.core import ConfigError, apply_overrides, config_from_dict, find_pres
 from rlinf.envs import EnvConfig
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import (
+    OFFLINE_ALGORITHMS,
     OFFPOLICY_ALGORITHMS,
     EmbodiedRunnerSection,
+    OfflineDataError,
     OffPolicyConfig,
     UpdaterConfig,
+    check_offline_data,
     vector_obs_dim,
 )
 
-__all__ = ["check_offpolicy_env", "explain_algo_error", "validate_offpolicy"]
+__all__ = ["check_offline_file", "check_offpolicy_env", "explain_algo_error", "validate_offpolicy"]
 
 
 def validate_offpolicy(
@@ -54,10 +59,11 @@ def validate_offpolicy(
         )
 
 
-def check_offpolicy_env(env: EnvConfig) -> None:
+def check_offpolicy_env(env: EnvConfig) -> tuple[int, int]:
     """Build one env and check that the learner can read it: vector observations only
     (an image key needs a CNN, which the off-policy MLP policy does not have) and
-    continuous actions with finite bounds. Raises :class:`ConfigError`."""
+    continuous actions with finite bounds. Returns ``(obs_dim, action_dim)``; raises
+    :class:`ConfigError`."""
     from rlinf.envs import make_env
 
     vec = make_env(dataclasses.replace(env, num_envs=1, backend="sync", start_method=None))
@@ -66,19 +72,40 @@ def check_offpolicy_env(env: EnvConfig) -> None:
     finally:
         vec.close()
     try:
-        vector_obs_dim(spec)
+        obs_dim = vector_obs_dim(spec)
     except ValueError as e:
         raise ConfigError(f"env.env_id: {env.env_id}: {e}") from None
     if action.discrete:
         raise ConfigError(
-            f"env.env_id: {env.env_id} has discrete actions; SAC/CrossQ need continuous"
+            f"env.env_id: {env.env_id} has discrete actions; SAC/CrossQ/RLPD/IQL need continuous"
         )
+    return obs_dim, math.prod(tuple(action.shape))
 
 
-_NOT_YET = {
-    "rlpd": "it needs a demonstration buffer",
-    "iql": "it trains from an offline data set",
-}
+def check_offline_file(
+    algo: OffPolicyConfig, env: EnvConfig, obs_dim: int, action_dim: int
+) -> None:
+    """RLPD and IQL need ``algo.offline_data``; a file given must exist and match the
+    run's env id, observation and action sizes, and hold at least the offline share of one
+    batch (its metadata only is read here). Raises :class:`ConfigError` naming the key."""
+    if algo.offline_data is None:
+        if algo.name in OFFLINE_ALGORITHMS:
+            raise ConfigError(
+                f"algo.offline_data: {algo.name} trains from an offline data file; record one "
+                "with 'rlinf-embodied collect --checkpoint <run dir> --episodes N --out FILE' "
+                "and set algo.offline_data=FILE"
+            )
+        return
+    try:
+        check_offline_data(
+            algo.offline_data,
+            env_id=env.env_id,
+            obs_dim=obs_dim,
+            action_dim=action_dim,
+            min_transitions=max(1, algo.offline_batch),
+        )
+    except OfflineDataError as e:
+        raise ConfigError(f"algo.offline_data: {e}") from None
 
 
 def _raw_algo(source: str | pathlib.Path | Mapping[str, Any], overrides: Sequence[str]) -> Any:
@@ -99,11 +126,6 @@ def explain_algo_error(
         return ConfigError(f"algo: expected a mapping, got {algo!r}")
     name = algo.get("name", "ppo")
     offpolicy = ", ".join(sorted(OFFPOLICY_ALGORITHMS))
-    if name in _NOT_YET:
-        return ConfigError(
-            f"algo.name: {name!r} has losses in rlinf.algos but no training loop in this app "
-            f"yet ({_NOT_YET[name]}); off-policy algorithms: {offpolicy}"
-        )
     cls = OffPolicyConfig if name in OFFPOLICY_ALGORITHMS else UpdaterConfig
     if cls is UpdaterConfig:
         try:  # the name first: an unknown one is the cause, not the keys that follow it

@@ -4,19 +4,45 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from rlinf.core import CONFIG_FILE, find_run_dir, load_checkpoint
-from rlinf.envs import make_env
+from rlinf.envs import Obs, VectorEnv, make_env
 from rlinf.models import build_policy
 from rlinf.models.embodied import OffPolicyConfig, build_actor, flat_obs
 
-from ._config import load_embodied_config
+from ._config import EmbodiedConfig, load_embodied_config
 
-__all__ = ["episode_quota", "evaluate"]
+__all__ = ["episode_quota", "evaluate", "policy_fn"]
+
+
+def policy_fn(
+    state: Mapping[str, Any], cfg: EmbodiedConfig, env: VectorEnv, deterministic: bool
+) -> Callable[[Obs], torch.Tensor]:
+    """The checkpoint's policy as ``obs {k: [N, ...]} -> actions [N, *action_shape]``
+    (no gradient): the squashed actor of an off-policy run, else the actor-critic."""
+    if isinstance(cfg.algo, OffPolicyConfig):
+        actor = build_actor(cfg.policy, env.observation_spec, env.action_spec)
+        actor.load_state_dict(state["learner"]["learner"]["actor"])
+        actor.eval()
+
+        def act(obs: Obs) -> torch.Tensor:
+            return actor.act(flat_obs(obs), deterministic=deterministic)
+
+        return act
+    policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)
+    policy.load_state_dict(state["actor"]["policy"])
+    policy.eval()
+
+    def act_policy(obs: Obs) -> torch.Tensor:
+        with torch.no_grad():
+            return policy.act(obs, deterministic=deterministic)[0]
+
+    return act_policy
 
 
 def evaluate(
@@ -42,21 +68,7 @@ def evaluate(
     cfg = load_embodied_config(find_run_dir(state["dir"]) / CONFIG_FILE, overrides)
     env = make_env(dataclasses.replace(cfg.env, num_envs=num_envs, seed=seed))
     try:
-        if isinstance(cfg.algo, OffPolicyConfig):  # SAC / CrossQ: the squashed actor
-            actor = build_actor(cfg.policy, env.observation_spec, env.action_spec)
-            actor.load_state_dict(state["learner"]["learner"]["actor"])
-            actor.eval()
-
-            def act(obs: dict) -> torch.Tensor:
-                return actor.act(flat_obs(obs), deterministic=deterministic)
-        else:
-            policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)
-            policy.load_state_dict(state["actor"]["policy"])
-            policy.eval()
-
-            def act(obs: dict) -> torch.Tensor:
-                return policy.act(obs, deterministic=deterministic)[0]
-
+        act = policy_fn(state, cfg, env, deterministic)
         # Each env contributes a fixed quota of its own first episodes. Taking the first
         # ``episodes`` to finish over all envs would over-sample short episodes (often the
         # successful ones), biasing every statistic.

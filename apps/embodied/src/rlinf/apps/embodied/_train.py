@@ -22,7 +22,7 @@ from rlinf.core import (
 from rlinf.models.embodied import OffPolicyConfig, flow_state, restore_flow_state
 
 from ._config import AUTO, EmbodiedConfig, is_auto, load_embodied_config
-from ._config_offpolicy import check_offpolicy_env
+from ._config_offpolicy import check_offline_file, check_offpolicy_env
 from ._flow import build_flow
 from ._plot import plot_learning_curve
 
@@ -108,9 +108,11 @@ def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainR
 
 def _prepare(cfg: EmbodiedConfig) -> None:
     """The driver's checks beyond the config's (the env ids are checked with it): an
-    off-policy run builds one env to check that its MLP learner can read it."""
+    off-policy run builds one env to check that its MLP learner can read it, and checks
+    its offline file (RLPD, IQL) against that env."""
     if isinstance(cfg.algo, OffPolicyConfig):
-        check_offpolicy_env(cfg.env)
+        obs_dim, action_dim = check_offpolicy_env(cfg.env)
+        check_offline_file(cfg.algo, cfg.env, obs_dim, action_dim)
 
 
 def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> TrainResult:

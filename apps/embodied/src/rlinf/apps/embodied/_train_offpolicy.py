@@ -4,7 +4,12 @@ Checkpoints hold the learner's networks, optimizers, temperature and counters in
 ``state.pt`` and, with ``algo.save_buffer`` (the default), the replay buffer as
 ``model/replay_buffer.npz``, written by the learner's own process. A resumed run reloads
 both and restarts its env episodes on fresh seeds (episodes in flight at the checkpoint are
-not continued; every transition collected before it is in the saved buffer).
+not continued; every transition collected before it is in the saved buffer). The offline
+file of RLPD / IQL is not copied: a resumed run reads it again from ``algo.offline_data``.
+
+IQL's offline phase (``algo.offline_steps`` updates on the offline file alone) runs before
+the first collection, in chunks of :data:`OFFLINE_CHUNK` updates; its last chunk's metrics
+are logged at env step 0. A run resumed after it does not repeat it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from ._config import EmbodiedConfig
 from ._flow import build_offpolicy_flow
 from ._plot import plot_learning_curve
 
-__all__ = ["run_offpolicy"]
+__all__ = ["OFFLINE_CHUNK", "run_offpolicy"]
+
+OFFLINE_CHUNK = 500
+"""IQL offline updates per learner call (bounded so no call nears ``runner.timeout_s``)."""
 
 
 def run_offpolicy(
@@ -45,6 +53,8 @@ def run_offpolicy(
             if state["buffer_saved"]:
                 flow.call_learner("load_buffer", str(buffer))
             flow.reset_envs(seed_offset=iteration * cfg.env.num_envs)
+        if algo.offline_steps:
+            _offline_phase(flow, logger, algo.offline_steps, cfg.runner.progress)
         flow.push_weights()
         bar = tqdm(
             total=flow.total_iterations * flow.steps_per_iteration,
@@ -75,6 +85,22 @@ def run_offpolicy(
         flow.shutdown()
     plot_learning_curve(run_dir, title=f"{cfg.env.env_id} ({algo.name}, {cfg.runner.name})")
     return run_dir, env_steps, updates, time.perf_counter() - start, float(last_return), mode
+
+
+def _offline_phase(flow: OffPolicyFlow, logger: MetricLogger, steps: int, progress: bool) -> None:
+    from tqdm import tqdm
+
+    metrics = flow.call_learner("pretrain", 0)
+    done = int(metrics["train/offline_updates"])
+    if done >= steps:
+        return  # a resumed run: the phase is over
+    bar = tqdm(total=steps, initial=done, unit="upd", disable=not progress, desc="offline")
+    while done < steps:
+        metrics = flow.call_learner("pretrain", OFFLINE_CHUNK)
+        bar.update(int(metrics["train/offline_updates"]) - done)
+        done = int(metrics["train/offline_updates"])
+    bar.close()
+    logger.log(metrics, 0)
 
 
 def _checkpoint(

@@ -1,5 +1,6 @@
 """``rlinf-embodied``: ``train --config <preset|yaml> [key=value ...]``, ``train --resume
-<run dir>``, ``eval --checkpoint <dir>``, ``plan --config <preset|yaml> [--out FILE]``.
+<run dir>``, ``eval --checkpoint <dir>``, ``collect --checkpoint <dir> --episodes N
+[--out FILE]``, ``plan --config <preset|yaml> [--out FILE]``.
 
 Ray is imported only inside the commands, after :func:`rlinf.core.run_cli` has set its
 environment (see :func:`rlinf.core.ensure_ray_env`), and only once the config (the env id
@@ -36,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="key=value",
         help="change the run's config for this evaluation (e.g. env.env_kwargs.x=y)",
     )
+    c = p.get_default("sub").add_parser(
+        "collect", help="record a trained policy's transitions to an offline file (npz)"
+    )
+    c.add_argument("--checkpoint", required=True, help="checkpoint directory or run directory")
+    c.add_argument("--episodes", type=int, required=True, help="whole episodes to record")
+    c.add_argument("--out", help="file to write (default <run dir>/offline/<ckpt>_<N>ep.npz)")
+    c.add_argument("--num-envs", type=int, default=4)
+    c.add_argument("--seed", type=int, default=2024, help="env seed of the recorded episodes")
+    c.add_argument(
+        "--deterministic", action="store_true", help="the policy's mode instead of samples"
+    )
+    c.add_argument("overrides", nargs="*", metavar="key=value", help="change the run's config")
     pl = p.get_default("sub").add_parser(
         "plan", help="profile a few iterations collocated and rank the placements"
     )
@@ -90,6 +103,22 @@ def _command(args: argparse.Namespace) -> None:
         )
     elif args.command == "plan":
         _plan_command(args)
+    elif args.command == "collect":
+        from ._collect import collect
+
+        path, meta = collect(
+            args.checkpoint,
+            args.episodes,
+            args.out,
+            args.num_envs,
+            deterministic=args.deterministic,
+            seed=args.seed,
+            overrides=args.overrides,
+        )
+        print(
+            f"wrote {path}: {meta['num_transitions']} transitions of {meta['episodes']} "
+            f"episodes on {meta['env_id']}, return mean {meta['return_mean']:.1f}"
+        )
     else:
         from ._eval import evaluate
 

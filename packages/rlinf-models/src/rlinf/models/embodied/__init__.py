@@ -17,11 +17,15 @@
   wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
 * :func:`flow_state` / :func:`restore_flow_state`: the flow's env, rollout-RNG and
   prefetched-rollout state for an exact resume (next to the actor's checkpoint state).
-* Off-policy (SAC, CrossQ): :class:`OffPolicyConfig`, :class:`OffPolicyLearner` (actor,
-  critics, target critics, temperature and the replay buffer, plain torch),
+* Off-policy (SAC, CrossQ, RLPD, IQL): :class:`OffPolicyConfig`, :class:`OffPolicyLearner`
+  (actor, critics, target critics, temperature, IQL's value network, the replay buffer and
+  the offline buffer, plain torch),
   :class:`OffPolicyLearnerWorker`, :class:`OffPolicyResponder` (the actor inside the env
   workers, recording ``next_obs``) and :class:`OffPolicyFlow` (collection overlapping
   updates, weight push every ``weight_push_every`` updates).
+* Offline data: :func:`save_offline_data` / :func:`load_offline_data` (the npz transition
+  file ``rlinf-embodied collect`` writes, validated against a run's env) and
+  :class:`OfflineDataError`.
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
@@ -29,8 +33,16 @@ from ._actor_worker import EmbodiedActorWorker
 from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
+from ._offline_data import (
+    OFFLINE_FORMAT,
+    OfflineDataError,
+    check_offline_data,
+    load_offline_data,
+    read_offline_metadata,
+    save_offline_data,
+)
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
-from ._offpolicy_config import OFFPOLICY_ALGORITHMS, OffPolicyConfig
+from ._offpolicy_config import OFFLINE_ALGORITHMS, OFFPOLICY_ALGORITHMS, OffPolicyConfig
 from ._offpolicy_flow import OffPolicyFlow
 from ._offpolicy_learner import OffPolicyLearner, transitions
 from ._offpolicy_responder import OffPolicyResponder, build_actor, build_offpolicy_responder
@@ -44,6 +56,8 @@ from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
     "BUFFER_FILE",
+    "OFFLINE_ALGORITHMS",
+    "OFFLINE_FORMAT",
     "OFFPOLICY_ALGORITHMS",
     "POLICY_RECORDS",
     "ActionResponder",
@@ -58,6 +72,7 @@ __all__ = [
     "OffPolicyLearner",
     "OffPolicyLearnerWorker",
     "OffPolicyResponder",
+    "OfflineDataError",
     "PolicyUpdater",
     "SquashedGaussianActor",
     "StaleWeightsError",
@@ -67,9 +82,13 @@ __all__ = [
     "build_actor",
     "build_offpolicy_responder",
     "build_responder",
+    "check_offline_data",
     "flat_obs",
     "flow_state",
+    "load_offline_data",
+    "read_offline_metadata",
     "restore_flow_state",
+    "save_offline_data",
     "to_tensors",
     "transitions",
     "vector_obs_dim",

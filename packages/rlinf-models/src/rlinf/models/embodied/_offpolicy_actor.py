@@ -109,6 +109,16 @@ class SquashedGaussianActor(nn.Module):
         action = self.offset + self.scale * torch.tanh(u)
         return action, self.squash_log_prob(u, mean, log_std)
 
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``[B]`` log-density of given ``actions [B, A]`` at ``obs [B, D]``, with gradient
+        (IQL's advantage-weighted regression on dataset actions). Actions on the bounds are
+        pulled inside by 1e-6 of the half-range: ``atanh(+-1)`` is infinite."""
+        mean, log_std = self._dist(obs)
+        unit = ((actions.reshape(mean.shape) - self.offset) / self.scale).clamp(
+            -1.0 + 1e-6, 1.0 - 1e-6
+        )
+        return self.squash_log_prob(torch.atanh(unit), mean, log_std)
+
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         """``[B, *action_shape]`` actions for ``obs [B, D]`` (no gradient)."""

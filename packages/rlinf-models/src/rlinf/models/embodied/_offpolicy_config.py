@@ -1,19 +1,23 @@
-"""Configuration of the embodied off-policy learner (SAC, CrossQ)."""
+"""Configuration of the embodied off-policy learner (SAC, CrossQ, RLPD, IQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["OFFPOLICY_ALGORITHMS", "OffPolicyConfig"]
+__all__ = ["OFFLINE_ALGORITHMS", "OFFPOLICY_ALGORITHMS", "OffPolicyConfig"]
 
 OFFPOLICY_ALGORITHMS: Mapping[str, str] = {
     "sac": "soft actor-critic: twin critics, Polyak-averaged target critics",
     "crossq": "CrossQ: batch-renormalized critics, joint forward pass, no target networks",
+    "rlpd": "RLPD: SAC with LayerNorm critic ensemble (REDQ subset target), batches mixing "
+    "offline data with online data",
+    "iql": "IQL: expectile value, AWR actor; offline pre-training, then online fine-tuning",
 }
-"""Off-policy algorithm names this learner trains -> what they are. ``rlpd`` and ``iql``
-have losses in ``rlinf.algos`` but need demonstration / offline data, which the app does not
-load yet; naming them fails with this list."""
+"""Off-policy algorithm names this learner trains -> what they are."""
+
+OFFLINE_ALGORITHMS = frozenset({"rlpd", "iql"})
+"""Algorithms that need ``offline_data``."""
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,8 @@ class OffPolicyConfig:
     ``policy.log_std_min/max``); the critics are ``rlinf.algos.CriticEnsemble``.
 
     Attributes:
-        name: ``"sac"`` or ``"crossq"`` (see :data:`OFFPOLICY_ALGORITHMS`).
+        name: ``"sac"``, ``"crossq"``, ``"rlpd"`` or ``"iql"`` (see
+            :data:`OFFPOLICY_ALGORITHMS`).
         gamma: discount factor.
         tau: Polyak rate of the SAC target critics (``target <- (1-tau) target + tau critic``).
         actor_lr: Adam learning rate of the actor.
@@ -36,7 +41,8 @@ class OffPolicyConfig:
         autotune: tune the temperature toward ``target_entropy``; False keeps ``init_alpha``.
         target_entropy: ``None`` means ``-action_dim``.
         critic_hidden_sizes: widths of each critic's hidden layers.
-        num_critics: critics in the ensemble (the target takes their minimum).
+        num_critics: critics in the ensemble (the target takes their minimum; RLPD takes
+            the minimum over a random ``subset_size`` of them and uses 10 in the paper).
         buffer_size: replay-buffer capacity in transitions (kept inside the learner).
         batch_size: transitions per gradient update (must be <= ``buffer_size``).
         learning_starts: transitions in the buffer before the first gradient update.
@@ -46,6 +52,21 @@ class OffPolicyConfig:
             many updates were made since the last push (checked after every collection).
         save_buffer: checkpoints include the replay buffer (``replay_buffer.npz``); when
             False a resumed run refills the buffer from ``learning_starts`` again.
+        offline_data: path of an offline transition file (``rlinf-embodied collect``;
+            format in ``rlinf.models.embodied._offline_data``); required by ``rlpd`` and
+            ``iql``, optional for ``sac`` / ``crossq`` (then mixed in as for RLPD). It is
+            read by the learner's own process and not copied into checkpoints.
+        offline_ratio: share of every batch drawn from the offline data (RLPD's symmetric
+            sampling: 0.5); the rest comes from the online buffer.
+        subset_size: RLPD's ``M``: target critics whose minimum is the bootstrap target.
+        backup_entropy: RLPD subtracts ``alpha log pi(a'|s')`` in its target (as SAC does);
+            False drops it.
+        offline_steps: IQL's gradient updates on the offline data alone before collection
+            starts (made once; a resumed run does not repeat them).
+        expectile: IQL's value expectile ``tau`` in (0, 1).
+        awr_beta: IQL's inverse temperature of the advantage weights.
+        awr_max_weight: IQL's clamp of the advantage weights.
+        value_lr: IQL's Adam learning rate of ``V``.
     """
 
     name: str = "sac"
@@ -67,6 +88,15 @@ class OffPolicyConfig:
     policy_delay: int = 1
     weight_push_every: int = 1
     save_buffer: bool = True
+    offline_data: str | None = None
+    offline_ratio: float = 0.5
+    subset_size: int = 2
+    backup_entropy: bool = True
+    offline_steps: int = 0
+    expectile: float = 0.7
+    awr_beta: float = 3.0
+    awr_max_weight: float = 100.0
+    value_lr: float = 3e-4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "critic_hidden_sizes", tuple(self.critic_hidden_sizes))
@@ -108,8 +138,36 @@ class OffPolicyConfig:
             raise ValueError(f"utd_ratio must be > 0, got {self.utd_ratio}")
         if self.policy_delay < 1 or self.weight_push_every < 1:
             raise ValueError("policy_delay and weight_push_every must be >= 1")
+        if not 0.0 <= self.offline_ratio < 1.0:
+            raise ValueError(
+                f"offline_ratio must lie in [0, 1) (the online share must be > 0), "
+                f"got {self.offline_ratio}"
+            )
+        if not 1 <= self.subset_size <= self.num_critics:
+            raise ValueError(
+                f"subset_size must lie in [1, num_critics={self.num_critics}], "
+                f"got {self.subset_size}"
+            )
+        if self.offline_steps < 0:
+            raise ValueError(f"offline_steps must be >= 0, got {self.offline_steps}")
+        if self.offline_steps and self.name != "iql":
+            raise ValueError(f"offline_steps is IQL's offline phase; {self.name} has none")
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError(f"expectile must lie in (0, 1), got {self.expectile}")
+        if min(self.awr_beta, self.awr_max_weight, self.value_lr) <= 0:
+            raise ValueError("awr_beta, awr_max_weight and value_lr must be > 0")
 
     @property
     def uses_target(self) -> bool:
-        """SAC keeps target critics; CrossQ bootstraps from the live critic."""
-        return self.name == "sac"
+        """SAC, RLPD and IQL keep target critics; CrossQ bootstraps from the live critic."""
+        return self.name != "crossq"
+
+    @property
+    def critic_norm(self) -> str:
+        """The critics' normalization (``rlinf.algos.mlp``'s ``norm``)."""
+        return {"crossq": "batchrenorm", "rlpd": "layernorm"}.get(self.name, "none")
+
+    @property
+    def offline_batch(self) -> int:
+        """Transitions of each batch drawn from the offline data (0 without a file)."""
+        return round(self.offline_ratio * self.batch_size) if self.offline_data else 0

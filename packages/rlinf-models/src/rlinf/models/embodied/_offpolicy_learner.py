@@ -1,8 +1,11 @@
-"""OffPolicyLearner: SAC / CrossQ updates from a replay buffer it owns (plain torch, no Ray).
+"""OffPolicyLearner: SAC / CrossQ / RLPD / IQL updates from a replay buffer it owns (plain
+torch, no Ray).
 
 The buffer lives inside the learner (no buffer worker): collectors' trajectories reach it
 through the object store (see :class:`~rlinf.models.embodied.OffPolicyLearnerWorker`), so a
 sampled batch never crosses a process boundary, and one update step is local tensor work.
+With ``offline_data`` a second, fixed buffer holds the offline file (read in this process)
+and every batch mixes ``offline_ratio`` of it with online data (RLPD's symmetric sampling).
 """
 
 from __future__ import annotations
@@ -20,17 +23,22 @@ from rlinf.algos import (
     ReplayBuffer,
     crossq_critic_loss,
     polyak_update,
+    rlpd_actor_loss,
+    rlpd_critic_target,
     sac_actor_loss,
     sac_critic_loss,
     sac_critic_target,
     sac_temperature_loss,
+    sample_mixed,
 )
 from rlinf.core import Trajectory
 
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
+from ._offline_data import load_offline_data
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
 from ._offpolicy_config import OffPolicyConfig
+from ._offpolicy_iql import IQLValue
 
 __all__ = ["NEXT_OBS_RECORD", "OffPolicyLearner", "transitions"]
 
@@ -66,7 +74,8 @@ def transitions(traj: Trajectory) -> dict[str, torch.Tensor]:
 
 
 class OffPolicyLearner:
-    """Actor, critics (and SAC's target critics), temperature, optimizers, replay buffer.
+    """Actor, critics (and target critics unless CrossQ), temperature, optimizers, replay
+    buffer; RLPD's LayerNorm ensemble, IQL's value network, the offline buffer.
 
     Args:
         config: :class:`OffPolicyConfig`.
@@ -98,9 +107,12 @@ class OffPolicyLearner:
             policy_config.log_std_min,
             policy_config.log_std_max,
         )  # the same construction as the collectors' (_offpolicy_responder.build_actor)
-        norm = "none" if config.uses_target else "batchrenorm"
         self.critic = CriticEnsemble(
-            self.obs_dim, self.action_dim, config.critic_hidden_sizes, config.num_critics, norm
+            self.obs_dim,
+            self.action_dim,
+            config.critic_hidden_sizes,
+            config.num_critics,
+            config.critic_norm,
         )
         self.target = (
             copy.deepcopy(self.critic).requires_grad_(False) if config.uses_target else None
@@ -114,7 +126,19 @@ class OffPolicyLearner:
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), config.critic_lr, betas=betas)
         self.alpha_opt = torch.optim.Adam([self.log_alpha], config.alpha_lr, betas=betas)
         self.buffer = ReplayBuffer(config.buffer_size)
+        self.offline: ReplayBuffer | None = None
+        if config.offline_data:
+            data, _ = load_offline_data(
+                config.offline_data,
+                obs_dim=self.obs_dim,
+                action_dim=self.action_dim,
+                min_transitions=max(1, config.offline_batch),
+            )
+            self.offline = ReplayBuffer(int(data["rewards"].shape[0]))
+            self.offline.add(data)
+        self.value = IQLValue(config, self.obs_dim) if config.name == "iql" else None
         self.updates = 0
+        self.offline_updates = 0  # IQL's offline phase (part of ``updates``)
         self.added = 0
 
     @property
@@ -137,11 +161,42 @@ class OffPolicyLearner:
         c = self.config
         if len(self.buffer) < c.learning_starts:
             return 0
-        return max(0, math.floor(c.utd_ratio * (self.added - c.learning_starts + 1)) - self.updates)
+        owed = math.floor(c.utd_ratio * (self.added - c.learning_starts + 1))
+        return max(0, owed - (self.updates - self.offline_updates))
+
+    def _sample(self, offline_only: bool = False) -> dict[str, torch.Tensor]:
+        c = self.config
+        if offline_only:
+            assert self.offline is not None
+            return self.offline.sample(c.batch_size, self.generator)
+        if self.offline is None:
+            return self.buffer.sample(c.batch_size, self.generator)
+        return sample_mixed(
+            self.offline,
+            self.buffer,
+            c.batch_size,
+            ratio=c.offline_batch / c.batch_size,
+            generator=self.generator,
+        )
 
     def _critic_step(self, b: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         alpha = self.alpha
-        if self.target is not None:
+        if self.config.name == "rlpd":
+            assert self.target is not None
+            with torch.no_grad():
+                next_a, next_logp = self.actor(b["next_obs"])
+                target, _ = rlpd_critic_target(
+                    b["rewards"],
+                    b["terminated"],
+                    self.target(b["next_obs"], next_a),
+                    next_logp if self.config.backup_entropy else None,
+                    gamma=self.config.gamma,
+                    alpha=alpha,
+                    subset_size=self.config.subset_size,
+                    generator=self.generator,
+                )
+            loss, metrics = sac_critic_loss(self.critic(b["obs"], b["actions"]), target)
+        elif self.target is not None:
             with torch.no_grad():
                 next_a, next_logp = self.actor(b["next_obs"])
                 target = sac_critic_target(
@@ -181,7 +236,9 @@ class OffPolicyLearner:
             self.critic.eval()
         try:
             action, logp = self.actor(obs)
-            loss, metrics = sac_actor_loss(self.critic(obs, action), logp, self.alpha)
+            # RLPD's actor follows the ensemble mean; SAC / CrossQ the minimum.
+            actor_loss = rlpd_actor_loss if self.config.name == "rlpd" else sac_actor_loss
+            loss, metrics = actor_loss(self.critic(obs, action), logp, self.alpha)
         finally:
             self.critic.requires_grad_(True)
             self.critic.train()
@@ -196,21 +253,48 @@ class OffPolicyLearner:
             metrics.update(a_metrics)
         return metrics
 
-    def update(self, num_updates: int) -> dict[str, float]:
-        """``num_updates`` gradient steps on batches drawn uniformly from the buffer;
-        returns ``train/*`` means over them (empty when ``num_updates`` is 0)."""
-        if num_updates and len(self.buffer) < self.config.batch_size:
+    def pretrain(self, num_updates: int) -> dict[str, float]:
+        """IQL's offline phase: up to ``num_updates`` steps on offline batches alone,
+        never past ``offline_steps`` in all; returns ``train/*`` means (``train/updates``
+        counts these too)."""
+        if self.value is None or self.offline is None:
             raise ValueError(
-                f"buffer holds {len(self.buffer)} transitions, fewer than batch_size "
-                f"{self.config.batch_size}"
+                f"pretrain is IQL's offline phase; this learner is {self.config.name} "
+                f"with offline data {self.config.offline_data!r}"
             )
+        n = max(0, min(num_updates, self.config.offline_steps - self.offline_updates))
+        out = self.update(n, offline_only=True)
+        self.offline_updates += n
+        return out
+
+    def _step(self, b: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.value is not None:
+            assert self.target is not None
+            return self.value.step(
+                b, self.actor, self.actor_opt, self.critic, self.critic_opt, self.target
+            )
+        metrics = self._critic_step(b)
+        if self.updates % self.config.policy_delay == 0:
+            metrics.update(self._actor_step(b["obs"]))
+        return metrics
+
+    def update(self, num_updates: int, offline_only: bool = False) -> dict[str, float]:
+        """``num_updates`` gradient steps on batches drawn uniformly from the buffer (mixed
+        with the offline data when there is some; offline batches alone when
+        ``offline_only``); returns ``train/*`` means over them (empty when ``num_updates``
+        is 0)."""
+        online = self.config.batch_size - self.config.offline_batch
+        if num_updates and not offline_only and len(self.buffer) < online:
+            share = (
+                f"batch_size {online}"
+                if online == self.config.batch_size
+                else f"the {online} of batch_size {self.config.batch_size} it must supply"
+            )
+            raise ValueError(f"buffer holds {len(self.buffer)} transitions, fewer than {share}")
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         for _ in range(num_updates):
-            b = self.buffer.sample(self.config.batch_size, self.generator)
-            metrics = self._critic_step(b)
-            if self.updates % self.config.policy_delay == 0:
-                metrics.update(self._actor_step(b["obs"]))
+            metrics = self._step(self._sample(offline_only))
             if self.target is not None:
                 polyak_update(self.target, self.critic, self.config.tau)
             self.updates += 1
@@ -218,7 +302,7 @@ class OffPolicyLearner:
                 sums[k] = sums.get(k, 0.0) + float(v)
                 counts[k] = counts.get(k, 0) + 1
         out = {f"train/{k}": sums[k] / counts[k] for k in sums}
-        if num_updates:
+        if num_updates and self.value is None:
             out["train/alpha"] = float(self.alpha)
         return out
 
@@ -234,6 +318,8 @@ class OffPolicyLearner:
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "updates": self.updates,
+            "offline_updates": self.offline_updates,
+            "value": None if self.value is None else self.value.state_dict(),
             "added": self.added,
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -251,6 +337,9 @@ class OffPolicyLearner:
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.updates, self.added = int(state["updates"]), int(state["added"])
+        self.offline_updates = int(state["offline_updates"])
+        if self.value is not None:
+            self.value.load_state_dict(state["value"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
 

@@ -87,6 +87,21 @@ class OffPolicyLearnerWorker(Worker):
         )
         return metrics
 
+    def pretrain(self, num_updates: int) -> dict[str, float]:
+        """IQL's offline phase: up to ``num_updates`` updates on the offline data alone
+        (never past ``offline_steps``); returns ``train/*`` metrics with
+        ``train/offline_updates`` (the phase is over when it equals ``offline_steps``)."""
+        start = time.perf_counter()
+        metrics = self.learner.pretrain(num_updates)
+        metrics.update(
+            {
+                "train/offline_updates": float(self.learner.offline_updates),
+                "train/updates": float(self.learner.updates),
+                "time/actor_update": time.perf_counter() - start,
+            }
+        )
+        return metrics
+
     def updates(self) -> int:
         """Gradient updates made so far."""
         return self.learner.updates
