@@ -12,7 +12,14 @@ from collections.abc import Callable
 from ._config import EnvConfig
 from ._registry import ENVS
 
-__all__ = ["ENV_CHECKS", "EnvCheckError", "check_env", "check_gym_id", "check_maniskill_id"]
+__all__ = [
+    "ENV_CHECKS",
+    "EnvCheckError",
+    "check_env",
+    "check_gym_id",
+    "check_maniskill_id",
+    "check_metaworld_id",
+]
 
 
 class EnvCheckError(ValueError):
@@ -81,10 +88,28 @@ def check_maniskill_id(config: EnvConfig, prefix: str = "env.") -> None:
         raise EnvCheckError(f"{prefix}env_id: {err}") from None
 
 
+def check_metaworld_id(config: EnvConfig, prefix: str = "env.") -> None:
+    """``config.env_id`` is a Meta-World v3 task or a supported set, and ``num_envs`` fits
+    the set's size."""
+    _needs("metaworld", "metaworld", config, prefix)
+    from ._metaworld import metaworld_tasks
+
+    try:
+        tasks = metaworld_tasks(config.env_id)
+    except ValueError as err:
+        raise EnvCheckError(f"{prefix}env_id: {err}") from None
+    if config.num_envs % len(tasks):
+        raise EnvCheckError(
+            f"{prefix}num_envs: {config.env_id!r} has {len(tasks)} tasks, so num_envs must be "
+            f"a multiple of {len(tasks)}; got {config.num_envs}"
+        )
+
+
 ENV_CHECKS: dict[str, Callable[[EnvConfig, str], None]] = {
     "gym": check_gym_id,
     "mujoco": _check_mujoco,
     "maniskill": check_maniskill_id,
+    "metaworld": check_metaworld_id,
 }
 """Env kind -> check of a config of that kind (``(config, key prefix) -> None``, raising
 :class:`EnvCheckError`). A kind registered in :data:`~rlinf.envs.ENVS` without an entry
