@@ -56,9 +56,11 @@ def test_preset_loads_and_validates(name):
 
         # The adapter accepts the preset's env_kwargs (task exists, modes and backend valid).
         kwargs = make_kwargs(cfg.env)
-        assert kwargs["obs_mode"] == "state"
+        assert kwargs["obs_mode"] == ("rgb" if name.endswith("_rgb") else "state")
         assert "ignore_terminations" not in kwargs  # the adapter's own option
-        assert kwargs["sim_backend"] == ("physx_cuda" if torch.cuda.is_available() else "physx_cpu")
+        # Frame stacking runs on the CPU simulator only; the others pick the GPU one there.
+        gpu = torch.cuda.is_available() and cfg.env.frame_stack == 1
+        assert kwargs["sim_backend"] == ("physx_cuda" if gpu else "physx_cpu")
     elif cfg.env.kind == "metaworld":
         from rlinf.envs._metaworld import metaworld_tasks
 

@@ -131,9 +131,15 @@ def make_metaworld_env(config: EnvConfig) -> GymVectorEnv:
 
     Raises:
         ImportError: metaworld is not installed (names the extra).
-        ValueError: an unknown task or set, or ``num_envs`` not a multiple of the set's size.
+        ValueError: an unknown task or set, ``num_envs`` not a multiple of the set's size, or
+            ``frame_stack > 1`` (no images).
     """
     _import_metaworld()
+    if config.frame_stack > 1:
+        raise ValueError(
+            f"env {config.env_id!r}: Meta-World observations are states, there are no frames "
+            f"to stack (frame_stack={config.frame_stack})"
+        )
     tasks = metaworld_tasks(config.env_id)
     if config.num_envs % len(tasks):
         raise ValueError(
