@@ -67,7 +67,6 @@ def test_pixel_preset_trains_an_iteration(ray_cluster, tmp_path, capsys):
     assert row["env/episodes"] == 2 and row["env/length_mean"] == 3
     assert 0.0 <= row["env/return_mean"] <= 3.0  # normalized_dense: [0, 1] per step
     state = torch.load(run_dir / "checkpoints/update_000001/state.pt", weights_only=False)
-    weights = state["actor"]["model"]
     # The CNN saw 2 stacked RGB frames: 6 input channels, the preset's 16 filters of 8 x 8.
-    conv = next(v for k, v in weights.items() if k.endswith("cnn.0.weight"))
+    conv = state["actor"]["policy"]["actor_encoder.cnn.0.weight"]
     assert tuple(conv.shape) == (16, 6, 8, 8)
