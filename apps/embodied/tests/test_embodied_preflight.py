@@ -7,7 +7,7 @@ from rlinf.core import probe_cli
 
 BAD_ENVS = {
     "env.env_id=NoSuchEnv-v0": "env.env_id: 'NoSuchEnv-v0' is not a registered gymnasium env",
-    "env.kind=nope": "env.kind: unknown env kind 'nope'; valid: gym, maniskill, mujoco",
+    "env.kind=nope": "env.kind: unknown env kind 'nope'; valid: gym, maniskill, metaworld, mujoco",
 }
 
 

@@ -23,7 +23,7 @@ PRESETS = sorted(
 HAS_MANISKILL = importlib.util.find_spec("mani_skill") is not None
 # The simulator module each env kind needs: a preset of a kind whose extra is missing fails
 # validation by design (the env id is checked against the simulator's registry).
-_KIND_MODULES = {"mujoco": "mujoco", "maniskill": "mani_skill"}
+_KIND_MODULES = {"mujoco": "mujoco", "maniskill": "mani_skill", "metaworld": "metaworld"}
 
 
 def _skip_without_simulator(name: str) -> None:
@@ -56,9 +56,17 @@ def test_preset_loads_and_validates(name):
 
         # The adapter accepts the preset's env_kwargs (task exists, modes and backend valid).
         kwargs = make_kwargs(cfg.env)
-        assert kwargs["obs_mode"] == "state"
+        assert kwargs["obs_mode"] == ("rgb" if name.endswith("_rgb") else "state")
         assert "ignore_terminations" not in kwargs  # the adapter's own option
-        assert kwargs["sim_backend"] == ("physx_cuda" if torch.cuda.is_available() else "physx_cpu")
+        # Frame stacking runs on the CPU simulator only; the others pick the GPU one there.
+        gpu = torch.cuda.is_available() and cfg.env.frame_stack == 1
+        assert kwargs["sim_backend"] == ("physx_cuda" if gpu else "physx_cpu")
+    elif cfg.env.kind == "metaworld":
+        from rlinf.envs._metaworld import metaworld_tasks
+
+        # Every env worker's stage holds whole task sets (one env per task per set).
+        stage_envs = cfg.env.num_envs // cfg.runner.pipeline_stages
+        assert stage_envs % len(metaworld_tasks(cfg.env.env_id)) == 0
     else:
         assert gym.spec(cfg.env.env_id).id == cfg.env.env_id
 

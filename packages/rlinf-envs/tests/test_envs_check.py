@@ -38,7 +38,7 @@ def test_known_mujoco_ids_pass():
         ),
         (
             EnvConfig(env_id="CartPole-v1", kind="nope"),
-            "env.kind: unknown env kind 'nope'; valid: gym, maniskill, mujoco",
+            "env.kind: unknown env kind 'nope'; valid: gym, maniskill, metaworld, mujoco",
         ),
     ],
 )  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -157,3 +159,22 @@ def test_returned_arrays_are_not_reused(backend):
     for r, obs, fin in zip(results, kept[1:], finals, strict=True):
         np.testing.assert_array_equal(r.obs["state"], obs)
         np.testing.assert_array_equal(r.info.final_obs["state"], fin)
+
+
+def test_per_env_builders():
+    import functools
+
+    from rlinf.envs._single import make_single_env
+
+    def limited(steps, config):
+        return make_single_env(dataclasses.replace(config, max_episode_steps=steps))
+
+    config = EnvConfig("CartPole-v1", num_envs=2)
+    builders = [functools.partial(limited, 2), functools.partial(limited, 3)]
+    with GymVectorEnv(config, make_singles=builders) as env:
+        env.reset()
+        done = [env.step(np.zeros(2, np.int64)).info.done.tolist() for _ in range(3)]
+    # Env 0 ends its 2-step episodes, env 1 its 3-step ones.
+    assert done == [[False, False], [True, False], [False, True]]
+    with pytest.raises(ValueError, match="1 env builders for num_envs=2"):
+        GymVectorEnv(config, make_singles=builders[:1])

@@ -84,10 +84,10 @@ def test_discrete_observation_is_one_hot():
 
 def test_registry_lookup_lazy_and_extra_hint():
     assert isinstance(ENVS, Registry)  # core's registry, not one of its own
-    assert "gym" in ENVS and list(ENVS) == ["gym", "maniskill", "mujoco"]
+    assert "gym" in ENVS and list(ENVS) == ["gym", "maniskill", "metaworld", "mujoco"]
     assert ENVS.get("gym") is GymVectorEnv
     with pytest.raises(
-        RegistryError, match=r"unknown env 'nope'; valid names: gym, maniskill, mujoco"
+        RegistryError, match=r"unknown env 'nope'; valid names: gym, maniskill, metaworld, mujoco"
     ):
         make_env(EnvConfig("CartPole-v1", kind="nope"))
     reg: Registry = Registry("env")

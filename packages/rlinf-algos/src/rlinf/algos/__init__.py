@@ -3,7 +3,8 @@
 Advantages (GAE, GRPO, Dr.GRPO, REINFORCE++, RLOO, discounted returns), policy losses (PPO
 clip / dual-clip, DAPO clip-higher, decoupled asynchronous PPO), loss aggregation modes,
 truncated importance sampling, value loss, KL estimators, chunked entropy, DAPO helpers,
-off-policy losses (SAC, CrossQ, RLPD, IQL) and a tensor replay buffer.
+off-policy losses (SAC, CrossQ, RLPD, IQL), a tensor replay buffer and DrQ random-shift
+image augmentation.
 
 Conventions:
 
@@ -22,6 +23,7 @@ Conventions:
 
 from ._aggregation import AGG_MODES, aggregate_loss
 from ._async_ppo import AsyncPPOConfig, decoupled_ppo_loss, staleness_mask
+from ._augment import random_shift, shift_images
 from ._batch_renorm import BatchRenorm1d
 from ._critics import CriticEnsemble, mlp
 from ._crossq import crossq_critic_loss, joint_critic_forward
@@ -129,6 +131,7 @@ __all__ = [
     "polyak_update",
     "ppo_policy_loss",
     "ppo_token_loss",
+    "random_shift",
     "reinforce_pp_advantages",
     "reinforce_pp_baseline_advantages",
     "rloo_advantages",
@@ -141,6 +144,7 @@ __all__ = [
     "sac_temperature_loss",
     "sample_mixed",
     "sample_subset",
+    "shift_images",
     "staleness_mask",
     "truncated_importance_weights",
     "value_loss",

@@ -18,8 +18,17 @@ Importing the package registers the adapters and does nothing else.
 """
 
 from ._base import StepInfo, StepResult, VectorEnv
-from ._check import ENV_CHECKS, EnvCheckError, check_env, check_gym_id, check_maniskill_id
+from ._check import (
+    ENV_CHECKS,
+    EnvCheckError,
+    check_env,
+    check_gym_id,
+    check_maniskill_id,
+    check_metaworld_id,
+    image_obs_keys,
+)
 from ._config import EnvConfig
+from ._frames import FrameStack
 from ._gym import GymVectorEnv
 from ._registry import ENVS, make_env
 from ._spec import ActionSpec, ArraySpec, Obs
@@ -32,6 +41,7 @@ __all__ = [
     "EnvCheckError",
     "EnvConfig",
     "EnvWorker",
+    "FrameStack",
     "GymVectorEnv",
     "Obs",
     "StepInfo",
@@ -40,6 +50,8 @@ __all__ = [
     "check_env",
     "check_gym_id",
     "check_maniskill_id",
+    "check_metaworld_id",
+    "image_obs_keys",
     "make_env",
     "stage_link_name",
 ]

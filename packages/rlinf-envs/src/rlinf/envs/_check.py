@@ -12,7 +12,15 @@ from collections.abc import Callable
 from ._config import EnvConfig
 from ._registry import ENVS
 
-__all__ = ["ENV_CHECKS", "EnvCheckError", "check_env", "check_gym_id", "check_maniskill_id"]
+__all__ = [
+    "ENV_CHECKS",
+    "EnvCheckError",
+    "check_env",
+    "check_gym_id",
+    "check_maniskill_id",
+    "check_metaworld_id",
+    "image_obs_keys",
+]
 
 
 class EnvCheckError(ValueError):
@@ -76,15 +84,56 @@ def check_maniskill_id(config: EnvConfig, prefix: str = "env.") -> None:
     from ._maniskill_setup import make_kwargs
 
     try:
-        make_kwargs(config)
+        kwargs = make_kwargs(config)
     except ValueError as err:
         raise EnvCheckError(f"{prefix}env_id: {err}") from None
+    from ._maniskill_setup import is_gpu_backend
+
+    if config.frame_stack > 1 and is_gpu_backend(kwargs["sim_backend"]):
+        raise EnvCheckError(
+            f"{prefix}frame_stack: {config.frame_stack} is not supported by ManiSkill's batched "
+            f"GPU simulator (sim_backend {kwargs['sim_backend']!r}); use physx_cpu"
+        )
+
+
+def image_obs_keys(config: EnvConfig) -> tuple[str, ...]:
+    """The image observation keys (``[H, W, C]`` uint8) ``config`` declares, known without
+    building the env: ``("rgb",)`` for ManiSkill with ``obs_mode: rgb``, else none. (A
+    gymnasium id whose raw observations are images is only known once built; the policy
+    then refuses it as it is constructed.) Lets a driver refuse an MLP policy for an image
+    env before any worker starts."""
+    if config.kind == "maniskill" and config.env_kwargs.get("obs_mode") == "rgb":
+        return ("rgb",)
+    return ()
+
+
+def check_metaworld_id(config: EnvConfig, prefix: str = "env.") -> None:
+    """``config.env_id`` is a Meta-World v3 task or a supported set, and ``num_envs`` fits
+    the set's size."""
+    _needs("metaworld", "metaworld", config, prefix)
+    if config.frame_stack > 1:
+        raise EnvCheckError(
+            f"{prefix}frame_stack: Meta-World observations are states, there are no frames "
+            f"to stack (got {config.frame_stack})"
+        )
+    from ._metaworld import metaworld_tasks
+
+    try:
+        tasks = metaworld_tasks(config.env_id)
+    except ValueError as err:
+        raise EnvCheckError(f"{prefix}env_id: {err}") from None
+    if config.num_envs % len(tasks):
+        raise EnvCheckError(
+            f"{prefix}num_envs: {config.env_id!r} has {len(tasks)} tasks, so num_envs must be "
+            f"a multiple of {len(tasks)}; got {config.num_envs}"
+        )
 
 
 ENV_CHECKS: dict[str, Callable[[EnvConfig, str], None]] = {
     "gym": check_gym_id,
     "mujoco": _check_mujoco,
     "maniskill": check_maniskill_id,
+    "metaworld": check_metaworld_id,
 }
 """Env kind -> check of a config of that kind (``(config, key prefix) -> None``, raising
 :class:`EnvCheckError`). A kind registered in :data:`~rlinf.envs.ENVS` without an entry

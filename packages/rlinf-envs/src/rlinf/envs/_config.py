@@ -34,6 +34,10 @@ class EnvConfig:
         clip_actions: clip continuous actions to the action space bounds before stepping
             (policies usually sample unbounded Gaussians); when False they pass unchanged.
         env_kwargs: extra keyword arguments for the env constructor (``gymnasium.make``).
+        frame_stack: ``k``: every image observation (``[H, W, C]`` uint8) becomes its last
+            ``k`` frames stacked on channels, ``[H, W, k * C]``, oldest first (see
+            ``rlinf.envs._frames``); 1 leaves observations as they are. Needs an env with
+            image observations (e.g. ManiSkill with ``obs_mode: rgb``).
     """
 
     env_id: str
@@ -46,6 +50,7 @@ class EnvConfig:
     chunk_size: int = 1
     clip_actions: bool = True
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    frame_stack: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:
@@ -60,5 +65,7 @@ class EnvConfig:
             )
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.frame_stack < 1:
+            raise ValueError(f"frame_stack must be >= 1, got {self.frame_stack}")
         if self.start_method is not None and self.backend != "async":
             raise ValueError("start_method only applies to backend='async'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing as mp
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -54,15 +54,27 @@ class GymVectorEnv(AdapterBase):
         make_single: builds one wrapped env from ``config``; adapters of simulators that need
             more than ``gymnasium.make`` (e.g. ManiSkill's CPU envs) pass their own. It must
             be a module-level function so the async backend can pickle it.
+        make_singles: one builder per env instead of ``make_single`` for all, for envs that
+            differ (e.g. Meta-World's MT10, env ``i`` on task ``i % 10``); picklable too
+            (module-level functions or ``functools.partial`` of them).
     """
 
     def __init__(
         self,
         config: EnvConfig,
         make_single: Callable[[EnvConfig], ChunkedEpisodeEnv] = make_single_env,
+        *,
+        make_singles: Sequence[Callable[[EnvConfig], ChunkedEpisodeEnv]] | None = None,
     ) -> None:
         self._init_adapter(config)
-        fns = [functools.partial(make_single, config) for _ in range(config.num_envs)]
+        if make_singles is None:
+            make_singles = [make_single] * config.num_envs
+        if len(make_singles) != config.num_envs:
+            raise ValueError(
+                f"env {config.env_id!r}: {len(make_singles)} env builders for "
+                f"num_envs={config.num_envs}"
+            )
+        fns = [functools.partial(build, config) for build in make_singles]
         if config.backend == "sync":
             self._env: gym.vector.VectorEnv | SyncEnvs = SyncEnvs(fns)
         else:

@@ -51,6 +51,7 @@ import gymnasium as gym
 
 from ._base import VectorEnv
 from ._config import EnvConfig
+from ._frames import FrameStack
 from ._gym import GymVectorEnv
 from ._maniskill_batched import ManiSkillBatchedVectorEnv
 from ._maniskill_setup import (
@@ -91,6 +92,8 @@ def make_maniskill_single_env(config: EnvConfig) -> ChunkedEpisodeEnv:
     env = CPUGymWrapper(env)
     if ignores_terminations(config):
         env = _NoTerminations(env)
+    if config.frame_stack > 1:
+        env = FrameStack(env, config.frame_stack)
     return ChunkedEpisodeEnv(env, config.chunk_size, config.env_id)
 
 
@@ -111,6 +114,11 @@ def make_maniskill_env(config: EnvConfig) -> VectorEnv:
     import_maniskill(config.env_id)
     kwargs = make_kwargs(config)
     if is_gpu_backend(kwargs["sim_backend"]):
+        if config.frame_stack > 1:
+            raise ValueError(
+                f"env {config.env_id!r}: frame_stack={config.frame_stack} is not supported by "
+                "the batched GPU simulator (sim_backend physx_cuda); use the CPU one"
+            )
         return ManiSkillBatchedVectorEnv(config)
     if config.backend == "async" and config.start_method in (None, "forkserver"):
         _preload_in_forkserver()

@@ -13,7 +13,7 @@ __all__ = ["ENVS", "make_env"]
 
 ENVS: Registry[Callable[[EnvConfig], VectorEnv]] = Registry("env")
 """Env adapters: ``"gym"`` (any gymnasium id), ``"mujoco"`` (gymnasium MuJoCo tasks) and
-``"maniskill"`` (ManiSkill3 tasks). A :class:`rlinf.core.Registry`: ``"module:attr"`` entries
+``"maniskill"`` (ManiSkill3 tasks), ``"metaworld"`` (Meta-World MT1 tasks and MT10 / MT50). A :class:`rlinf.core.Registry`: ``"module:attr"`` entries
 are imported on first use, and a missing optional simulator names the extra to install."""
 ENVS.register("gym", "rlinf.envs._gym:GymVectorEnv")
 ENVS.register(
@@ -25,6 +25,11 @@ ENVS.register(
     "maniskill",
     "rlinf.envs._maniskill:make_maniskill_env",
     install_hint="pip install 'rlinf-envs[maniskill]'",
+)
+ENVS.register(
+    "metaworld",
+    "rlinf.envs._metaworld:make_metaworld_env",
+    install_hint="pip install 'rlinf-envs[metaworld]'",
 )
 
 

@@ -15,6 +15,7 @@ from gymnasium import spaces
 
 from ._config import EnvConfig
 from ._env_state import EnvState, restore_env_state, snapshot_env_state, unsupported_reason
+from ._frames import FrameStack
 from ._spec import ActionSpec
 
 __all__ = ["ChunkedEpisodeEnv", "action_spec_of", "make_single_env"]
@@ -153,4 +154,6 @@ def make_single_env(config: EnvConfig) -> ChunkedEpisodeEnv:
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
     env = gym.make(config.env_id, **kwargs)
+    if config.frame_stack > 1:
+        env = FrameStack(env, config.frame_stack)
     return ChunkedEpisodeEnv(env, config.chunk_size, config.env_id)

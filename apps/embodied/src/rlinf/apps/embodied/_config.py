@@ -13,7 +13,7 @@ from rlinf.core import (
     load_app_config,
     validate_placement,
 )
-from rlinf.envs import EnvCheckError, EnvConfig, check_env
+from rlinf.envs import EnvCheckError, EnvConfig, check_env, image_obs_keys
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import EmbodiedRunnerSection, OffPolicyConfig, UpdaterConfig
 from rlinf.sched import Placement, Topology
@@ -119,6 +119,7 @@ def validate(cfg: EmbodiedConfig) -> Placement:
     # a joined cluster (cluster.address): its real nodes
     placement = check_run(cfg, cfg.cluster.topology())
     _check_env(cfg.env)
+    _check_image_policy(cfg.env, cfg.policy)
     return placement
 
 
@@ -180,6 +181,19 @@ def _check_env(env: EnvConfig) -> None:
         check_env(env, prefix="env.")
     except EnvCheckError as e:
         raise ConfigError(str(e)) from None
+
+
+def _check_image_policy(env: EnvConfig, policy: PolicyConfig) -> None:
+    # The policy itself refuses image keys without a CNN, but only as it is built inside
+    # the workers; the env config already says it observes images.
+    images = [k for k in image_obs_keys(env) if policy.obs_keys is None or k in policy.obs_keys]
+    if images and policy.encoder != "cnn":
+        raise ConfigError(
+            f"policy.encoder: env {env.env_id!r} observes images {images} "
+            f"(env.env_kwargs.obs_mode={env.env_kwargs.get('obs_mode')!r}); an "
+            f"{policy.encoder!r} policy cannot read them: set policy.encoder=cnn, or leave "
+            "them out with policy.obs_keys"
+        )
 
 
 def load_embodied_config(
