@@ -47,6 +47,9 @@ def ray_cluster():
     ray.shutdown()
 
 
+# Slow: ManiSkill rendering on the CPU (lavapipe) plus a Ray flow; the image-refusal check
+# above stays in the quick suite.
+@pytest.mark.slow
 def test_pixel_preset_trains_an_iteration(ray_cluster, tmp_path, capsys):
     # The preset shrunk: one env worker of 2 envs, 4-step rollouts, 3-step episodes.
     run_dir = tmp_path / "rgb"
