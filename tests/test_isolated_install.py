@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -139,14 +140,23 @@ def _normalize(dist: str) -> str:
 def _extra_only_imports(uv: str, member: Member) -> set[str]:
     """Top-level import names provided only by the member's optional extras (their
     distributions, installed in the workspace, mapped to the modules they provide)."""
+    # One export per extra: `--all-extras` is refused once two extras are declared
+    # conflicting (rlinf-models' vllm and sglang pin different torch versions).
+    extras = tomllib.loads((member.path / "pyproject.toml").read_text())["project"].get(
+        "optional-dependencies", {}
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = _requirement_names(
             uv, ["--package", member.dist, "--no-dev"], Path(tmp) / "base.txt"
         )
-        every = _requirement_names(
-            uv, ["--package", member.dist, "--no-dev", "--all-extras"], Path(tmp) / "all.txt"
-        )
-    extra = every - base
+        extra: set[str] = set()
+        for name in extras:
+            extra |= _requirement_names(
+                uv,
+                ["--package", member.dist, "--no-dev", "--extra", name],
+                Path(tmp) / f"{name}.txt",
+            )
+    extra -= base
     installed = {
         name
         for name, dists in importlib.metadata.packages_distributions().items()
