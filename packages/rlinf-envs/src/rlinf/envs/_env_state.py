@@ -139,5 +139,7 @@ def restore_env_state(env: gym.Env, state: EnvState) -> None:
         if physics.shape != (size,):
             raise ValueError(f"MuJoCo state has {physics.shape[0]} values, the model {size}")
         # No mj_forward: derived quantities are recomputed by the next step, and the
-        # observation of the saved step is restored by the caller, not recomputed.
-        mujoco.mj_setState(base.model, base.data, physics, spec)
+        # observation of the saved step is restored by the caller, not recomputed. MuJoCo
+        # 3.3's binding takes only a writeable float64 array (a checkpoint's is read-only).
+        writeable = np.array(physics, dtype=np.float64, order="C", copy=True)
+        mujoco.mj_setState(base.model, base.data, writeable, int(spec))
