@@ -8,14 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_state_dict,
-    set_state_dict,
-)
 
 from rlinf.core import Registry
 
@@ -105,7 +98,10 @@ class TrainingBackend(ABC):
         """Unsharded CPU copy of the model's state dict, a snapshot that later steps leave
         alone (a collective under fsdp2: every rank calls it; every rank gets the full
         tensors)."""
-        sd = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
+        dsd = _state_dict_api()
+        sd = dsd.get_model_state_dict(
+            self.model, options=dsd.StateDictOptions(full_state_dict=True)
+        )
         # .cpu() of a CPU tensor is the parameter itself: copy so that steps do not reach it.
         return {k: v.detach().to("cpu", copy=True) for k, v in sd.items()}
 
@@ -113,8 +109,9 @@ class TrainingBackend(ABC):
         """``(model, optimizer)`` unsharded state dicts keyed by parameter names (a
         collective under fsdp2; every rank gets them): a picklable checkpoint that
         :meth:`load_full_train_state` restores on any number of ranks."""
-        model_sd, optim_sd = get_state_dict(
-            self.model, self.optimizer, options=StateDictOptions(full_state_dict=True)
+        dsd = _state_dict_api()
+        model_sd, optim_sd = dsd.get_state_dict(
+            self.model, self.optimizer, options=dsd.StateDictOptions(full_state_dict=True)
         )
         return _to_cpu(model_sd), _to_cpu(optim_sd)
 
@@ -122,19 +119,22 @@ class TrainingBackend(ABC):
         self, model_state: Mapping[str, Any], optim_state: Mapping[str, Any]
     ) -> None:
         """Restore :meth:`full_train_state` (every rank passes the same full dicts)."""
-        set_state_dict(
+        dsd = _state_dict_api()
+        dsd.set_state_dict(
             self.model,
             self.optimizer,
             model_state_dict=dict(model_state),
             optim_state_dict=dict(optim_state),
-            options=StateDictOptions(full_state_dict=True),
+            options=dsd.StateDictOptions(full_state_dict=True),
         )
 
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
         """Write model and optimizer state (and picklable ``extra``) as a
         ``torch.distributed.checkpoint`` directory: each rank writes its shards. A
         collective under fsdp2. Any number of ranks, of any backend, can :meth:`load` it."""
-        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        import torch.distributed.checkpoint as dcp
+
+        model_sd, optim_sd = _state_dict_api().get_state_dict(self.model, self.optimizer)
         state = {"model": model_sd, "optimizer": optim_sd, "extra": dict(extra or {})}
         dcp.save(state, checkpoint_id=str(path), no_dist=self.world_size == 1 and not _dist_on())
 
@@ -144,17 +144,29 @@ class TrainingBackend(ABC):
         checkpoint loads the keys it is asked for)."""
         if not (Path(path) / ".metadata").is_file():
             raise FileNotFoundError(f"{path} is not a torch.distributed.checkpoint directory")
-        model_sd, optim_sd = get_state_dict(self.model, self.optimizer)
+        import torch.distributed.checkpoint as dcp
+
+        dsd = _state_dict_api()
+        model_sd, optim_sd = dsd.get_state_dict(self.model, self.optimizer)
         state: dict[str, Any] = {"model": model_sd, "optimizer": optim_sd}
         state["extra"] = dict(extra or {})
         dcp.load(state, checkpoint_id=str(path), no_dist=self.world_size == 1 and not _dist_on())
-        set_state_dict(
+        dsd.set_state_dict(
             self.model,
             self.optimizer,
             model_state_dict=state["model"],
             optim_state_dict=state["optimizer"],
         )
         return dict(state["extra"])
+
+
+def _state_dict_api() -> Any:
+    """``torch.distributed.checkpoint.state_dict``, imported on first use: it pulls in
+    DTensor and sympy, about as much CPU time as ``import torch`` itself, which every worker
+    process would otherwise pay at start-up even when it never saves or gathers."""
+    import torch.distributed.checkpoint.state_dict as dsd
+
+    return dsd
 
 
 def _to_cpu(tree: Any) -> Any:

@@ -4,10 +4,6 @@ checkpointing recomputes."""
 from __future__ import annotations
 
 from torch import nn
-from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
-    CheckpointImpl,
-    checkpoint_wrapper,
-)
 
 __all__ = ["apply_activation_checkpointing", "layer_modules"]
 
@@ -40,6 +36,13 @@ def apply_activation_checkpointing(model: nn.Module) -> None:
     Raises:
         ValueError: ``model`` has no blocks (nothing to checkpoint).
     """
+    # Imported here: torch.distributed.algorithms pulls in much of torch.distributed, which
+    # runs without activation checkpointing never need.
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        checkpoint_wrapper,
+    )
+
     blocks = {id(m) for m in layer_modules(model)}
     if not blocks:
         raise ValueError(
