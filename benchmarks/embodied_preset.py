@@ -161,12 +161,14 @@ def _rlinf(preset: str, overrides: list[str], tmp: pathlib.Path, i: int) -> dict
     wall = _run(cmd, tmp / f"rlinf_{i}.log")
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/iteration" in r]
+    first = next((r["time/first_step_s"] for r in rows if "time/first_step_s" in r), nan)
     # return_mean is NaN (or absent) in iterations where no episode finished.
     returns = [r["env/return_mean"] for r in rows if math.isfinite(r.get("env/return_mean", nan))]
     return {
         "loop_s": sum(r["time/iteration"] for r in rows),
         "wall_s": wall,
         "return": returns[-1] if returns else nan,
+        "first_step_s": first,
     }
 
 
@@ -219,6 +221,8 @@ def run_preset(preset: str, rounds: int, total_steps: int | None) -> None:
         f"{os.getloadavg()[0]:.1f}; medians of {rounds} alternating rounds"
     )
     print(_cells("rlinf", ours))
+    first = statistics.median(r["first_step_s"] for r in ours)
+    print(f"rlinf time to first step (process start to the end of update 1): {first:.1f} s")
     for vec, runs in sb3.items():
         print(_cells(f"SB3 {vec}", runs))
     best = min(VEC_ENVS, key=lambda v: statistics.median(r["loop_s"] for r in sb3[v]))

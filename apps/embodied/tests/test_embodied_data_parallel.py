@@ -17,6 +17,9 @@ SHORT = [
     "runner.progress=false",
     "runner.total_env_steps=3072",
     "placement.rollout=0-1",
+    # Rollout workers of their own (the preset runs the policy in the env worker): the
+    # collective weight sync to 2 rollout ranks is what this covers.
+    "runner.policy_in_env=false",
     # A 4 KiB bucket: the 64x64 weights travel alone, the biases packed together.
     "runner.weight_sync_bucket_mb=0.004",
 ]

@@ -104,6 +104,10 @@ def _assert_run_dir_artifacts(run_dir: pathlib.Path) -> None:
         assert all(key in r for r in rows), key
     # Returns are logged for iterations in which episodes ended.
     assert any("env/return_mean" in r for r in rows)
+    # Time to first step, once: process start (pytest's, here) to the end of update 1, so
+    # at least that update's own time.
+    assert [i for i, r in enumerate(rows) if "time/first_step_s" in r] == [0]
+    assert rows[0]["time/first_step_s"] >= rows[0]["time/iteration"] > 0
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,6 +14,7 @@ SHORT = [
     "runner.progress=false",
     "runner.total_env_steps=1024",
     "placement.rollout=0-1",
+    "runner.policy_in_env=false",  # rollout workers of their own receive the weights
     "env.num_envs=8",
     "algo.epochs=2",
 ]

@@ -10,9 +10,18 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["MetricLogger", "Timers"]
+__all__ = ["MetricLogger", "Timers", "process_age_s"]
 
 _BACKENDS = ("tensorboard", "jsonl", "wandb", "console")
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (its creation time as the OS records it), so a
+    driver can report its time to first step including interpreter start-up and imports:
+    ``time/first_step_s``."""
+    import psutil
+
+    return max(0.0, time.time() - psutil.Process().create_time())
 
 
 class Timers:

@@ -14,6 +14,7 @@ from rlinf.core import (
     ConfigError,
     MetricLogger,
     check_run_dir_free,
+    process_age_s,
     restore_driver_rng,
     resume_run,
     save_checkpoint,
@@ -138,6 +139,7 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
             if how != "exact":
                 print(f"resume: env episodes restart on fresh seeds: {how}", file=sys.stderr)
         version = flow.sync_weights()
+        first_step_pending = True
         bar = tqdm(
             total=flow.total_updates * flow.steps_per_update,
             initial=env_steps,
@@ -151,6 +153,11 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
             update += 1
             env_steps += steps
             metrics["train/update"] = float(update)
+            if first_step_pending:
+                # Process start (imports, Ray, workers, model build) to the end of the
+                # first update: what a user waits for before anything trains.
+                metrics["time/first_step_s"] = process_age_s()
+                first_step_pending = False
             logger.log(metrics, env_steps)
             last_return = metrics.get("env/return_mean", last_return)
             bar.update(steps)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pathlib
 import time
 
-from rlinf.core import MetricLogger, restore_driver_rng, save_checkpoint
+from rlinf.core import MetricLogger, process_age_s, restore_driver_rng, save_checkpoint
 from rlinf.models.embodied import BUFFER_FILE, OffPolicyConfig, OffPolicyFlow
 
 from ._config import EmbodiedConfig
@@ -56,6 +56,7 @@ def run_offpolicy(
         if algo.offline_steps:
             _offline_phase(flow, logger, algo.offline_steps, cfg.runner.progress)
         flow.push_weights()
+        first_step_pending = True
         bar = tqdm(
             total=flow.total_iterations * flow.steps_per_iteration,
             initial=env_steps,
@@ -69,6 +70,9 @@ def run_offpolicy(
             env_steps += steps
             updates = int(metrics["train/updates"])
             metrics["train/iteration"] = float(iteration)
+            if first_step_pending:
+                metrics["time/first_step_s"] = process_age_s()  # process start to here
+                first_step_pending = False
             logger.log(metrics, env_steps)
             last_return = metrics.get("env/return_mean", last_return)
             bar.update(steps)

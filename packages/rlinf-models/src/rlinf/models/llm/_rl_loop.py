@@ -20,6 +20,7 @@ from rlinf.core import (
     ConfigError,
     MetricLogger,
     RunnerSection,
+    process_age_s,
     restore_driver_rng,
     save_checkpoint,
 )
@@ -262,10 +263,16 @@ def run_rl_loop(
             total_steps=r.steps,
             draw=draw,
         )
+        first_step_pending = True
         while step < r.steps:
             metrics = pipeline.step()
             version = pipeline.version
             step += 1
+            if first_step_pending:
+                # Process start (imports, Ray, workers, model build, the first eval) to
+                # the end of the first update.
+                metrics["time/first_step_s"] = process_age_s()
+                first_step_pending = False
             if (r.eval_every and step % r.eval_every == 0) or step == r.steps:
                 last = flow.evaluate(eval_rows, version)
                 metrics.update(last)
