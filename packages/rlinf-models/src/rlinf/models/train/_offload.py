@@ -31,8 +31,13 @@ def _copy_to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """A copy of ``t`` (a plain tensor or a DTensor, whose local shard moves) on
     ``device``; host copies of device tensors are pinned when CUDA is present (fast,
     asynchronous-capable transfers back). ``aten._to_copy`` always copies, so a CPU-only
-    run exercises the same round trip with fresh storage."""
-    pin = device.type == "cpu" and _local(t).device.type == "cuda"
+    run exercises the same round trip with fresh storage; a tensor already on ``device``
+    (a pinned host copy, or a device tensor) is returned as is."""
+    local = _local(t)
+    if local.device == device and (device.type != "cpu" or local.is_pinned()):
+        # Moved already in this pass (a tied weight is reached once per module using it).
+        return t
+    pin = device.type == "cpu" and local.device.type == "cuda"
     return torch.ops.aten._to_copy.default(t, device=device, pin_memory=pin)
 
 
