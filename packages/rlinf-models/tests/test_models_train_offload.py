@@ -230,3 +230,13 @@ def test_cuda_offload_frees_the_actor_memory(tmp_path, batch):
     assert weight.device.type == "cpu" and weight.is_pinned()
     second = updater.update(batch, REWARDS)  # everything comes back and trains on
     assert second["train/loss"] != metrics["train/loss"]
+
+
+def test_embodied_updater_refuses_phase_offload():
+    from rlinf.models.embodied import PolicyUpdater, UpdaterConfig
+
+    # Refused before the policy is looked at: any module will do.
+    with pytest.raises(ValueError, match="LLM actor only"):
+        PolicyUpdater(
+            torch.nn.Linear(2, 2), UpdaterConfig(), 1, training=TrainingConfig(offload="phase")
+        )

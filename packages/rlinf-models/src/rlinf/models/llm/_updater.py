@@ -148,7 +148,9 @@ class LLMUpdater:
             ``clip_frac``, ``approx_kl``, ``grad_norm``, ``logprob_mismatch`` (mean
             ``|log pi_train - log pi_rollout|`` before the update), ``mismatch_kl``, ``lr``,
             ``advantage_abs_mean``, ``kept_responses``, ``dropped_groups``, and for PPO
-            ``vf_loss``, ``value_mean``.
+            ``vf_loss``, ``value_mean``; on CUDA ``memory/<phase>_peak_gib`` of each phase
+            (:attr:`phases`, which with ``training.offload="phase"`` also onloads each
+            model for its own phases; the caller offloads them after).
         """
         cfg = self.config
         device = self.device
