@@ -93,7 +93,10 @@ def test_rollout_reward_actor_step_through_channels(cluster, model_dir):
     # (weights, metrics, checkpoint state) is as without.
     kwargs = {"total_updates": 2, "training": TrainingConfig(offload="phase")}
     actor = cluster.launch(LLMActorWorker, pgs, "actor", args=(model_dir, algo), kwargs=kwargs)
-    rollout = cluster.launch(LLMRolloutWorker, pgs, "rollout", args=(model_dir, GEN))
+    # The rollout's HF copy in host memory outside its turns: weights load into it there.
+    rollout = cluster.launch(
+        LLMRolloutWorker, pgs, "rollout", args=(model_dir, GEN), kwargs={"offload_model": True}
+    )
     reward = cluster.launch(
         RewardWorker, pgs, "reward", args=(functools.partial(ContainsScorer, "no_answer"),)
     )
