@@ -240,3 +240,23 @@ def test_embodied_updater_refuses_phase_offload():
         PolicyUpdater(
             torch.nn.Linear(2, 2), UpdaterConfig(), 1, training=TrainingConfig(offload="phase")
         )
+
+
+def test_actor_offload_names_are_checked(model_dir):
+    from rlinf.models.llm._actor_offload import ActorOffload
+
+    model, _ = load_causal_lm(model_dir)
+    updater = LLMUpdater(model, LLMUpdaterConfig(), training=TrainingConfig(offload="phase"))
+    phases = updater.phases
+    with pytest.raises(ValueError, match="unknown actor model 'polcy'"):
+        phases.offload("polcy")
+    with (
+        pytest.raises(ValueError, match="unknown actor phase 'rollout'"),
+        phases.phase("rollout", {}),
+    ):
+        pass
+    phases.offload("critic", "reference")  # this actor has neither: nothing to move
+    assert not phases.offloaded("policy") and not phases.offloaded("critic")
+    phases.offload()
+    assert phases.offloaded("policy")
+    assert isinstance(phases, ActorOffload)

@@ -12,7 +12,10 @@ from torch import nn
 from .._memory import phase_peak_memory
 from ..train import ModelOffloader, TrainingBackend
 
-__all__ = ["ACTOR_PHASES", "ActorOffload"]
+__all__ = ["ACTOR_PHASES", "MODELS", "ActorOffload"]
+
+MODELS = ("policy", "critic", "reference")
+"""The names of the actor's models in :class:`ActorOffload`'s calls."""
 
 ACTOR_PHASES = {
     # phase: (models resident during it, models offloaded right after it)
@@ -64,22 +67,21 @@ class ActorOffload:
         return self.mode == "phase"
 
     def onload(self, *names: str) -> None:
-        """Bring the named models (default: the policy) back to the device."""
-        if self.enabled:
-            for name in names or ("policy",):
-                if name in self._parts:
-                    self._parts[name].onload()
+        """Bring the named models (default: the policy) back to the device; a name in
+        :data:`MODELS` that this actor does not have (no critic, no reference) is skipped."""
+        for name in _checked(names or ("policy",)):
+            if self.enabled and name in self._parts:
+                self._parts[name].onload()
 
     def offload(self, *names: str) -> None:
         """Move the named models (default: all) to host memory."""
-        if self.enabled:
-            for name in names or tuple(self._parts):
-                if name in self._parts:
-                    self._parts[name].offload()
+        for name in _checked(names or tuple(self._parts)):
+            if self.enabled and name in self._parts:
+                self._parts[name].offload()
 
     def offloaded(self, name: str) -> bool:
         """True while model ``name`` is in host memory."""
-        part = self._parts.get(name)
+        part = self._parts.get(next(iter(_checked((name,)))))
         return part is not None and part.offloaded
 
     @contextmanager
@@ -100,8 +102,17 @@ class ActorOffload:
         """The named models on the device for the body (checkpoints, weight gathers and
         broadcasts outside an update), then back to where they were."""
         with ExitStack() as stack:
-            for name in names:
+            for name in _checked(names):
                 if self.offloaded(name):
                     self._parts[name].onload()
                     stack.callback(self._parts[name].offload)
             yield
+
+
+def _checked(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names``, after checking that each is one of :data:`MODELS` (a typo must not
+    leave a model silently resident)."""
+    for name in names:
+        if name not in MODELS:
+            raise ValueError(f"unknown actor model {name!r}: one of {MODELS}")
+    return names
