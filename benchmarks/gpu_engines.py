@@ -4,8 +4,9 @@ Each configuration is a fresh ``rlinf-math train --config grpo`` run of ``--step
 (20 by default) with a ~0.5B Qwen2-shaped model built from its config (Qwen2-0.5B's
 hidden size, layers, heads and MLP width; the char tokenizer's vocabulary, so ~0.36B
 parameters), bf16 weights, collocated on GPU 0. Every backend runs twice: with the actor
-resident, and with ``training.cpu_offload`` (FSDP2 keeps parameters, gradients and optimizer
-state in CPU memory). Collocated engines always sleep between their turns (vLLM sleep level
+resident, and with ``training.offload=phase`` (the actor's parameters, gradients and
+optimizer state go to pinned host memory at the end of each update and come back for the
+next one, so the engine generates on a device the actor has left). Collocated engines always sleep between their turns (vLLM sleep level
 1, SGLang KV-cache release: the rollout worker's ``offload``).
 
 Reported per run, side by side:
@@ -13,7 +14,9 @@ Reported per run, side by side:
 * tokens/s over the steps after ``--warmup`` (generated + trained tokens, from
   ``metrics.jsonl``), and the ratio to hf without offload measured in the same invocation;
 * peak device memory of the whole GPU (``nvidia-smi`` polled every 0.2 s: engines allocate
-  outside torch's counters) and the rollout worker's ``memory/rollout_peak_gib``;
+  outside torch's counters), the rollout worker's ``memory/rollout_peak_gib``, the actor's
+  ``memory/actor_update_peak_gib`` and ``memory/actor_resident_gib`` (what the actor keeps on
+  the device while the engine generates);
 * mean reward (the engines should not change what is learned).
 
 vLLM and SGLang cannot share one environment (vLLM 0.32 pins torch 2.13.0, the workspace
@@ -86,7 +89,7 @@ def overrides(backend: str, offload: bool, steps: int) -> list[str]:
         "cluster.num_cpus=8",
     ]
     if offload:
-        out += ["training.backend=fsdp2", "training.cpu_offload=true"]
+        out += ["training.offload=phase"]
     return out
 
 
@@ -114,12 +117,18 @@ def run_one(backend: str, offload: bool, args: argparse.Namespace, tmp: pathlib.
         return {"name": name, "error": f"no timed steps after warmup {args.warmup}"}
     seconds = sum(r["time/step"] for r in steps)
     tokens = sum(r["rollout/generated_tokens"] + r["train/trained_tokens"] for r in steps)
-    rollout_peaks = [r["memory/rollout_peak_gib"] for r in rows if "memory/rollout_peak_gib" in r]
+
+    def peak(key: str) -> float:
+        seen = [r[key] for r in rows if key in r]
+        return max(seen) if seen else float("nan")
+
     return {
         "name": name,
         "tokens_per_s": tokens / seconds,
         "gpu_peak_gib": mem.peak_mib / 1024,
-        "rollout_peak_gib": max(rollout_peaks) if rollout_peaks else float("nan"),
+        "rollout_peak_gib": peak("memory/rollout_peak_gib"),
+        "update_peak_gib": peak("memory/actor_update_peak_gib"),
+        "actor_resident_gib": peak("memory/actor_resident_gib"),
         "reward": statistics.fmean(r["rollout/reward_mean"] for r in steps),
         "wall_s": wall,
     }
@@ -147,7 +156,8 @@ def main() -> None:
                 print(json.dumps(results[-1]), flush=True)
     base = next((r for r in results if r["name"] == "hf" and "error" not in r), None)
     print(
-        f"\n{'run':<16}{'tokens/s':>10}{'vs hf':>8}{'GPU peak GiB':>14}{'rollout GiB':>13}{'reward':>8}"
+        f"\n{'run':<16}{'tokens/s':>10}{'vs hf':>8}{'GPU peak GiB':>14}{'rollout GiB':>13}"
+        f"{'update GiB':>12}{'actor idle GiB':>16}{'reward':>8}"
     )
     for r in results:
         if "error" in r:
@@ -156,7 +166,8 @@ def main() -> None:
         ratio = r["tokens_per_s"] / base["tokens_per_s"] if base else float("nan")
         print(
             f"{r['name']:<16}{r['tokens_per_s']:>10.0f}{ratio:>8.2f}{r['gpu_peak_gib']:>14.1f}"
-            f"{r['rollout_peak_gib']:>13.1f}{r['reward']:>8.3f}"
+            f"{r['rollout_peak_gib']:>13.1f}{r['update_peak_gib']:>12.1f}"
+            f"{r['actor_resident_gib']:>16.2f}{r['reward']:>8.3f}"
         )
 
 

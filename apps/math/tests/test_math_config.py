@@ -65,6 +65,10 @@ def test_data_parallel_actor_config():
     assert load_math_config("grpo", ["training.cpu_offload=true"]).training.backend_for(1) == (
         "fsdp2"
     )
+    # Phase offload works with the one-process backend: it does not force fsdp2.
+    phase = load_math_config("grpo", ["training.offload=phase"]).training
+    assert phase.offload == "phase" and phase.backend_for(1) == "torch"
+    assert load_math_config("grpo").training.offload == "none"
     bad = {
         ("placement.actor=0-1", "training.backend=torch"): r"training\.backend: 'torch' trains "
         r"in one process but placement\.actor has 2 ranks",
@@ -78,6 +82,9 @@ def test_data_parallel_actor_config():
         ): r"placement\.actor: 4 actor ranks but a step has only 2 responses",
         ("placement.actor=0-1", "algo.mini_batch_size=1"): r"algo\.mini_batch_size: 1 responses "
         r"per mini-batch cannot be split across placement\.actor's 2 ranks",
+        ("training.offload=always",): r"training\.offload: 'none' or 'phase', got 'always'",
+        ("training.offload=phase", "training.cpu_offload=true"): r"training\.offload: 'phase' "
+        r"and training\.cpu_offload exclude each other",
     }
     for overrides, message in bad.items():
         with pytest.raises(ConfigError, match=message):

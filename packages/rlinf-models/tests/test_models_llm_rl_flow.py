@@ -20,6 +20,7 @@ from rlinf.models.llm import (
     HFGenerationBackend,
     LLMFlowConfig,
     LLMRLFlow,
+    LLMTrainingSection,
     LLMUpdaterConfig,
     MultiTurnConfig,
     TinyLMConfig,
@@ -135,6 +136,9 @@ def test_single_turn_flow_evaluates_and_steps(ray_cluster, model_dir):
     # Two rows answered with the model's own greedy response: accuracy exactly 0.5.
     answers = [t if i < 2 else t + "#" for i, t in enumerate(texts)]
     rows = [Row(p, a) for p, a in zip(prompts, answers, strict=True)]
+    # Phase offload: rollout rank 0 shares slot 0 with the actor, so both move their models
+    # to host memory outside their turns; the evaluation below must still be exactly the
+    # greedy reference computed in this process.
     flow = LLMRLFlow(
         _config(placement),
         model_path=model_dir,
@@ -143,6 +147,7 @@ def test_single_turn_flow_evaluates_and_steps(ray_cluster, model_dir):
         total_updates=2,
         scorer_factory=ExactMatch,
         rollout_args=(GEN,),
+        training=LLMTrainingSection(offload="phase"),
     )
     try:
         assert flow.sync_weights() == 0

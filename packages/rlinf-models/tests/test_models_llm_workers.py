@@ -25,6 +25,7 @@ from rlinf.models.llm import (
     build_tiny_causal_lm,
     load_causal_lm,
 )
+from rlinf.models.train import TrainingConfig
 
 # The scorer below is defined here; Ray workers cannot import this test module by name.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -87,10 +88,15 @@ def test_reward_worker_scores_in_process_semantics():
 def test_rollout_reward_actor_step_through_channels(cluster, model_dir):
     pgs = cluster.allocate({"actor": "0", "rollout": "0", "reward": "0"})
     algo = LLMUpdaterConfig(lr=1e-2, kl_coef=0.05)
-    actor = cluster.launch(
-        LLMActorWorker, pgs, "actor", args=(model_dir, algo), kwargs={"total_updates": 2}
+    # Phase offload: the actor starts in host memory, brings the policy and the reference
+    # back for their phases and offloads at the end of its turn; everything it serves
+    # (weights, metrics, checkpoint state) is as without.
+    kwargs = {"total_updates": 2, "training": TrainingConfig(offload="phase")}
+    actor = cluster.launch(LLMActorWorker, pgs, "actor", args=(model_dir, algo), kwargs=kwargs)
+    # The rollout's HF copy in host memory outside its turns: weights load into it there.
+    rollout = cluster.launch(
+        LLMRolloutWorker, pgs, "rollout", args=(model_dir, GEN), kwargs={"offload_model": True}
     )
-    rollout = cluster.launch(LLMRolloutWorker, pgs, "rollout", args=(model_dir, GEN))
     reward = cluster.launch(
         RewardWorker, pgs, "reward", args=(functools.partial(ContainsScorer, "no_answer"),)
     )
@@ -128,6 +134,7 @@ def test_rollout_reward_actor_step_through_channels(cluster, model_dir):
     assert metrics["train/weight_version"] == 1.0
     assert metrics["train/kl"] == pytest.approx(0.0, abs=1e-6)  # policy == reference
     assert metrics["train/trained_tokens"] > 0
+    assert not any(k.startswith("memory/") for k in metrics)  # CPU: no memory metrics
 
     # Version 1 exists on the actor but not on the rollout: asking for it must fail, and
     # re-sending version 0 is refused as stale.

@@ -67,8 +67,16 @@ class PolicyUpdater:
         # fused: one kernel per parameter for the whole Adam step. torch picks it on no
         # device by default; on the CPU it made a 256 x 256 MLP update 5% faster than the
         # foreach kernels (which were 15% faster than the default per-parameter loop).
+        training = training or TrainingConfig()
+        if training.offload != "none":
+            # Phase offload is driven by the LLM actor's update phases; refusing here keeps
+            # the option from being accepted and silently ignored.
+            raise ValueError(
+                f"training.offload={training.offload!r} is implemented for the LLM actor only; "
+                "the embodied updater keeps its model resident: use offload='none'"
+            )
         self.backend = build_backend(
-            training or TrainingConfig(),
+            training,
             policy,
             lambda params: torch.optim.Adam(params, lr=config.lr, eps=config.adam_eps, fused=True),
             forward_methods=("evaluate", "log_prob"),

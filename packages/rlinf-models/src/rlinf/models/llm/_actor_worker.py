@@ -113,6 +113,8 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         self._gather_full = gather_full_state
         self._full_state: dict[str, torch.Tensor] | None = None
         self._gather_weights()
+        # offload="phase": start in host memory, so that the first rollout has the device.
+        self.updater.phases.offload()
 
     @property
     def sharded(self) -> bool:
@@ -125,6 +127,21 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         if self.sharded and self._gather_full:
             self._full_state = self.updater.backend.full_state_dict()
 
+    def offload(self) -> None:
+        """End of the actor's device turn: with ``training.offload="phase"`` the policy,
+        critic and reference go to host memory (their gradients and optimizer states
+        too). There is no matching ``onload``: each model comes back at the start of its
+        own phase of the next update (:data:`~rlinf.models.llm._actor_offload.ACTOR_PHASES`)."""
+        self.updater.phases.offload()
+
+    def broadcast_weights(
+        self, dst_group: str, dst_world_size: int, bucket_bytes: int, comm_timeout: float
+    ) -> int:
+        """:meth:`~rlinf.models.WeightBroadcaster.broadcast_weights` from the device: an
+        offloaded policy comes back for the sync and leaves again after it."""
+        with self.updater.phases.resident("policy"):
+            return super().broadcast_weights(dst_group, dst_world_size, bucket_bytes, comm_timeout)
+
     def get_version(self) -> int:
         """Version of the current weights (number of updates made)."""
         return self.version
@@ -135,7 +152,16 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         over the ranks where they are per-rank parts (the same on every rank)."""
         with self.device_turn():
             metrics = self.updater.update(batch, rewards)
-        self._gather_weights()
+            # Inside the turn: the gather is a collective over the (still resident) shards.
+            self._gather_weights()
+        # A collocated actor's offload hook has run at the end of its turn; one with the
+        # device to itself offloads here (a no-op unless training.offload="phase").
+        self.updater.phases.offload()
+        if self.device.type == "cuda":
+            # What this process keeps on the device while the other phases run.
+            metrics["memory/actor_resident_gib"] = torch.cuda.memory_allocated(self.device) / (
+                1 << 30
+            )
         self.version += 1
         metrics["train/weight_version"] = float(self.version)
         return metrics
@@ -255,6 +281,10 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         Several ranks (call every rank: gathering the shards is a collective): rank 0
         writes the full weights; the other ranks return ``None``.
         """
+        with self.updater.phases.resident("policy", "critic"):
+            return self._save_pretrained(directory)
+
+    def _save_pretrained(self, directory: str) -> str | None:
         if not self.sharded:
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
@@ -278,9 +308,10 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         ``<directory>/train_state`` (``torch.distributed.checkpoint``: each rank writes its
         own shards, nothing passes through the driver; needs a file system every actor
         rank sees). Call every rank; returns ``directory`` on rank 0."""
-        out = self.save_pretrained(directory)
-        if self.sharded:
-            self.updater.save_checkpoint(Path(directory) / TRAIN_STATE_DIR)
+        with self.updater.phases.resident("policy", "critic"):
+            out = self.save_pretrained(directory)
+            if self.sharded:
+                self.updater.save_checkpoint(Path(directory) / TRAIN_STATE_DIR)
         return out
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -306,16 +337,19 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
             ValueError: a one-rank checkpoint (rank-local optimizer state) on several ranks.
             FileNotFoundError: the sharded train state is missing from the model directory.
         """
-        if "train_state" in state:
-            self.updater.load_checkpoint(Path(self.model_path) / str(state["train_state"]))
-            self._gather_weights()
-        elif self.sharded:
+        if "train_state" not in state and self.sharded:
             raise ValueError(
                 "this checkpoint was written by a one-rank actor (rank-local optimizer "
                 "state): resume it with placement.actor on one rank"
             )
-        else:
-            self.updater.load_state_dict(state["updater"])
+        # Loaded optimizer state lands on its parameters' device: load while resident, so
+        # that the next offload moves it with the rest.
+        with self.updater.phases.resident("policy", "critic"):
+            if "train_state" in state:
+                self.updater.load_checkpoint(Path(self.model_path) / str(state["train_state"]))
+                self._gather_weights()
+            else:
+                self.updater.load_state_dict(state["updater"])
         self.version = int(state["version"])
         torch.set_rng_state(state["torch_rng"])
         return self.version

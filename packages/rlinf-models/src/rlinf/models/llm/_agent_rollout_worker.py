@@ -30,6 +30,7 @@ class AgentRolloutWorker(LLMRolloutWorker):
         seed: base sampling seed (rank and weight version are mixed in).
         torch_threads: intra-op threads.
         dtype: torch dtype name of the weights.
+        offload_model: as for :class:`LLMRolloutWorker`.
     """
 
     def __init__(
@@ -42,9 +43,15 @@ class AgentRolloutWorker(LLMRolloutWorker):
         seed: int = 0,
         torch_threads: int = 1,
         dtype: str = "float32",
+        offload_model: bool = False,
     ) -> None:
         super().__init__(
-            model_path, generation, seed=seed, torch_threads=torch_threads, dtype=dtype
+            model_path,
+            generation,
+            seed=seed,
+            torch_threads=torch_threads,
+            dtype=dtype,
+            offload_model=offload_model,
         )
         if not isinstance(multi_turn, MultiTurnConfig):
             raise TypeError(f"multi_turn must be a MultiTurnConfig, got {type(multi_turn)}")
@@ -84,7 +91,7 @@ class AgentRolloutWorker(LLMRolloutWorker):
             raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
-        with self.device_turn():
+        with self.generation_turn():
             result = multi_turn_generate(
                 self.backend, self.tokenizer, ids, tasks, self.env, cfg, self.multi_turn
             )

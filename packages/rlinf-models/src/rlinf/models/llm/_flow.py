@@ -151,6 +151,7 @@ class LLMRLFlow:
             train_cfg = None
             if training is not None and training != LLMTrainingSection():
                 train_cfg = training.resolve(self._pgs.placement["actor"].world_size)
+            phase_offload = training is not None and training.offload == "phase"
             extra = tuple(launch_extra(self.launch)) if launch_extra is not None else ()
             r = config.runner
             threads = resolve_torch_threads(r, config.cluster)
@@ -182,7 +183,10 @@ class LLMRLFlow:
                     timeout=r.timeout_s,
                 ),
                 self.rollout.start(
-                    (model_path, *rollout_args, *extra), common, timeout=r.timeout_s
+                    (model_path, *rollout_args, *extra),
+                    # Phase offload covers the rollout's HF copy too (off its turns).
+                    {**common, "offload_model": True} if phase_offload else common,
+                    timeout=r.timeout_s,
                 ),
                 self.reward.start((scorer_factory,), timeout=r.timeout_s),
             ]

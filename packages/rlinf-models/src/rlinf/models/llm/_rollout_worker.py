@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
@@ -15,6 +16,7 @@ from rlinf.core import Worker
 from .._memory import phase_peak_memory
 from .._weight_sync import WeightReceiver, resolve_snapshot
 from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
+from ..train import ModelOffloader
 from ._hf_backend import HFGenerationBackend
 from ._load import load_tokenizer
 from ._route import RolloutRoute
@@ -39,6 +41,9 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         seed: base sampling seed (rank and weight version are mixed in).
         torch_threads: intra-op threads.
         dtype: torch dtype name of the weights.
+        offload_model: HF backend: keep the generation model in host memory outside this
+            worker's device turns (collocated placements take turns; the LLM flow sets it
+            with ``training.offload="phase"``). An engine sleeps between turns regardless.
     """
 
     def __init__(
@@ -49,14 +54,19 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         seed: int = 0,
         torch_threads: int = 1,
         dtype: str = "float32",
+        offload_model: bool = False,
     ) -> None:
         super().__init__()
         engine = getattr(generation, "backend", "hf")
+        self._offloader: ModelOffloader | None = None
         if engine == "hf":
             model, self.tokenizer = _load_worker_model(
                 model_path, dtype=dtype, device=self.device, torch_threads=torch_threads
             )
             self.backend = HFGenerationBackend(model, self.tokenizer, device=self.device)
+            if offload_model:
+                self._offloader = ModelOffloader(model)
+                self._offloader.offload()  # the first device turn brings it back
         else:
             # An in-process vLLM / SGLang engine loads the model itself (engines/).
             from .engines import build_engine_backend
@@ -87,15 +97,42 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         return self.backend.weight_targets()
 
     def onload(self) -> None:
-        """Wake an engine that :meth:`offload` put to sleep (HF: nothing to do)."""
-        if not isinstance(self.backend, HFGenerationBackend):
+        """Wake an engine that :meth:`offload` put to sleep; bring an offloaded HF model
+        back (``offload_model``; otherwise nothing to do)."""
+        if self._offloader is not None:
+            self._offloader.onload()
+        elif not isinstance(self.backend, HFGenerationBackend):
             self.backend.onload()
 
     def offload(self) -> None:
         """Between turns on a shared device an engine sleeps (vLLM sleep level 1, SGLang
-        KV-cache release); the HF backend stays resident."""
-        if not isinstance(self.backend, HFGenerationBackend):
+        KV-cache release); the HF model goes to host memory with ``offload_model``, else
+        stays resident."""
+        if self._offloader is not None:
+            self._offloader.offload()
+        elif not isinstance(self.backend, HFGenerationBackend):
             self.backend.offload()
+
+    @contextlib.contextmanager
+    def generation_turn(self) -> Iterator[None]:
+        """:meth:`~rlinf.core.Worker.device_turn` with the model on the device: a worker
+        whose device nobody shares has no turns (no hooks run), so an offloaded model is
+        brought back here once and stays."""
+        with self.device_turn():
+            if self._offloader is not None:
+                self._offloader.onload()
+            yield
+
+    def receive_weights(self, src_group: str, comm_timeout: float) -> int:
+        """:meth:`~rlinf.models.WeightReceiver.receive_weights` into the model on the
+        device: an offloaded HF model comes back for the sync and leaves again after it."""
+        if self._offloader is None or not self._offloader.offloaded:
+            return super().receive_weights(src_group, comm_timeout)
+        self._offloader.onload()
+        try:
+            return super().receive_weights(src_group, comm_timeout)
+        finally:
+            self._offloader.offload()
 
     def _sampling_config(
         self, version: int, *, greedy: bool, n: int | None, stream: int = 0
@@ -183,7 +220,7 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
         memory: dict[str, float] = {}
-        with self.device_turn(), phase_peak_memory("rollout", memory, self.device):
+        with self.generation_turn(), phase_peak_memory("rollout", memory, self.device):
             batch = self.backend.generate(ids, cfg)
         elapsed = time.perf_counter() - start
         if prompt_offset:

@@ -29,6 +29,9 @@ class LLMTrainingSection:
             ``fsdp2``; or a name in ``rlinf.models.train.TRAINING_BACKENDS``.
         mixed_precision: ``"none"`` or ``"bf16"`` (fsdp2: bf16 compute, fp32 reduction).
         cpu_offload: fsdp2: sharded parameters, gradients and optimizer state in CPU memory.
+        offload: ``"none"`` (default) or ``"phase"``: the policy, critic and reference
+            model each on the device only for their own phases of an update, in host
+            memory while the rollout (or another phase) runs; any backend.
         activation_checkpointing: recompute each transformer layer's activations in
             backward.
         reshard_after_forward: fsdp2: free each layer's gathered parameters after its
@@ -40,6 +43,7 @@ class LLMTrainingSection:
     backend: str = "auto"
     mixed_precision: str = "none"
     cpu_offload: bool = False
+    offload: str = "none"
     activation_checkpointing: bool = False
     reshard_after_forward: bool = True
     tensor_parallel_size: int = 1
@@ -72,6 +76,7 @@ class LLMTrainingSection:
                 backend=backend,
                 mixed_precision=self.mixed_precision,  # type: ignore[arg-type]
                 cpu_offload=self.cpu_offload,
+                offload=self.offload,  # type: ignore[arg-type]
                 activation_checkpointing=self.activation_checkpointing,
                 reshard_after_forward=self.reshard_after_forward,
                 tensor_parallel_size=self.tensor_parallel_size,
@@ -97,9 +102,17 @@ def check_llm_data_parallel(
         rows_per_step: responses per update (prompts per step x samples per prompt).
 
     Raises:
-        ConfigError: naming the offending key: the one-process ``torch`` backend on several ranks or with an fsdp2-only option, or fewer
+        ConfigError: naming the offending key: an unknown ``offload`` mode or one
+            combined with ``cpu_offload``, the one-process ``torch`` backend on several ranks or with an fsdp2-only option, or fewer
             responses per step (or per mini-batch) than actor ranks.
     """
+    if training.offload not in ("none", "phase"):
+        raise ConfigError(f"training.offload: 'none' or 'phase', got {training.offload!r}")
+    if training.offload == "phase" and training.cpu_offload:
+        raise ConfigError(
+            "training.offload: 'phase' and training.cpu_offload exclude each other "
+            "(cpu_offload already keeps the training state in CPU memory)"
+        )
     backend = training.backend_for(actor_ranks)
     if not backend:
         raise ConfigError("training.backend: must be a backend name or 'auto'")

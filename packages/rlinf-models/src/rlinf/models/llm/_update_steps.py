@@ -1,14 +1,17 @@
 """Per-step helpers of :class:`~rlinf.models.llm.LLMUpdater`: loss metrics, padding trim,
-and the policy / critic passes over the response positions."""
+the policy / critic passes over the response positions, and the micro-batches of a rank."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 from torch import nn
 
-__all__ = ["_critic_values", "_loss_metrics", "_response_logprobs", "_trim"]
+from ..train import token_balanced_split
+
+__all__ = ["_critic_values", "_loss_metrics", "_micro_batches", "_response_logprobs", "_trim"]
 
 
 # Metrics of the loss reported under these names when the loss returns them (every
@@ -82,3 +85,31 @@ def _critic_values(
 ) -> torch.Tensor:
     """``[B, R]`` values of the response positions."""
     return critic(input_ids, attention_mask, prompt_length)
+
+
+def _micro_batches(
+    attention_mask: torch.Tensor, rows: torch.Tensor, micro_batch_size: int, world: int, rank: int
+) -> list[tuple[torch.Tensor, bool]]:
+    """This rank's micro-batches of mini-batch ``rows`` as ``(rows, real)``.
+
+    One rank: ``rows`` in chunks of ``micro_batch_size`` (0: one chunk). ``W`` ranks: the
+    rank's token-balanced share, in as many chunks as the largest share needs (every rank
+    must run the same number of forward / backward passes: fsdp2's gathers are
+    collectives); a rank with fewer rows than chunks repeats a row as padding. A
+    mini-batch with fewer rows than ranks (dynamic sampling kept few groups, or a short
+    last mini-batch) gives one row to each of the first ranks and only padding to the
+    rest. ``attention_mask``: ``[N, T]`` of all rows (token counts).
+    """
+    micro = micro_batch_size or rows.shape[0]
+    if world == 1:
+        return [(m, True) for m in rows.split(micro)]
+    if rows.shape[0] >= world:
+        shares = token_balanced_split(attention_mask[rows].sum(dim=1), world)
+    else:
+        shares = [[i] if i < rows.shape[0] else [] for i in range(world)]
+    count = max(math.ceil(len(s) / micro) for s in shares)
+    local = rows[torch.as_tensor(shares[rank], dtype=torch.long, device=rows.device)]
+    if local.shape[0] == 0:
+        return [(rows[:1], False)] * count
+    chunks = [(m, True) for m in torch.tensor_split(local, min(count, local.shape[0]))]
+    return chunks + [(local[:1], False)] * (count - len(chunks))

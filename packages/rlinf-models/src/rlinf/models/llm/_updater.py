@@ -21,9 +21,16 @@ from rlinf.algos import (
 )
 
 from .._algo_registry import import_plugins
-from ..train import TrainingConfig, build_backend, from_rank0, sum_metrics, token_balanced_split
+from ..train import TrainingConfig, build_backend, from_rank0, sum_metrics
+from ._actor_offload import ActorOffload
 from ._advantages import group_size_of, token_advantages
-from ._update_steps import _critic_values, _loss_metrics, _response_logprobs, _trim
+from ._update_steps import (
+    _critic_values,
+    _loss_metrics,
+    _micro_batches,
+    _response_logprobs,
+    _trim,
+)
 from ._updater_config import LLMUpdaterConfig
 
 __all__ = ["LLMUpdater"]
@@ -108,6 +115,12 @@ class LLMUpdater:
             self.critic = self.critic_backend.model
             self.critic_optimizer = self.critic_backend.optimizer
         self.loss_config = config.ppo_loss_config
+        first = next(self.model.parameters())
+        self.device = getattr(first, "_local_tensor", first).device
+        # training.offload="phase": each model on the device only for its own phases.
+        self.phases = ActorOffload(
+            training.offload, self.backend, self.critic_backend, self.ref_model, self.device
+        )
 
     def lr_at(self, update: int, base: float | None = None) -> float:
         """Learning rate of the ``update``-th update (0-based): warm-up, then the schedule."""
@@ -135,10 +148,12 @@ class LLMUpdater:
             ``clip_frac``, ``approx_kl``, ``grad_norm``, ``logprob_mismatch`` (mean
             ``|log pi_train - log pi_rollout|`` before the update), ``mismatch_kl``, ``lr``,
             ``advantage_abs_mean``, ``kept_responses``, ``dropped_groups``, and for PPO
-            ``vf_loss``, ``value_mean``.
+            ``vf_loss``, ``value_mean``; on CUDA ``memory/<phase>_peak_gib`` of each phase
+            (:attr:`phases`, which with ``training.offload="phase"`` also onloads each
+            model for its own phases; the caller offloads them after).
         """
         cfg = self.config
-        device = next(self.model.parameters()).device
+        device = self.device
         rewards = torch.as_tensor(rewards, dtype=torch.float32).reshape(-1)
         if rewards.shape[0] != batch.input_ids.shape[0]:
             raise ValueError(
@@ -184,12 +199,15 @@ class LLMUpdater:
         # the current one, so its log-probs come from the training forward pass itself.
         reuse = steps_per_batch == 1 and not kl_in_reward
         with torch.no_grad():
-            if not reuse:
-                t["old_logp"] = self._logprobs(self.model, t, prompt_length)
             if self.ref_model is not None:
-                t["ref_logp"] = self._logprobs(self.ref_model, t, prompt_length)
+                with self.phases.phase("reference", out):
+                    t["ref_logp"] = self._logprobs(self.ref_model, t, prompt_length)
+            with self.phases.phase("actor_logprob", out):
+                if not reuse:
+                    t["old_logp"] = self._logprobs(self.model, t, prompt_length)
             if self.critic is not None:
-                t["old_values"] = self._values(t, prompt_length)
+                with self.phases.phase("critic", out):
+                    t["old_values"] = self._values(t, prompt_length)
         adv, returns = token_advantages(
             self.estimator,
             rewards,
@@ -215,18 +233,21 @@ class LLMUpdater:
                 group_pg["lr"] = self.lr_at(self.num_updates - 1, cfg.critic_lr)
         sums: dict[str, float] = {}
         count = 0
-        for _ in range(cfg.epochs):
-            order = from_rank0(torch.randperm(n, device=device)) if steps_per_batch > 1 else None
-            for start in range(0, n, mini):
-                rows = (
-                    order[start : start + mini]
-                    if order is not None
-                    else torch.arange(start, min(n, start + mini), device=device)
+        with self.phases.phase("actor_update", out):
+            for _ in range(cfg.epochs):
+                order = (
+                    from_rank0(torch.randperm(n, device=device)) if steps_per_batch > 1 else None
                 )
-                metrics = self._step(t, rows, prompt_length, reuse)
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                count += 1
+                for start in range(0, n, mini):
+                    rows = (
+                        order[start : start + mini]
+                        if order is not None
+                        else torch.arange(start, min(n, start + mini), device=device)
+                    )
+                    metrics = self._step(t, rows, prompt_length, reuse)
+                    for k, v in metrics.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
         out.update({f"train/{k}": v / count for k, v in sums.items()})
         if "old_logp" in t:
             # Recomputed before any step: the pure trainer-vs-rollout-engine mismatch.
@@ -246,7 +267,13 @@ class LLMUpdater:
         if self.critic_backend is not None:
             self.critic_backend.zero_grad()
         sums: dict[str, float] = {}
-        for mrows, real in self._micro_batches(t["attention_mask"], rows):
+        for mrows, real in _micro_batches(
+            t["attention_mask"],
+            rows,
+            cfg.micro_batch_size,
+            self.backend.world_size,
+            self.backend.rank,
+        ):
             mask = t["mask"][mrows]
             # Gradient accumulation: weight each micro-batch's mean by its share of the
             # mini-batch's tokens (token-mean) or sequences (sequence modes), so the sum is
@@ -309,34 +336,6 @@ class LLMUpdater:
             sums["critic_grad_norm"] = self.critic_backend.clip_grad_norm(cfg.max_grad_norm)
             self.critic_backend.step()
         return sums
-
-    def _micro_batches(
-        self, attention_mask: torch.Tensor, rows: torch.Tensor
-    ) -> list[tuple[torch.Tensor, bool]]:
-        """This rank's micro-batches of mini-batch ``rows`` as ``(rows, real)``.
-
-        One rank: ``rows`` in chunks of ``micro_batch_size``. ``W`` ranks: the rank's
-        token-balanced share, in as many chunks as the largest share needs (every rank
-        must run the same number of forward / backward passes: fsdp2's gathers are
-        collectives); a rank with fewer rows than chunks repeats a row as padding. A
-        mini-batch with fewer rows than ranks (dynamic sampling kept few groups, or a
-        short last mini-batch) gives one row to each of the first ranks and only padding
-        to the rest.
-        """
-        micro = self.config.micro_batch_size or rows.shape[0]
-        world, rank = self.backend.world_size, self.backend.rank
-        if world == 1:
-            return [(m, True) for m in rows.split(micro)]
-        if rows.shape[0] >= world:
-            shares = token_balanced_split(attention_mask[rows].sum(dim=1), world)
-        else:
-            shares = [[i] if i < rows.shape[0] else [] for i in range(world)]
-        count = max(math.ceil(len(s) / micro) for s in shares)
-        local = rows[torch.as_tensor(shares[rank], dtype=torch.long, device=rows.device)]
-        if local.shape[0] == 0:
-            return [(rows[:1], False)] * count
-        chunks = [(m, True) for m in torch.tensor_split(local, min(count, local.shape[0]))]
-        return chunks + [(local[:1], False)] * (count - len(chunks))
 
     def _logprobs(
         self, model: nn.Module, t: Mapping[str, torch.Tensor], prompt_length: int

@@ -20,10 +20,13 @@ from ._dist import (
 )
 from ._export import save_hf_pretrained
 from ._layers import apply_activation_checkpointing, layer_modules
+from ._offload import OFFLOAD_MODES, ModelOffloader, tensor_bytes
 
 __all__ = [
     "MIXED_PRECISION",
+    "OFFLOAD_MODES",
     "TRAINING_BACKENDS",
+    "ModelOffloader",
     "OptimizerFactory",
     "TorchBackend",
     "TrainingBackend",
@@ -36,6 +39,7 @@ __all__ = [
     "sample_split",
     "save_hf_pretrained",
     "sum_metrics",
+    "tensor_bytes",
     "token_balanced_split",
     "world_rank_size",
 ]

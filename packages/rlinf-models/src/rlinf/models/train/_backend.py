@@ -15,6 +15,7 @@ from rlinf.core import Registry
 from ._config import TrainingConfig
 from ._dist import world_rank_size
 from ._layers import apply_activation_checkpointing
+from ._offload import ModelOffloader
 
 __all__ = [
     "TRAINING_BACKENDS",
@@ -62,6 +63,7 @@ class TrainingBackend(ABC):
             apply_activation_checkpointing(model)
         self.model = self._prepare(model, tuple(forward_methods))
         self.optimizer = make_optimizer([p for p in self.model.parameters() if p.requires_grad])
+        self._offloader = ModelOffloader(self.model, self.optimizer)
 
     @abstractmethod
     def _prepare(self, model: nn.Module, forward_methods: tuple[str, ...]) -> nn.Module:
@@ -71,6 +73,23 @@ class TrainingBackend(ABC):
     def params(self) -> list[nn.Parameter]:
         """The optimizer's parameters (local shards under fsdp2)."""
         return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+    @property
+    def offloaded(self) -> bool:
+        """True while :meth:`offload` holds the training state in host memory."""
+        return self._offloader.offloaded
+
+    def offload(self) -> None:
+        """Move the parameters (local shards under fsdp2), gradients, buffers and optimizer
+        state to host memory (pinned when CUDA is present), freeing the device for another
+        phase; a no-op when already offloaded. Nothing may run the model until
+        :meth:`onload`."""
+        self._offloader.offload()
+
+    def onload(self) -> None:
+        """Bring back what :meth:`offload` moved, bit for bit, to the device it came from
+        (a no-op when resident)."""
+        self._offloader.onload()
 
     def zero_grad(self) -> None:
         """Drop the accumulated gradients."""

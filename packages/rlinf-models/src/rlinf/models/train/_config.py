@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._offload import OFFLOAD_MODES
+
 __all__ = ["MIXED_PRECISION", "TrainingConfig"]
 
 MIXED_PRECISION = ("none", "bf16")
@@ -32,6 +34,12 @@ class TrainingConfig:
         cpu_offload: fsdp2 only: keep the sharded parameters, gradients and optimizer state
             in CPU memory (the optimizer steps on the CPU); the device holds only the
             gathered layer being computed.
+        offload: ``"none"`` (default: everything stays where it is) or ``"phase"``: between
+            its phases the model's parameters, gradients and optimizer state go to host
+            memory (pinned when CUDA is present) and come back before its next forward
+            (:meth:`~rlinf.models.train.TrainingBackend.offload` / ``onload``), so that
+            collocated components taking turns on one device have its memory in their
+            turn. Excludes ``cpu_offload`` (which keeps them on the host throughout).
         activation_checkpointing: recompute each transformer layer's (or ``nn.ModuleList``
             item's) activations in backward instead of keeping them (memory for compute).
         reshard_after_forward: fsdp2 only: free each layer's gathered parameters after its
@@ -47,6 +55,7 @@ class TrainingConfig:
     backend: str = "torch"
     mixed_precision: Literal["none", "bf16"] = "none"
     cpu_offload: bool = False
+    offload: Literal["none", "phase"] = "none"
     activation_checkpointing: bool = False
     reshard_after_forward: bool = True
     tensor_parallel_size: int = 1
@@ -58,6 +67,13 @@ class TrainingConfig:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(
                 f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}"
+            )
+        if self.offload not in OFFLOAD_MODES:
+            raise ValueError(f"offload must be one of {OFFLOAD_MODES}, got {self.offload!r}")
+        if self.offload != "none" and self.cpu_offload:
+            raise ValueError(
+                "offload 'phase' and cpu_offload exclude each other: cpu_offload already "
+                "keeps the parameters, gradients and optimizer state in CPU memory"
             )
         for name in ("tensor_parallel_size", "pipeline_parallel_size"):
             size = getattr(self, name)
