@@ -32,6 +32,10 @@ class AgentRolloutWorker(LLMRolloutWorker):
         dtype: torch dtype name of the weights.
     """
 
+    # A trajectory is many generate calls joined with tool output; per-token versions
+    # across turns are not recorded yet, so partial rollouts are refused for it.
+    supports_partial = False
+
     def __init__(
         self,
         model_path: str,
