@@ -215,7 +215,7 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         staleness = check_sample_staleness(batch, self.version, max_staleness, str(self.address))
         waited = time.perf_counter() - start
         metrics = self.update(batch, rewards)
-        metrics["train/sample_version"] = float(batch.version)
+        metrics["train/sample_version"] = float(batch.oldest_versions().min())
         metrics["train/staleness_mean"] = float(staleness.float().mean())
         metrics["train/staleness_max"] = float(staleness.max())
         if batch.versions is not None:  # partial rollouts only: other runs keep their keys
