@@ -134,7 +134,8 @@ def test_abort_requeues_unfinished_rows_once(tiny_dir):
     prompts = _prompts(_backend(tiny_dir))
     eos = _early_eos(tiny_dir, prompts, cfg)
     before = _backend(tiny_dir, eos).generate(prompts, cfg)
-    done = (before.response_lengths <= N - 1) & ~before.truncated
+    # Rows ended by the Nth token are kept: the switch comes after it.
+    done = (before.response_lengths <= N) & ~before.truncated
     assert done.any() and not done.all()
 
     backend = _backend(tiny_dir, eos)
@@ -145,6 +146,7 @@ def test_abort_requeues_unfinished_rows_once(tiny_dir):
     assert switch.calls == 1
     assert torch.equal(backend.requeued, ~done)
     assert not batch.mixed_versions().any()
+    assert batch.version == 0  # the oldest token's: rows finished before the switch
     assert batch.oldest_versions().tolist() == [0 if d else 1 for d in done.tolist()]
     # Rows finished before the switch are untouched.
     lengths = batch.response_lengths

@@ -177,7 +177,7 @@ class HFGenerationBackend:
         for i, ids in enumerate(rows):
             prompt_ids[i, p - len(ids) :] = torch.tensor(ids)
             prompt_mask[i, p - len(ids) :] = 1
-        start_version = self.version
+        version = self.version
         with torch.no_grad():  # not inference_mode: the batch is later fed to autograd
             out = self._loop(
                 prompt_ids, prompt_mask, config, _generator(config, 0, self.device), updates
@@ -196,6 +196,9 @@ class HFGenerationBackend:
                 )
                 out = out.replace_rows(aborted, rerun)
                 self.requeued[aborted] = True
+        if updates is not None:
+            # The batch's version is its oldest token's (every row has a first token).
+            version = int(out.versions[out.alive].min())
         response_mask = out.alive.to(torch.float32)
         return RolloutBatch(
             input_ids=torch.cat([prompt_ids, out.tokens], dim=1),
@@ -205,7 +208,7 @@ class HFGenerationBackend:
             rollout_logprobs=out.logps * response_mask,
             prompt_index=torch.arange(len(prompts)).repeat_interleave(config.n),
             truncated=~out.finished,
-            version=start_version,
+            version=version,
             pad_token_id=self.pad_token_id,
             versions=out.versions if updates is not None else None,
         )
