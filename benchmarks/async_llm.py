@@ -14,8 +14,11 @@ uses ``runner.seed=i`` for every k. Reported per k:
   rounds (one seed each) and its difference to k=0;
 * the largest ``train/staleness_max`` seen (never above k).
 
-k > 0 uses ``algo.off_policy_correction=--correction`` (default ``decoupled``); k = 0 runs
-the preset's synchronous flow unchanged. Evaluation runs only before the first and after
+k > 0 uses ``algo.off_policy_correction=--correction`` (default ``decoupled``) and
+``runner.partial_mode=--partial-mode`` (default ``off``; ``continue`` / ``abort``: new weights
+reach a rollout rank every ``--update-interval`` new tokens, and the share of samples
+whose tokens span versions and of requeued responses are reported); k = 0 runs the
+preset's synchronous flow unchanged. Evaluation runs only before the first and after
 the last update, so that no evaluation sits between pipelined steps.
 
     uv run --locked python benchmarks/async_llm.py --quick      # 1 round, a few minutes
@@ -81,6 +84,9 @@ def overrides(args: argparse.Namespace, model_dir: str, k: int, seed: int) -> li
     ]
     if k:
         out.append(f"algo.off_policy_correction={args.correction}")
+    if k and args.partial_mode != "off":
+        out.append(f"runner.partial_mode={args.partial_mode}")
+        out.append(f"runner.update_interval_tokens={args.update_interval}")
     return out
 
 
@@ -100,6 +106,9 @@ def run_one(args: argparse.Namespace, tmp: pathlib.Path, model_dir: str, k: int,
         "tokens_per_s": tokens / sum(r["time/step"] for r in timed),
         "accuracy": evals[-1]["eval/accuracy"],
         "staleness_max": max(r["train/staleness_max"] for r in steps),
+        # Partial rollouts only (0 otherwise): samples spanning versions, rerun responses.
+        "mixed": statistics.fmean(r.get("train/mixed_version_frac", 0.0) for r in steps),
+        "requeued": statistics.fmean(r.get("rollout/requeued", 0.0) for r in steps),
         # Where a step's time goes: with k > 0 generation overlaps the update.
         "generate_s": statistics.median(r["time/generate"] for r in timed),
         "update_s": statistics.median(r["time/update"] for r in timed),
@@ -140,6 +149,13 @@ def main() -> None:
     parser.add_argument(
         "--correction", default="decoupled", choices=["none", "tis", "mis", "decoupled"]
     )
+    parser.add_argument(
+        "--partial-mode",
+        default="off",
+        choices=["off", "continue", "abort"],
+        help="runner.partial_mode of the k > 0 runs",
+    )
+    parser.add_argument("--update-interval", type=int, default=4, help="tokens between polls")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.steps, args.warmup = 1, 6, 1
@@ -161,6 +177,7 @@ def main() -> None:
                 print(
                     f"round {i} k={k}: {r['tokens_per_s']:7.0f} tokens/s  accuracy "
                     f"{r['accuracy']:.3f}  staleness_max {r['staleness_max']:.0f}  "
+                    f"mixed {r['mixed']:.2f}  requeued {r['requeued']:.2f}  "
                     f"step {r['step_s']:.2f} s (generate {r['generate_s']:.2f}, update "
                     f"{r['update_s']:.2f})  "
                     f"whole command {r['wall_s']:.0f} s",

@@ -100,3 +100,8 @@ def test_async_knobs_load():
     assert cfg.algo.effective_policy_loss == "decoupled_ppo"
     assert cfg.algo.ppo_loss_config.tis_cap == 3.0
     assert load_agentic_config("search").runner.max_staleness == 0
+
+
+def test_partial_rollouts_are_refused_for_agents():
+    with pytest.raises(ConfigError, match=r"runner\.partial_mode=continue: partial rollouts"):
+        load_agentic_config("search", ["runner.max_staleness=1", "runner.partial_mode=continue"])

@@ -145,3 +145,45 @@ def test_async_knobs_load():
     assert cfg.algo.effective_policy_loss == "decoupled_ppo"
     assert cfg.algo.ppo_loss_config.tis_cap == 3.0
     assert load_math_config("grpo").runner.max_staleness == 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["runner.partial_mode=sometimes"], "runner: partial_mode must be one of"),
+        (["runner.partial_mode=continue"], "runner: partial_mode=continue needs max_staleness"),
+        (
+            [
+                "runner.max_staleness=1",
+                "runner.partial_mode=abort",
+                "runner.weight_sync=collective",
+            ],
+            "runner: partial_mode=abort needs weight_sync object_store",
+        ),
+        (
+            [
+                "runner.max_staleness=1",
+                "runner.partial_mode=continue",
+                "runner.update_interval_tokens=0",
+            ],
+            "runner: update_interval_tokens must be an int >= 1",
+        ),
+        (
+            ["runner.max_staleness=1", "runner.partial_mode=continue", "generation.backend=vllm"],
+            "runner.partial_mode=continue: needs generation.backend=hf",
+        ),
+    ],
+)
+def test_bad_partial_rollout_config_is_named(overrides, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_math_config("grpo", overrides)
+
+
+def test_partial_rollout_config_loads():
+    cfg = load_math_config(
+        "grpo",
+        ["runner.max_staleness=1", "runner.partial_mode=abort", "runner.update_interval_tokens=4"],
+    )
+    assert cfg.runner.partial.mode == "abort"
+    assert cfg.runner.partial.update_interval_tokens == 4
+    assert not load_math_config("grpo").runner.partial.enabled

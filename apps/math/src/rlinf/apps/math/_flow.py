@@ -42,7 +42,13 @@ class MathFlow(LLMRLFlow):
 
     def __init__(self, cfg: MathConfig, model_path: str, ref_path: str, total_updates: int) -> None:
         config = LLMFlowConfig(
-            "math", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS, cfg.model.dtype
+            "math",
+            cfg.runner,
+            cfg.cluster,
+            cfg.placement,
+            COMPONENTS,
+            cfg.model.dtype,
+            partial=cfg.runner.partial,
         )
         super().__init__(
             config,

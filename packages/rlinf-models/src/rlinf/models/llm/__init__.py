@@ -18,7 +18,9 @@
 * :class:`LLMRLFlow` (:class:`LLMFlowConfig`): the RL flow rollout -> reward -> actor ->
   weight sync that the LLM apps share (:class:`RolloutRoute`: where a rollout rank sends
   texts and token batches; :class:`AsyncStepPipeline`, :class:`PendingStep`: steps whose
-  rollouts run up to ``runner.max_staleness`` versions ahead of the actor); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
+  rollouts run up to ``runner.max_staleness`` versions ahead of the actor;
+  :class:`PartialRolloutConfig`, :class:`InFlightUpdates`: partial rollouts, new weights
+  between decoding steps, per-token versions); :func:`run_rl_loop` (:class:`LLMRunnerSection`,
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`,
   :class:`LLMTrainingSection`, :func:`check_llm_data_parallel`): their training loop and
   config sections (``training``: one process or data-parallel FSDP2 actor); :class:`LLMApp` (:class:`LLMTrainResult`,
@@ -36,6 +38,7 @@ __all__ = [
     "GenerationBackend",
     "GenerationConfig",
     "HFGenerationBackend",
+    "InFlightUpdates",
     "LLMActorWorker",
     "LLMApp",
     "LLMFlowConfig",
@@ -50,6 +53,7 @@ __all__ = [
     "LoopResult",
     "MultiTurnConfig",
     "MultiTurnResult",
+    "PartialRolloutConfig",
     "PendingStep",
     "PromptSource",
     "RewardWorker",
@@ -124,6 +128,8 @@ _LAZY = {
     "AgentRolloutWorker": "._agent_rollout_worker",
     "LLMFlowConfig": "._flow",
     "AsyncStepPipeline": "._pipeline",
+    "InFlightUpdates": "._partial",
+    "PartialRolloutConfig": "._partial",
     "PendingStep": "._flow_step",
     "RolloutRoute": "._route",
     "LLMRLFlow": "._flow",

@@ -18,6 +18,7 @@ from .._weights import WeightSnapshot
 from ..train import TrainingConfig, save_hf_pretrained
 from ._batch import RolloutBatch
 from ._load import load_causal_lm
+from ._partial import check_sample_staleness
 from ._updater import LLMUpdater
 from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
@@ -181,8 +182,10 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         shards (from the reward ranks) and joins them (:func:`join_step_shards`); then one
         update. Returns the ``train/*`` metrics plus ``time/actor_wait`` (waiting for
         data) and ``time/update``; ``train/sample_version`` (the weight version that
-        generated the batch) and ``train/staleness_mean`` / ``_max`` (this actor's version
-        minus each sample's, before the update).
+        generated the batch, its oldest token's) and ``train/staleness_mean`` / ``_max``
+        (this actor's version minus the oldest version among each sample's tokens, before
+        the update); with per-token versions (partial rollouts) also
+        ``train/mixed_version_frac``, the share of samples whose tokens span versions.
 
         ``max_staleness``: the most versions a trained sample may lag (``None``: no bound);
         a staler batch raises before any update, so it is never trained on.
@@ -233,20 +236,16 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         if isinstance(joined, str):
             raise RuntimeError(f"{self.address}: actor rank 0 could not read the step: {joined}")
         batch, rewards = joined
-        # One version per step's batch (RolloutBatch.concat refuses a mix), so every
-        # sample's staleness is the batch's.
-        staleness = torch.full((batch.batch_size,), self.version - batch.version)
-        if max_staleness is not None and int(staleness.max()) > max_staleness:
-            raise RuntimeError(
-                f"{self.address}: batch generated with weights version {batch.version} is "
-                f"{int(staleness.max())} versions behind the actor's {self.version}, more "
-                f"than max_staleness={max_staleness}"
-            )
+        # A sample is as stale as its oldest token (partial rollouts switch versions
+        # mid-sequence; otherwise every token has the batch's version).
+        staleness = check_sample_staleness(batch, self.version, max_staleness, str(self.address))
         waited = time.perf_counter() - start
         metrics = self.update(batch, rewards)
-        metrics["train/sample_version"] = float(batch.version)
+        metrics["train/sample_version"] = float(batch.oldest_versions().min())
         metrics["train/staleness_mean"] = float(staleness.float().mean())
         metrics["train/staleness_max"] = float(staleness.max())
+        if batch.versions is not None:  # partial rollouts only: other runs keep their keys
+            metrics["train/mixed_version_frac"] = float(batch.mixed_versions().float().mean())
         metrics["time/actor_wait"] = waited
         metrics["time/update"] = time.perf_counter() - start - waited
         metrics["train/trained_tokens"] = float(batch.attention_mask.sum())

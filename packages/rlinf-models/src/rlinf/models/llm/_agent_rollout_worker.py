@@ -33,6 +33,10 @@ class AgentRolloutWorker(LLMRolloutWorker):
         offload_model: as for :class:`LLMRolloutWorker`.
     """
 
+    # A trajectory is many generate calls joined with tool output; per-token versions
+    # across turns are not recorded yet, so partial rollouts are refused for it.
+    supports_partial = False
+
     def __init__(
         self,
         model_path: str,

@@ -38,6 +38,11 @@ class RolloutBatch:
         version: the weights version that generated the batch (-1: the initial weights
             loaded from disk, before any weight sync).
         pad_token_id: the id used for padding (only fills new padding in :meth:`concat`).
+        versions: ``[B, R]`` int64 or None; the weight version that sampled each response
+            token (partial rollouts, :mod:`rlinf.models.llm._partial`: a row may switch
+            versions between decoding steps). None: every token is ``version``'s. With
+            per-token versions, ``version`` is the oldest of them; values on padding are
+            meaningless (read them through :meth:`oldest_versions`).
     """
 
     input_ids: torch.Tensor
@@ -49,6 +54,7 @@ class RolloutBatch:
     truncated: torch.Tensor
     version: int
     pad_token_id: int = 0
+    versions: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         # Normalize dtypes once, so consumers never branch on them.
@@ -66,6 +72,10 @@ class RolloutBatch:
             if value.device.type != "cpu":
                 raise ValueError(f"RolloutBatch.{name} must be on CPU, got {value.device}")
             object.__setattr__(self, name, value.to(dtype))
+        if self.versions is not None:
+            if not isinstance(self.versions, torch.Tensor) or self.versions.device.type != "cpu":
+                raise TypeError("RolloutBatch.versions must be a CPU torch.Tensor or None")
+            object.__setattr__(self, "versions", self.versions.to(torch.long))
         object.__setattr__(self, "prompt_length", int(self.prompt_length))
         object.__setattr__(self, "version", int(self.version))
         self._validate()
@@ -87,6 +97,8 @@ class RolloutBatch:
             "prompt_index": (b,),
             "truncated": (b,),
         }
+        if self.versions is not None:
+            expected["versions"] = (b, r)
         for name, shape in expected.items():
             got = tuple(getattr(self, name).shape)
             if got != shape:
@@ -120,6 +132,25 @@ class RolloutBatch:
     def response_lengths(self) -> torch.Tensor:
         """``[B]`` int64 number of real response tokens (attention 1), EOS included."""
         return self.attention_mask[:, self.prompt_length :].sum(dim=1)
+
+    def oldest_versions(self) -> torch.Tensor:
+        """``[B]`` int64: the oldest weight version among each row's real response
+        tokens (``version`` without per-token versions, or for a row without tokens)."""
+        if self.versions is None or self.response_length == 0:
+            return torch.full((self.batch_size,), self.version, dtype=torch.long)
+        real = self.attention_mask[:, self.prompt_length :].bool()
+        big = torch.iinfo(torch.long).max
+        oldest = self.versions.masked_fill(~real, big).amin(dim=1)
+        return torch.where(oldest == big, self.version, oldest)
+
+    def mixed_versions(self) -> torch.Tensor:
+        """``[B]`` bool: the row's real response tokens come from more than one version."""
+        if self.versions is None or self.response_length == 0:
+            return torch.zeros(self.batch_size, dtype=torch.bool)
+        real = self.attention_mask[:, self.prompt_length :].bool()
+        small = torch.iinfo(torch.long).min
+        newest = self.versions.masked_fill(~real, small).amax(dim=1)
+        return real.any(dim=1) & (newest != self.oldest_versions())
 
     def decode_responses(self, tokenizer: Any) -> list[str]:
         """Decode each response's real tokens up to (not including) the first EOS, with
@@ -160,6 +191,7 @@ class RolloutBatch:
             truncated=self.truncated[idx],
             version=self.version,
             pad_token_id=self.pad_token_id,
+            versions=None if self.versions is None else self.versions[idx],
         )
 
     def repad(self, prompt_length: int, response_length: int) -> RolloutBatch:
@@ -186,6 +218,7 @@ class RolloutBatch:
             truncated=self.truncated,
             version=self.version,
             pad_token_id=self.pad_token_id,
+            versions=None if self.versions is None else pad(self.versions, self.version, 0, right),
         )
 
     @classmethod
@@ -196,7 +229,9 @@ class RolloutBatch:
 
         Args:
             batches: at least one batch; all must have the same ``version`` (a mix would
-                lose which rows are off-policy, so it raises).
+                lose which rows are off-policy, so it raises) unless every batch records
+                per-token ``versions`` (partial rollouts: the result's ``version`` is then
+                the oldest).
             offset_prompt_index: shift each batch's ``prompt_index`` past the previous
                 batches' largest index, so that groups from separate ``generate`` calls stay
                 distinct. Pass False when the batches share one index space (e.g. parts
@@ -209,7 +244,8 @@ class RolloutBatch:
             if not isinstance(b, RolloutBatch):
                 raise TypeError(f"RolloutBatch.concat got a {type(b).__name__}")
         versions = sorted({b.version for b in batches})
-        if len(versions) > 1:
+        per_token = [b.versions is not None for b in batches]
+        if len(versions) > 1 and not all(per_token):
             raise ValueError(f"RolloutBatch.concat got batches of different versions {versions}")
         p = max(b.prompt_length for b in batches)
         r = max(b.response_length for b in batches)
@@ -229,4 +265,18 @@ class RolloutBatch:
             truncated=torch.cat([b.truncated for b in padded]),
             version=versions[0],
             pad_token_id=batches[0].pad_token_id,
+            versions=_concat_versions(padded) if any(per_token) else None,
         )
+
+
+def _concat_versions(batches: Sequence[RolloutBatch]) -> torch.Tensor:
+    """``[sum B, R]`` per-token versions of equally padded batches (a batch without them:
+    its ``version`` everywhere)."""
+    return torch.cat(
+        [
+            b.versions
+            if b.versions is not None
+            else torch.full(b.response_mask.shape, b.version, dtype=torch.long)
+            for b in batches
+        ]
+    )

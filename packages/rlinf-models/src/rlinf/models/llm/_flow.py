@@ -7,7 +7,7 @@ One training step::
     [scored channel] --> actor rank 0 --joined batch (collective broadcast)--> actor ranks
     actor ranks (log-probs, ref KL, advantages, data-parallel update) --> weights v+1
     actor rank 0 --WeightSnapshot (object store, put by the actor)--> every rollout rank (v+1)
-      (or, runner.weight_sync=collective: bucketed broadcasts from every actor rank)
+      (runner.weight_sync=collective: bucketed broadcasts; partial rollouts: a channel)
 
 All groups start at once and stream through the channels, so on disjoint devices
 (disaggregated) a reward rank scores one rollout rank's responses while another still
@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rlinf.channel import Channel, ChannelEmpty
@@ -39,8 +39,9 @@ from rlinf.core import (
     resolve_torch_threads,
 )
 
-from .._weight_sync import choose_weight_sync, sync_weights
+from .._weight_sync import choose_weight_sync, stage_weights, sync_weights
 from ._flow_step import PendingStep, add_throughput, finish_step, start_step
+from ._partial import PartialRolloutConfig, partial_weight_sync
 from ._rl_merge import merge_step_metrics, split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._route import RolloutRoute
@@ -77,6 +78,9 @@ class LLMFlowConfig:
         correct_statuses: scorer statuses counted as correct in ``rollout/accuracy``.
         no_answer_statuses: statuses counted in ``rollout/no_answer_rate`` and
             ``eval/no_answer_rate``.
+        partial: partial rollouts (``runner.partial_mode``): new weight versions reach
+            the rollout ranks between decoding steps through a channel instead of a call
+            queued behind their rollouts (:mod:`rlinf.models.llm._partial`); off by default.
     """
 
     name: str
@@ -87,6 +91,7 @@ class LLMFlowConfig:
     dtype: str = "float32"
     correct_statuses: tuple[str, ...] = ("correct",)
     no_answer_statuses: tuple[str, ...] = ("no_answer",)
+    partial: PartialRolloutConfig = field(default_factory=PartialRolloutConfig)
 
     def __post_init__(self) -> None:
         missing = [c for c in ("actor", "rollout", "reward") if c not in self.components]
@@ -163,7 +168,7 @@ class LLMRLFlow:
             self.reward = self.spawn(RewardWorker, "reward")
             # runner.weight_sync with auto resolved: "object_store" or "collective".
             self.weight_sync = choose_weight_sync(
-                r.weight_sync,
+                partial_weight_sync(config.partial, r.weight_sync, rollout_worker),
                 self.actor,
                 self.rollout,
                 self._pgs.placement.topology.device_type,
@@ -195,6 +200,10 @@ class LLMRLFlow:
             self.rollout_channel = Channel.create(f"{config.name}-rollout-{self._tag}")
             self.scored_channel = Channel.create(f"{config.name}-scored-{self._tag}")
             self.batch_channel = Channel.create(f"{config.name}-batch-{self._tag}")
+            self.weights_channel: Channel | None = None
+            if config.partial.enabled:
+                self.weights_channel = ch = Channel.create(f"{config.name}-weights-{self._tag}")
+                self._wait(self.rollout.call("enable_partial", ch, config.partial))
         except BaseException:
             self.shutdown()
             raise
@@ -247,8 +256,14 @@ class LLMRLFlow:
         """Push the actor's weights to every rollout rank (:attr:`weight_sync`: rank 0
         puts a snapshot into the object store and each rollout rank fetches it, or every
         actor rank broadcasts its shards in buckets of ``runner.weight_sync_bucket_mb``);
-        returns the version now loaded everywhere."""
+        returns the version now loaded everywhere (partial rollouts: published)."""
         r = self.config.runner
+        if self.weights_channel is not None:
+            # Publish, do not wait: a load call would queue behind the running rollouts.
+            staged = stage_weights(self.actor, r.timeout_s)
+            for rank in range(self.rollout.world_size):
+                self.weights_channel.put(staged, key=("weights", rank), timeout=r.timeout_s)
+            return staged.version
         return sync_weights(
             self.actor, self.rollout, r.timeout_s, self.weight_sync, r.weight_sync_bucket_bytes
         )
@@ -372,7 +387,7 @@ class LLMRLFlow:
         reward = getattr(self, "reward", None)
         if isinstance(reward, WorkerGroup):
             best_effort(lambda: reward.call("close").wait(30))
-        for name in ("rollout_channel", "scored_channel", "batch_channel"):
+        for name in ("rollout_channel", "scored_channel", "batch_channel", "weights_channel"):
             ch = getattr(self, name, None)
             if ch is not None:
                 best_effort(ch.kill)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from .._weights import VersionedWeights, WeightSnapshot
 from ._batch import RolloutBatch
 from ._generation import GenerationConfig, check_prompts
 from ._logprobs import position_ids_from_mask
+from ._partial import InFlightUpdates
 from ._worker_utils import _distinct_state
 
 __all__ = ["HFGenerationBackend", "sample_next_token"]
@@ -100,6 +102,10 @@ class HFGenerationBackend:
         tokenizer: its tokenizer (EOS and pad ids).
         device: where generation runs; the returned batch is on CPU.
         version: the version of the weights ``model`` holds (-1: not from a snapshot).
+
+    Attributes:
+        requeued: ``[B]`` bool of the last :meth:`generate`: rows aborted by a new weight
+            version (``updates.mode == "abort"``) and generated again.
     """
 
     def __init__(
@@ -118,6 +124,8 @@ class HFGenerationBackend:
         self.pad_token_id = int(pad) if pad is not None else self.eos_token_ids[0]
         self._weights = VersionedWeights(self.model)
         self._weights.version = int(version)
+        # Rows of the last generate() that were aborted and run again (partial rollouts).
+        self.requeued = torch.zeros(0, dtype=torch.bool)
 
     @property
     def version(self) -> int:
@@ -136,10 +144,22 @@ class HFGenerationBackend:
         generate from the moment the first byte is written until the last is in."""
         return self._weights, _distinct_state(self.model)
 
-    def generate(self, prompts: Sequence[Sequence[int]], config: GenerationConfig) -> RolloutBatch:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        config: GenerationConfig,
+        *,
+        updates: InFlightUpdates | None = None,
+    ) -> RolloutBatch:
         """Sample ``config.n`` responses per prompt; see
         :class:`~rlinf.models.llm.GenerationBackend`. Returns a :class:`RolloutBatch` with
-        ``B = len(prompts) * n`` rows, ``R`` = the longest response generated."""
+        ``B = len(prompts) * n`` rows, ``R`` = the longest response generated.
+
+        ``updates``: take new weights between decoding steps (partial rollouts, see
+        :mod:`rlinf.models.llm._partial`); the batch then carries per-token ``versions``
+        and :attr:`requeued` ``[B]`` says which rows were aborted and run again. None:
+        one version throughout, no per-token versions (the plain path).
+        """
         if not isinstance(config, GenerationConfig):
             raise TypeError(f"config must be a GenerationConfig, got {type(config).__name__}")
         vocab = self.model.get_input_embeddings().num_embeddings
@@ -157,22 +177,40 @@ class HFGenerationBackend:
         for i, ids in enumerate(rows):
             prompt_ids[i, p - len(ids) :] = torch.tensor(ids)
             prompt_mask[i, p - len(ids) :] = 1
-        generator = None
-        if config.seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        version = self.version
         with torch.no_grad():  # not inference_mode: the batch is later fed to autograd
-            tokens, logps, alive, finished = self._loop(prompt_ids, prompt_mask, config, generator)
-        response_mask = alive.to(torch.float32)
+            out = self._loop(
+                prompt_ids, prompt_mask, config, _generator(config, 0, self.device), updates
+            )
+            self.requeued = torch.zeros(b, dtype=torch.bool)
+            aborted = out.aborted.nonzero().squeeze(1)
+            if len(aborted):
+                # Each aborted row runs once more, whole, under the weights it was
+                # aborted for: no updates are taken during the rerun, so it is never
+                # aborted again and never mixes versions. Its own seed stream.
+                rerun = self._loop(
+                    prompt_ids[aborted],
+                    prompt_mask[aborted],
+                    config,
+                    _generator(config, 1, self.device),
+                )
+                out = out.replace_rows(aborted, rerun)
+                self.requeued[aborted] = True
+        if updates is not None:
+            # The batch's version is its oldest token's (every row has a first token).
+            version = int(out.versions[out.alive].min())
+        response_mask = out.alive.to(torch.float32)
         return RolloutBatch(
-            input_ids=torch.cat([prompt_ids, tokens], dim=1),
-            attention_mask=torch.cat([prompt_mask, alive.long()], dim=1),
+            input_ids=torch.cat([prompt_ids, out.tokens], dim=1),
+            attention_mask=torch.cat([prompt_mask, out.alive.long()], dim=1),
             prompt_length=p,
             response_mask=response_mask,
-            rollout_logprobs=logps * response_mask,
+            rollout_logprobs=out.logps * response_mask,
             prompt_index=torch.arange(len(prompts)).repeat_interleave(config.n),
-            truncated=~finished,
-            version=self.version,
+            truncated=~out.finished,
+            version=version,
             pad_token_id=self.pad_token_id,
+            versions=out.versions if updates is not None else None,
         )
 
     def _loop(
@@ -181,14 +219,17 @@ class HFGenerationBackend:
         prompt_mask: torch.Tensor,
         config: GenerationConfig,
         generator: torch.Generator | None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns CPU ``tokens [B, R]``, ``logprobs [B, R]``, ``alive [B, R]`` (bool, the
-        token is real) and ``finished [B]`` (ended by EOS or a stop string)."""
+        updates: InFlightUpdates | None = None,
+    ) -> _Decoded:
+        """Decode ``prompt_ids`` ``[B, P]``; with ``updates``, poll for new weights after
+        every ``updates.interval`` tokens (``abort``: stop at the first new version, the
+        rows still generating are marked ``aborted``)."""
         dev = self.device
         attn = prompt_mask.to(dev)
         positions = position_ids_from_mask(attn)
         eos = torch.tensor(self.eos_token_ids, device=dev)
         finished = torch.zeros(attn.shape[0], dtype=torch.bool, device=dev)
+        aborted = torch.zeros(attn.shape[0], dtype=torch.bool)
         out = self.model(
             input_ids=prompt_ids.to(dev),
             attention_mask=attn,
@@ -197,7 +238,7 @@ class HFGenerationBackend:
             logits_to_keep=1,
         )
         next_pos = positions[:, -1:] + 1
-        tokens, logps, alive = [], [], []
+        tokens, logps, alive, versions = [], [], [], []
         stopper = _StopChecker(self.tokenizer, config.stop) if config.stop else None
         history: list[list[int]] = [[] for _ in range(attn.shape[0])]
         for step in range(config.max_new_tokens):
@@ -209,6 +250,7 @@ class HFGenerationBackend:
             tokens.append(token)
             logps.append(torch.where(live, logp, 0.0))
             alive.append(live)
+            versions.append(self.version)
             if config.stop_on_eos:
                 finished = finished | (live & torch.isin(token, eos))
             if stopper is not None:
@@ -220,6 +262,11 @@ class HFGenerationBackend:
                     finished[torch.tensor(hit, device=dev)] = True
             if step == config.max_new_tokens - 1 or bool(finished.all()):
                 break
+            # Between two chunks (never inside a forward pass) new weights may come in.
+            switched = updates is not None and (step + 1) % updates.interval == 0 and updates.poll()
+            if switched and updates.mode == "abort":
+                aborted = (~finished).cpu()
+                break
             # The token just sampled is real for rows that were still generating.
             attn = torch.cat([attn, live.long()[:, None]], dim=1)
             out = self.model(
@@ -230,9 +277,68 @@ class HFGenerationBackend:
                 use_cache=True,
             )
             next_pos = next_pos + 1
-        return (
-            torch.stack(tokens, dim=1).cpu(),
-            torch.stack(logps, dim=1).cpu(),
-            torch.stack(alive, dim=1).cpu(),
-            finished.cpu(),
+        b, r = attn.shape[0], len(tokens)
+        return _Decoded(
+            tokens=torch.stack(tokens, dim=1).cpu(),
+            logps=torch.stack(logps, dim=1).cpu(),
+            alive=torch.stack(alive, dim=1).cpu(),
+            finished=finished.cpu(),
+            versions=torch.tensor(versions, dtype=torch.long).expand(b, r).clone(),
+            aborted=aborted,
+            pad_token_id=self.pad_token_id,
+        )
+
+
+def _generator(
+    config: GenerationConfig, stream: int, device: torch.device
+) -> torch.Generator | None:
+    """The private sampling generator of one decoding pass (None: torch's global RNG);
+    stream 0 is the plain path's, so a run without updates is unchanged."""
+    if config.seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(config.seed + 7_919_993 * stream)
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    """One decoding pass on CPU: ``tokens`` / ``logps`` / ``alive`` / ``versions``
+    ``[B, R]``, ``finished`` / ``aborted`` ``[B]``."""
+
+    tokens: torch.Tensor
+    logps: torch.Tensor
+    alive: torch.Tensor
+    finished: torch.Tensor
+    versions: torch.Tensor
+    aborted: torch.Tensor
+    pad_token_id: int
+
+    def replace_rows(self, rows: torch.Tensor, other: _Decoded) -> _Decoded:
+        """These rows ``rows`` replaced by ``other``'s (in order), both right-padded to the
+        longer ``R``; the result has no aborted rows."""
+        r = max(self.tokens.shape[1], other.tokens.shape[1])
+
+        def widen(x: torch.Tensor, value: float) -> torch.Tensor:
+            # F.pad has no bool kernel: pad as int8 and cast back.
+            wide = torch.nn.functional.pad(
+                x.to(torch.int8) if x.dtype == torch.bool else x, (0, r - x.shape[1]), value=value
+            )
+            return wide.to(x.dtype)
+
+        merged = {}
+        for name, value in (
+            ("tokens", self.pad_token_id),
+            ("logps", 0.0),
+            ("alive", False),
+            ("versions", 0),
+        ):
+            mine, theirs = widen(getattr(self, name), value), widen(getattr(other, name), value)
+            mine[rows] = theirs
+            merged[name] = mine
+        finished = self.finished.clone()
+        finished[rows] = other.finished
+        return _Decoded(
+            finished=finished,
+            aborted=torch.zeros_like(self.aborted),
+            pad_token_id=self.pad_token_id,
+            **merged,
         )

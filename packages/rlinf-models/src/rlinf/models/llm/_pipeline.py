@@ -8,6 +8,10 @@ ranks (a rank runs its calls in order), so step ``s+k``'s samples come from vers
 ``v`` and are trained at version ``v+k``: never more than ``k`` behind, which the actor
 checks again (``max_staleness`` of ``update_from_channels``). ``k=0`` is the synchronous
 flow: start, train, sync, the same calls in the same order as ``LLMRLFlow.step``.
+With partial rollouts (``LLMFlowConfig.partial``) the sync only publishes the new version
+on a channel: a running rollout takes it between decoding steps and a queued one at its
+start, so samples can only get fresher; the actor's check counts each sample's oldest
+token.
 
 Ray-free at import (the run loop's config checks use :func:`check_max_staleness`). No step
 is started past ``total_steps``; a pipeline closed early (an error, a stop) discards

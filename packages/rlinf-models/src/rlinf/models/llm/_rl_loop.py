@@ -27,6 +27,7 @@ from rlinf.core import (
 
 from ._generation import GenerationConfig
 from ._load import check_model_dir
+from ._partial import PartialRolloutConfig
 from ._pipeline import AsyncStepPipeline, check_max_staleness
 from ._sft import SFTConfig, SFTExample, run_sft
 from ._tiny import TinyLMConfig, build_tiny_causal_lm
@@ -82,6 +83,15 @@ class LLMRunnerSection(RunnerSection):
             at most ``k`` versions (:class:`~rlinf.models.llm.AsyncStepPipeline`). 0: the
             synchronous flow (generate, score, train, sync; bit-for-bit as before).
             Off-policy correction: ``algo.off_policy_correction``.
+        partial_mode: partial rollouts (:mod:`rlinf.models.llm._partial`): ``off`` (a
+            rollout rank changes weights between calls only), ``continue`` (a new version
+            reaches a rank between decoding steps and unfinished sequences go on under
+            it, each token recording its version; staleness counts the oldest token) or
+            ``abort`` (unfinished sequences are dropped at the switch and their prompts
+            run again once, whole, under the new weights). Needs ``max_staleness >= 1``,
+            the HF generation backend and ``weight_sync`` object_store or auto.
+        update_interval_tokens: new tokens a rollout rank generates between two looks
+            for new weights (partial rollouts).
     """
 
     steps: int = 100
@@ -89,15 +99,33 @@ class LLMRunnerSection(RunnerSection):
     eval_every: int = 10
     eval_prompts: int = 0
     max_staleness: int = 0
+    partial_mode: str = "off"
+    update_interval_tokens: int = 16
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_max_staleness(self.max_staleness)
+        partial = self.partial  # checks both partial fields
+        if partial.enabled and self.max_staleness < 1:
+            raise ValueError(
+                f"partial_mode={self.partial_mode} needs max_staleness >= 1 (with 0 no new "
+                "weights are published while a rollout runs)"
+            )
+        if partial.enabled and self.weight_sync == "collective":
+            raise ValueError(
+                f"partial_mode={self.partial_mode} needs weight_sync object_store or auto (a "
+                "rank takes a snapshot between decoding steps)"
+            )
         if self.steps < 1 or self.prompts_per_step < 1:
             raise ValueError("steps and prompts_per_step must be >= 1")
         for name in ("eval_every", "eval_prompts"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def partial(self) -> PartialRolloutConfig:
+        """``partial_mode`` and ``update_interval_tokens`` as the flow takes them."""
+        return PartialRolloutConfig(self.partial_mode, self.update_interval_tokens)
 
 
 def check_llm_rl_config(
@@ -132,6 +160,12 @@ def check_llm_rl_config(
         raise ConfigError(
             f"algo.max_response_length ({algo.max_response_length}) must equal "
             f"{key} ({limit}) when algo.overlong_buffer is set"
+        )
+    partial = runner.partial if isinstance(runner, LLMRunnerSection) else None
+    if partial is not None and partial.enabled and generation.backend != "hf":
+        raise ConfigError(
+            f"runner.partial_mode={partial.mode}: needs generation.backend=hf, not "
+            f"{generation.backend} (its adapter generates a whole call at once)"
         )
     if not generation.do_sample:
         raise ConfigError("generation.do_sample: RL rollouts must sample (greedy is for eval)")

@@ -19,6 +19,7 @@ from .._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 from ..train import ModelOffloader
 from ._hf_backend import HFGenerationBackend
 from ._load import load_tokenizer
+from ._partial import InFlightUpdates, PartialRolloutConfig
 from ._route import RolloutRoute
 from ._worker_utils import _load_worker_model
 
@@ -76,6 +77,46 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             self.backend = build_engine_backend(engine, model_path, seed=seed, dtype=dtype)
         self.generation = generation
         self.seed = seed
+        self.partial = PartialRolloutConfig()
+        self._weights_channel: Any = None
+
+    supports_partial = True
+    """Whether :meth:`enable_partial` may be called (a subclass that generates
+    differently, e.g. multi-turn, sets False)."""
+
+    def enable_partial(self, channel: Any, config: PartialRolloutConfig) -> None:
+        """Take new weights from ``channel`` (key ``("weights", rank)``: the driver's
+        :class:`~rlinf.models.StagedWeights` in version order) at the start of every call
+        and, during a training rollout, between chunks of ``config.update_interval_tokens``
+        new tokens (:mod:`rlinf.models.llm._partial`).
+
+        Raises:
+            ValueError: the backend is an engine (vLLM / SGLang), which cannot take weights
+                between decoding steps here.
+        """
+        if not config.enabled:
+            raise ValueError("enable_partial needs partial_mode continue or abort")
+        if not isinstance(self.backend, HFGenerationBackend):
+            raise ValueError(
+                f"runner.partial_mode={config.mode}: weights between decoding steps need "
+                "generation.backend=hf (the vLLM / SGLang adapters generate a whole call at once)"
+            )
+        self.partial = config
+        self._weights_channel = channel
+
+    def _poll_weights(self) -> bool:
+        """Load every version the driver has published for this rank, oldest first;
+        returns True when the weights changed."""
+        from rlinf.channel import ChannelEmpty
+
+        changed = False
+        while True:
+            try:
+                staged = self._weights_channel.get_nowait(key=("weights", self.rank))
+            except ChannelEmpty:
+                return changed
+            self.backend.load_weights(resolve_snapshot(staged.ref))
+            changed = True
 
     def get_version(self) -> int:
         """Version of the loaded weights (-1 before the first load)."""
@@ -139,8 +180,14 @@ class LLMRolloutWorker(WeightReceiver, Worker):
     ) -> Any:
         """The generation config of one call with weights ``version`` (greedy: one sample
         per prompt), after checking that ``version`` is the one held. ``stream`` tells
-        apart the seeds of several calls with one version (rollouts started ahead)."""
-        if self.backend.version != version:
+        apart the seeds of several calls with one version (rollouts started ahead).
+
+        With partial rollouts a sampling call may find newer weights than ``version``
+        (published while the call waited behind earlier ones): it then generates with
+        them, the batch records which; greedy calls (evaluation) still need ``version``."""
+        held = self.backend.version
+        newer_ok = self.partial.enabled and not greedy and held > version
+        if held != version and not newer_ok:
             raise StaleWeightsError(
                 f"{self.address}: asked to generate with weights version {version}, "
                 f"but holding {self.backend.version}"
@@ -214,24 +261,41 @@ class LLMRolloutWorker(WeightReceiver, Worker):
 
         Returns:
             ``{"batch": RolloutBatch, "responses": [str], "time/generate": s,
-            "tokens": generated tokens}``, plus ``memory/rollout_peak_gib`` on CUDA.
+            "tokens": generated tokens}``, plus ``memory/rollout_peak_gib`` on CUDA, and
+            with partial rollouts (:meth:`enable_partial`, sampling calls) the ``[B]``
+            floats ``requeued`` (aborted and run again) and ``mixed_versions`` (tokens of
+            several versions).
         """
+        if self.partial.enabled:
+            self._poll_weights()
         cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        updates = None
+        if self.partial.enabled and not greedy:
+            p = self.partial
+            updates = InFlightUpdates(p.mode, p.update_interval_tokens, self._poll_weights)
         start = time.perf_counter()
         memory: dict[str, float] = {}
         with self.generation_turn(), phase_peak_memory("rollout", memory, self.device):
-            batch = self.backend.generate(ids, cfg)
+            if updates is None:
+                batch = self.backend.generate(ids, cfg)
+            else:
+                batch = self.backend.generate(ids, cfg, updates=updates)
         elapsed = time.perf_counter() - start
         if prompt_offset:
             batch = dataclasses.replace(batch, prompt_index=batch.prompt_index + prompt_offset)
-        return {
+        out = {
             "batch": batch,
             "responses": batch.decode_responses(self.tokenizer),
             "time/generate": elapsed,
             "tokens": int(batch.response_mask.sum()),
             **memory,
         }
+        if updates is not None:
+            # Per-row [B] tensors: _publish reports their means as rollout/<key>.
+            out["requeued"] = self.backend.requeued.float()
+            out["mixed_versions"] = batch.mixed_versions().float()
+        return out
 
     def rollout(
         self,
