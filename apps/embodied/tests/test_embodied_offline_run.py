@@ -72,7 +72,9 @@ def test_collect_rejects_bad_input(sac_run: pathlib.Path, tmp_path: pathlib.Path
     assert main(["collect", "--checkpoint", str(tmp_path / "nope"), "--episodes", "1"]) == 2
 
 
-@pytest.mark.parametrize("algo", ["rlpd", "iql"])
+# IQL's run is slow: the quick suite keeps RLPD's (the same offline file, learner worker,
+# checkpoint and resume path) and IQL's learner without Ray (test_models_offline_learner).
+@pytest.mark.parametrize("algo", ["rlpd", pytest.param("iql", marks=pytest.mark.slow)])
 def test_offline_algorithms_train_checkpoint_and_resume(
     sac_run: pathlib.Path, tmp_path: pathlib.Path, algo
 ):
