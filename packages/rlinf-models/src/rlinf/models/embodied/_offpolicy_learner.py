@@ -30,7 +30,6 @@ from rlinf.algos import (
     CriticEnsemble,
     ReplayBuffer,
     crossq_critic_loss,
-    polyak_update,
     rlpd_actor_loss,
     rlpd_critic_target,
     sac_actor_loss,
@@ -48,6 +47,7 @@ from ._offpolicy_actor import SquashedGaussianActor
 from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_iql import IQLValue
 from ._offpolicy_obs import NEXT_OBS_RECORD, ObsLayout, transitions
+from ._offpolicy_optim import adam, polyak_pairs, polyak_step
 
 __all__ = ["NEXT_OBS_RECORD", "OffPolicyLearner", "transitions"]
 
@@ -111,14 +111,16 @@ class OffPolicyLearner:
             float(-self.action_dim) if config.target_entropy is None else config.target_entropy
         )
         betas = (config.adam_beta1, 0.999)
-        self.actor_opt = torch.optim.Adam(
-            self.actor.head_parameters(), config.actor_lr, betas=betas
-        )
+        self.actor_opt = adam(self.actor.head_parameters(), config.actor_lr, betas)
         critic_params = list(self.critic.parameters())
         if self.encoder is not None:  # DrQ: the critic loss trains the shared encoder
             critic_params += list(self.encoder.parameters())
-        self.critic_opt = torch.optim.Adam(critic_params, config.critic_lr, betas=betas)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], config.alpha_lr, betas=betas)
+        self.critic_opt = adam(critic_params, config.critic_lr, betas)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr, betas)
+        # Fixed for the learner's life: walking the modules on every update costs more
+        # than the small networks' arithmetic saves.
+        self._critic_params = list(self.critic.parameters())
+        self._polyak = None if self.target is None else polyak_pairs(self.target, self.critic)
         self.buffer = ReplayBuffer(config.buffer_size)
         self.offline: ReplayBuffer | None = None
         if config.offline_data:
@@ -243,7 +245,8 @@ class OffPolicyLearner:
     def _actor_step(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """One actor (and temperature) update on detached features ``[B, F]``."""
         # CrossQ evaluates the actor's actions with the critic's running statistics.
-        self.critic.requires_grad_(False)
+        for p in self._critic_params:  # no weight gradients for the critics here
+            p.requires_grad_(False)
         if self.target is None:
             self.critic.eval()
         try:
@@ -252,7 +255,8 @@ class OffPolicyLearner:
             actor_loss = rlpd_actor_loss if self.config.name == "rlpd" else sac_actor_loss
             loss, metrics = actor_loss(self.critic(features, action), logp, self.alpha)
         finally:
-            self.critic.requires_grad_(True)
+            for p in self._critic_params:
+                p.requires_grad_(True)
             self.critic.train()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -304,17 +308,16 @@ class OffPolicyLearner:
                 else f"the {online} of batch_size {self.config.batch_size} it must supply"
             )
             raise ValueError(f"buffer holds {len(self.buffer)} transitions, fewer than {share}")
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        # Metrics stay tensors until the end: one conversion per key, not per update.
+        values: dict[str, list[torch.Tensor]] = {}
         for _ in range(num_updates):
             metrics = self._step(self._sample(offline_only))
-            if self.target is not None:
-                polyak_update(self.target, self.critic, self.config.tau)
+            if self._polyak is not None:
+                polyak_step(self._polyak, self.config.tau)
             self.updates += 1
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-                counts[k] = counts.get(k, 0) + 1
-        out = {f"train/{k}": sums[k] / counts[k] for k in sums}
+                values.setdefault(k, []).append(torch.as_tensor(v).detach().float())
+        out = {f"train/{k}": float(torch.stack(v).mean()) for k, v in values.items()}
         if num_updates and self.value is None:
             out["train/alpha"] = float(self.alpha)
         return out
