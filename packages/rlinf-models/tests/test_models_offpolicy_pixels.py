@@ -172,3 +172,24 @@ def test_pixel_refusals():
     assert flat.obs_dim == 3 and flat.encoder is None
     with pytest.raises(ValueError, match="augment: unknown augmentation 'crop'"):
         config(augment="crop")
+
+
+def test_responder_records_next_frames_per_key_with_final_rows():
+    actor = build_actor(POLICY, SPEC, BOX)
+    responder = OffPolicyResponder(actor, ObsLayout.of(POLICY, SPEC))
+    responder.load_weights(WeightSnapshot.of(actor, 0))
+    frames = pixel_traj().obs["img"][:, 0]  # [2, H, W, 6]
+    obs = {"img": frames, "state": np.zeros((2, 3), np.float32)}
+    # Env 1 ended: its pre-reset frame comes in the final rows.
+    final = {"img": frames[:1][:, ::-1].copy(), "state": np.ones((1, 3), np.float32)}
+    (reply,) = responder.answer([{"obs": obs, "final": ([1], final)}])
+    rec = reply["record_prev"]
+    assert sorted(rec) == ["next_obs.img", "next_obs.state"]
+    assert rec["next_obs.img"].dtype == np.uint8
+    np.testing.assert_array_equal(rec["next_obs.img"][0], frames[0])
+    np.testing.assert_array_equal(rec["next_obs.img"][1], final["img"][0])
+    np.testing.assert_array_equal(rec["next_obs.state"], [[0.0] * 3, [1.0] * 3])
+    # The last request of a rollout: every row is final.
+    (last,) = responder.answer([{"obs": None, "final": ([0, 1], obs)}])
+    np.testing.assert_array_equal(last["record_prev"]["next_obs.img"], frames)
+    assert "action" not in last
