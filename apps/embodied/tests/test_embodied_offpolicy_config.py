@@ -49,7 +49,6 @@ def test_algo_name_picks_the_section_class():
         ),
         (["algo.name=rlpd", "algo.offline_steps=10"], r"offline_steps is IQL's offline phase"),
         (["algo.lr=0.1"], r"unknown key 'algo.lr' in OffPolicyConfig"),
-        (["policy.encoder=cnn"], r"policy.encoder: the off-policy learner's actor and critics"),
         (["runner.pipeline_stages=2"], r"runner.pipeline_stages"),
         (["algo.learning_starts=20000"], r"the run would end before its first update"),
         (["env.chunk_size=2", "policy.chunk_size=2"], r"env.chunk_size"),
@@ -65,6 +64,11 @@ def test_offpolicy_config_errors(overrides, pattern):
     [
         (["algo.buffer_size=64"], "buffer_size (64) is smaller than batch_size (256)"),
         (["env.env_id=CartPole-v1"], "CartPole-v1 has discrete actions"),
+        (
+            ["policy.encoder=cnn"],
+            "policy.encoder: env 'Pendulum-v1': policy.encoder=cnn needs at least one "
+            "[H, W, C] uint8 image key",
+        ),
     ],
 )
 def test_cli_rejects_before_workers_start(tmp_path: pathlib.Path, capsys, overrides, message):

@@ -77,7 +77,7 @@ def test_sac_step_polyak_target_and_temperature():
     # step draws; Adam's first step moves log_alpha by lr against its sign.
     probe = copy.deepcopy(learner)
     b = probe.buffer.sample(cfg.batch_size, probe.generator)
-    probe._critic_step(b)
+    probe._critic_step(b, *probe._features(b))
     torch.manual_seed(123)
     _, logp = probe.actor(b["obs"])
     grad = -(float(logp.mean()) - 1.0)  # target_entropy = -action_dim = -1

@@ -60,10 +60,17 @@ def _needs(module: str, extra: str, config: EnvConfig, prefix: str) -> None:
 def check_gym_id(config: EnvConfig, prefix: str = "env.") -> None:
     """``config.env_id`` is in gymnasium's registry (``"module:Id-v0"`` imports the module
     first, as ``gymnasium.make`` does)."""
+    import importlib
+
     import gymnasium as gym
 
+    # gym.spec does not import the module of a "module:Id" id (gym.make does), nor
+    # parse such an id: import it here, then look the id up.
+    module, _, env_id = config.env_id.rpartition(":")
     try:
-        gym.spec(config.env_id)
+        if module:
+            importlib.import_module(module)
+        gym.spec(env_id)
     except (gym.error.Error, ModuleNotFoundError) as err:
         # gymnasium's own message suggests close names ("Did you mean: ...").
         raise EnvCheckError(

@@ -12,17 +12,17 @@ from typing import Any
 import yaml
 
 from rlinf.core import ConfigError, apply_overrides, config_from_dict, find_preset
-from rlinf.envs import EnvConfig
+from rlinf.envs import EnvConfig, image_obs_keys
 from rlinf.models import PolicyConfig
 from rlinf.models.embodied import (
     OFFLINE_ALGORITHMS,
     OFFPOLICY_ALGORITHMS,
     EmbodiedRunnerSection,
+    ObsLayout,
     OfflineDataError,
     OffPolicyConfig,
     UpdaterConfig,
     check_offline_data,
-    vector_obs_dim,
 )
 
 __all__ = ["check_offline_file", "check_offpolicy_env", "explain_algo_error", "validate_offpolicy"]
@@ -33,11 +33,8 @@ def validate_offpolicy(
 ) -> None:
     """Cross-section rules of an off-policy run; a violation raises :class:`ConfigError`
     naming the key."""
-    if policy.encoder != "mlp":
-        raise ConfigError(
-            f"policy.encoder: the off-policy learner's actor and critics are MLPs over vector "
-            f"observations, got {policy.encoder!r}"
-        )
+    images = [k for k in image_obs_keys(env) if policy.obs_keys is None or k in policy.obs_keys]
+    _check_pixel_algo(algo, env.env_id, images)
     if env.chunk_size != 1 or policy.chunk_size != 1:
         raise ConfigError("env.chunk_size / policy.chunk_size: off-policy training needs 1")
     if runner.pipeline_stages != 1 or runner.overlap_update:
@@ -59,11 +56,30 @@ def validate_offpolicy(
         )
 
 
-def check_offpolicy_env(env: EnvConfig) -> tuple[int, int]:
-    """Build one env and check that the learner can read it: vector observations only
-    (an image key needs a CNN, which the off-policy MLP policy does not have) and
-    continuous actions with finite bounds. Returns ``(obs_dim, action_dim)``; raises
-    :class:`ConfigError`."""
+def _check_pixel_algo(algo: OffPolicyConfig, env_id: str, images: Sequence[str]) -> None:
+    # The offline file and IQL's value network read flat vector observations.
+    if not images:
+        return
+    if algo.name == "iql":
+        raise ConfigError(
+            f"algo.name: iql learns from flat vector observations; env {env_id!r} observes "
+            f"images {list(images)} (pixels train with sac, crossq or rlpd, or leave the "
+            "images out with policy.obs_keys)"
+        )
+    if algo.offline_data is not None:
+        raise ConfigError(
+            f"algo.offline_data: offline files hold flat vector observations; env {env_id!r} "
+            f"observes images {list(images)}"
+        )
+
+
+def check_offpolicy_env(
+    env: EnvConfig, policy: PolicyConfig, algo: OffPolicyConfig
+) -> tuple[int, int]:
+    """Build one env and check that the learner can read it: image keys only with
+    ``policy.encoder: cnn`` (and not for IQL or offline data), ``cnn`` only with image
+    keys, continuous actions with finite bounds. Returns ``(obs_dim, action_dim)``
+    (``obs_dim``: the flat vector size, 0 with images); raises :class:`ConfigError`."""
     from rlinf.envs import make_env
 
     vec = make_env(dataclasses.replace(env, num_envs=1, backend="sync", start_method=None))
@@ -72,9 +88,11 @@ def check_offpolicy_env(env: EnvConfig) -> tuple[int, int]:
     finally:
         vec.close()
     try:
-        obs_dim = vector_obs_dim(spec)
+        layout = ObsLayout.of(policy, spec)
     except ValueError as e:
-        raise ConfigError(f"env.env_id: {env.env_id}: {e}") from None
+        raise ConfigError(f"policy.encoder: env {env.env_id!r}: {e}") from None
+    _check_pixel_algo(algo, env.env_id, layout.image_keys)
+    obs_dim = 0 if layout.pixels else layout.flat_dim
     if action.discrete:
         raise ConfigError(
             f"env.env_id: {env.env_id} has discrete actions; SAC/CrossQ/RLPD/IQL need continuous"

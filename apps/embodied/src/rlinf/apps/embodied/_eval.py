@@ -13,7 +13,7 @@ import torch
 from rlinf.core import CONFIG_FILE, find_run_dir, load_checkpoint
 from rlinf.envs import Obs, VectorEnv, make_env
 from rlinf.models import build_policy
-from rlinf.models.embodied import OffPolicyConfig, build_actor, flat_obs
+from rlinf.models.embodied import ObsLayout, OffPolicyConfig, build_actor
 
 from ._config import EmbodiedConfig, load_embodied_config
 
@@ -29,9 +29,10 @@ def policy_fn(
         actor = build_actor(cfg.policy, env.observation_spec, env.action_spec)
         actor.load_state_dict(state["learner"]["learner"]["actor"])
         actor.eval()
+        layout = ObsLayout.of(cfg.policy, env.observation_spec)
 
         def act(obs: Obs) -> torch.Tensor:
-            return actor.act(flat_obs(obs), deterministic=deterministic)
+            return actor.act(layout.policy_input(obs), deterministic=deterministic)
 
         return act
     policy = build_policy(cfg.policy, env.observation_spec, env.action_spec)

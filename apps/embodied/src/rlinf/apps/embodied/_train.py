@@ -109,10 +109,11 @@ def resume(run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> TrainR
 
 def _prepare(cfg: EmbodiedConfig) -> None:
     """The driver's checks beyond the config's (the env ids are checked with it): an
-    off-policy run builds one env to check that its MLP learner can read it, and checks
+    off-policy run builds one env to check that its learner can read it (images need the
+    CNN encoder), and checks
     its offline file (RLPD, IQL) against that env."""
     if isinstance(cfg.algo, OffPolicyConfig):
-        obs_dim, action_dim = check_offpolicy_env(cfg.env)
+        obs_dim, action_dim = check_offpolicy_env(cfg.env, cfg.policy, cfg.algo)
         check_offline_file(cfg.algo, cfg.env, obs_dim, action_dim)
 
 

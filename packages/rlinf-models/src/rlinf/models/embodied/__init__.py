@@ -44,7 +44,8 @@ from ._offline_data import (
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
 from ._offpolicy_config import OFFLINE_ALGORITHMS, OFFPOLICY_ALGORITHMS, OffPolicyConfig
 from ._offpolicy_flow import OffPolicyFlow
-from ._offpolicy_learner import OffPolicyLearner, transitions
+from ._offpolicy_learner import OffPolicyLearner
+from ._offpolicy_obs import ObsLayout, transitions
 from ._offpolicy_responder import OffPolicyResponder, build_actor, build_offpolicy_responder
 from ._offpolicy_worker import BUFFER_FILE, OffPolicyLearnerWorker
 from ._responder import ActionResponder, build_responder
@@ -67,6 +68,7 @@ __all__ = [
     "EmbodiedRolloutWorker",
     "EmbodiedRunnerSection",
     "EnvSectionLike",
+    "ObsLayout",
     "OffPolicyConfig",
     "OffPolicyFlow",
     "OffPolicyLearner",

@@ -23,13 +23,13 @@ __all__ = ["SquashedGaussianActor", "flat_obs", "vector_obs_dim"]
 
 
 def vector_obs_dim(obs_spec: ObsSpecLike) -> int:
-    """Features of the flattened vector observation; image keys raise ``ValueError``
-    (an MLP cannot read them)."""
+    """Features of the flattened vector observation (the offline file's layout); image keys
+    raise ``ValueError`` (see :class:`~rlinf.models.embodied.ObsLayout` for pixels)."""
     images = sorted(k for k, s in obs_spec.items() if is_image(s))
     if images:
         raise ValueError(
-            f"observation keys {images} are images, and the off-policy learner's policy is an "
-            "MLP over vector observations: use a state-observation env"
+            f"observation keys {images} are images, and offline transition files hold flat "
+            "vector observations only: use a state-observation env"
         )
     return sum(math.prod(obs_spec[k].shape) for k in obs_spec)
 
@@ -45,12 +45,16 @@ class SquashedGaussianActor(nn.Module):
     """``a = offset + scale * tanh(u)``, ``u ~ N(mean(s), std(s))``.
 
     Args:
-        obs_dim: ``D``.
+        obs_dim: ``D``, the trunk's input width (the encoder's ``out_features`` with one).
         action_spec: continuous action spec with finite ``low`` / ``high`` (``[A]``).
         hidden_sizes: trunk widths.
         activation: trunk nonlinearity (``PolicyConfig.activation``: tanh, relu, elu, ...).
         log_std_min: lower clamp of the log-std.
         log_std_max: upper clamp of the log-std.
+        encoder: the pixel encoder in front of the trunk (``None``: flat ``[B, D]`` input).
+            It is a submodule, so weight snapshots carry it to the collectors, but the
+            learner trains it through the critic loss only (DrQ): see
+            :meth:`head_parameters` and :meth:`sample`.
 
     ``forward(obs [B, D]) -> (action [B, A], log_prob [B])`` with a reparameterized sample;
     ``act(obs, deterministic)`` is the same without gradient (the mean when deterministic).
@@ -64,6 +68,7 @@ class SquashedGaussianActor(nn.Module):
         activation: str = "relu",
         log_std_min: float = -5.0,
         log_std_max: float = 2.0,
+        encoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if action_spec.kind != "continuous":
@@ -75,6 +80,7 @@ class SquashedGaussianActor(nn.Module):
         hi = np.broadcast_to(np.asarray(action_spec.high, np.float64), (dim,))
         if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
             raise ValueError("the squashed actor needs finite action bounds (low and high)")
+        self.encoder = encoder
         self.action_shape = tuple(action_spec.shape)
         self.log_std_min, self.log_std_max = float(log_std_min), float(log_std_max)
         layers: list[nn.Module] = []
@@ -88,8 +94,18 @@ class SquashedGaussianActor(nn.Module):
         self.register_buffer("scale", torch.as_tensor((hi - lo) / 2.0, dtype=torch.float32))
         self.register_buffer("offset", torch.as_tensor((hi + lo) / 2.0, dtype=torch.float32))
 
-    def _dist(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(obs)
+    def head_parameters(self) -> list[nn.Parameter]:
+        """The trunk's and heads' parameters (the encoder's excluded): what the actor loss
+        updates."""
+        skip = set() if self.encoder is None else {id(p) for p in self.encoder.parameters()}
+        return [p for p in self.parameters() if id(p) not in skip]
+
+    def encode(self, obs: Any) -> torch.Tensor:
+        """``[B, D]`` trunk input: the encoder's features, or ``obs`` itself without one."""
+        return obs if self.encoder is None else self.encoder(obs)
+
+    def _dist(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(features)
         log_std = self.log_std(h).clamp(self.log_std_min, self.log_std_max)
         return self.mean(h), log_std
 
@@ -103,28 +119,35 @@ class SquashedGaussianActor(nn.Module):
         normal = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
         return (normal - log1m_tanh_sq(u) - torch.log(self.scale)).sum(-1)
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self._dist(obs)
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized ``(action [B, A], log_prob [B])`` from trunk inputs ``[B, D]``
+        (the learner passes encoder features it computed once per batch, detached)."""
+        mean, log_std = self._dist(features)
         u = mean + log_std.exp() * torch.randn_like(mean)
         action = self.offset + self.scale * torch.tanh(u)
         return action, self.squash_log_prob(u, mean, log_std)
+
+    def forward(self, obs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample(self.encode(obs))
 
     def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``[B]`` log-density of given ``actions [B, A]`` at ``obs [B, D]``, with gradient
         (IQL's advantage-weighted regression on dataset actions). Actions on the bounds are
         pulled inside by 1e-6 of the half-range: ``atanh(+-1)`` is infinite."""
-        mean, log_std = self._dist(obs)
+        mean, log_std = self._dist(self.encode(obs))
         unit = ((actions.reshape(mean.shape) - self.offset) / self.scale).clamp(
             -1.0 + 1e-6, 1.0 - 1e-6
         )
         return self.squash_log_prob(torch.atanh(unit), mean, log_std)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """``[B, *action_shape]`` actions for ``obs [B, D]`` (no gradient)."""
+    def act(self, obs: Any, deterministic: bool = False) -> torch.Tensor:
+        """``[B, *action_shape]`` actions for ``obs`` (``[B, D]``, or the encoder's key ->
+        ``[B, ...]`` input), without gradient."""
+        features = self.encode(obs)
         if deterministic:
-            mean, _ = self._dist(obs)
+            mean, _ = self._dist(features)
             action = self.offset + self.scale * torch.tanh(mean)
         else:
-            action, _ = self(obs)
-        return action.reshape(obs.shape[0], *self.action_shape)
+            action, _ = self.sample(features)
+        return action.reshape(features.shape[0], *self.action_shape)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["OFFLINE_ALGORITHMS", "OFFPOLICY_ALGORITHMS", "OffPolicyConfig"]
+__all__ = ["AUGMENTATIONS", "OFFLINE_ALGORITHMS", "OFFPOLICY_ALGORITHMS", "OffPolicyConfig"]
+
+AUGMENTATIONS = ("none", "random_shift")
+"""Values of ``OffPolicyConfig.augment``."""
 
 OFFPOLICY_ALGORITHMS: Mapping[str, str] = {
     "sac": "soft actor-critic: twin critics, Polyak-averaged target critics",
@@ -67,6 +70,10 @@ class OffPolicyConfig:
         awr_beta: IQL's inverse temperature of the advantage weights.
         awr_max_weight: IQL's clamp of the advantage weights.
         value_lr: IQL's Adam learning rate of ``V``.
+        augment: augmentation of image observations in the learner's sampled batches
+            (``obs`` and ``next_obs``, each sample its own shift; never what the collectors
+            act on): ``"random_shift"`` (DrQ) or ``"none"``. Vector-only envs ignore it.
+        augment_pad: largest shift of ``random_shift`` in pixels (DrQ: 4 at 84 x 84).
     """
 
     name: str = "sac"
@@ -97,6 +104,8 @@ class OffPolicyConfig:
     awr_beta: float = 3.0
     awr_max_weight: float = 100.0
     value_lr: float = 3e-4
+    augment: str = "random_shift"
+    augment_pad: int = 4
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "critic_hidden_sizes", tuple(self.critic_hidden_sizes))
@@ -156,6 +165,17 @@ class OffPolicyConfig:
             raise ValueError(f"expectile must lie in (0, 1), got {self.expectile}")
         if min(self.awr_beta, self.awr_max_weight, self.value_lr) <= 0:
             raise ValueError("awr_beta, awr_max_weight and value_lr must be > 0")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(
+                f"augment: unknown augmentation {self.augment!r}; choose from {AUGMENTATIONS}"
+            )
+        if isinstance(self.augment_pad, bool) or self.augment_pad < 0:
+            raise ValueError(f"augment_pad must be an int >= 0, got {self.augment_pad!r}")
+
+    @property
+    def shift_pad(self) -> int:
+        """Pixels of DrQ's random shift in learner batches (0: no augmentation)."""
+        return self.augment_pad if self.augment == "random_shift" else 0
 
     @property
     def uses_target(self) -> bool:

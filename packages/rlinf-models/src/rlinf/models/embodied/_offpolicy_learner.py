@@ -6,6 +6,14 @@ through the object store (see :class:`~rlinf.models.embodied.OffPolicyLearnerWor
 sampled batch never crosses a process boundary, and one update step is local tensor work.
 With ``offline_data`` a second, fixed buffer holds the offline file (read in this process)
 and every batch mixes ``offline_ratio`` of it with online data (RLPD's symmetric sampling).
+
+From pixels (DrQ, ``policy.encoder: cnn``): the buffer keeps uint8 frames; each sampled
+batch's ``obs`` and ``next_obs`` images are randomly shifted (``algo.augment``), one shared
+CNN encoder (a submodule of the actor, so weight pushes carry it) turns them into features,
+the critic loss trains it (it is in the critic optimizer), and the actor loss reads the
+features detached (its optimizer holds the trunk and heads only), as DrQ-v2 does. The
+target critics read the online encoder's features of ``next_obs``; there is no target
+encoder. Offline data and IQL are flat-layout only.
 """
 
 from __future__ import annotations
@@ -22,7 +30,6 @@ from rlinf.algos import (
     CriticEnsemble,
     ReplayBuffer,
     crossq_critic_loss,
-    polyak_update,
     rlpd_actor_loss,
     rlpd_critic_target,
     sac_actor_loss,
@@ -36,41 +43,13 @@ from rlinf.core import Trajectory
 from .._config import PolicyConfig
 from .._spec import ActionSpecLike, ObsSpecLike
 from ._offline_data import load_offline_data
-from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
+from ._offpolicy_actor import SquashedGaussianActor
 from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_iql import IQLValue
+from ._offpolicy_obs import NEXT_OBS_RECORD, ObsLayout, transitions
+from ._offpolicy_optim import adam, polyak_pairs, polyak_step
 
 __all__ = ["NEXT_OBS_RECORD", "OffPolicyLearner", "transitions"]
-
-NEXT_OBS_RECORD = "next_obs"
-"""The record (``[N, T, D]`` flat float32) the collectors' policy adds to a trajectory: the
-state each step reached, *before* any auto-reset (so truncated episodes bootstrap from the
-true last state)."""
-
-
-def transitions(traj: Trajectory) -> dict[str, torch.Tensor]:
-    """A ``[N, T]`` trajectory -> ``N*T`` transitions ``{"obs" [M, D], "actions" [M, A],
-    "rewards" [M], "next_obs" [M, D], "terminated" [M]}`` (float32; terminated 0/1).
-
-    Only termination stops bootstrapping; a truncated step keeps ``gamma * V(next_obs)``.
-    """
-    if NEXT_OBS_RECORD not in traj.records:
-        raise ValueError(
-            f"trajectory has no {NEXT_OBS_RECORD!r} record (records: {sorted(traj.records)}); "
-            "collect it with the off-policy responder"
-        )
-    n, t = np.asarray(traj.rewards).shape
-    obs = flat_obs({k: np.asarray(v).reshape(n * t, *np.shape(v)[2:]) for k, v in traj.obs.items()})
-    actions = torch.as_tensor(np.asarray(traj.actions)).float().reshape(n * t, -1)
-    return {
-        "obs": obs,
-        "actions": actions,
-        "rewards": torch.as_tensor(np.asarray(traj.rewards)).float().reshape(-1),
-        "next_obs": torch.as_tensor(np.asarray(traj.records[NEXT_OBS_RECORD]))
-        .float()
-        .reshape(n * t, -1),
-        "terminated": torch.as_tensor(np.asarray(traj.terminated)).float().reshape(-1),
-    }
 
 
 class OffPolicyLearner:
@@ -81,7 +60,8 @@ class OffPolicyLearner:
         config: :class:`OffPolicyConfig`.
         policy_config: the actor's trunk (``hidden_sizes``, ``activation``,
             ``log_std_min``/``log_std_max``).
-        obs_spec: the env's observation spec (vector keys only).
+        obs_spec: the env's observation spec (image keys need ``policy_config.encoder:
+            cnn``).
         action_spec: continuous with finite bounds.
         seed: seeds torch (initial weights, sampling) and the buffer's draws.
     """
@@ -97,8 +77,16 @@ class OffPolicyLearner:
         self.config = config
         torch.manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed)
-        self.obs_dim = vector_obs_dim(obs_spec)
+        self.layout = ObsLayout.of(policy_config, obs_spec)
+        if self.layout.pixels and (config.offline_data or config.name == "iql"):
+            raise ValueError(
+                f"{config.name}{' with offline data' if config.offline_data else ''} reads flat "
+                f"vector observations only; the images {list(self.layout.image_keys)} need "
+                "sac, crossq or rlpd without an offline file"
+            )
+        self.obs_dim = self.layout.features_dim(policy_config)
         self.action_dim = math.prod(tuple(action_spec.shape))
+        self.encoder = self.layout.encoder(policy_config, obs_spec)
         self.actor = SquashedGaussianActor(
             self.obs_dim,
             action_spec,
@@ -106,6 +94,7 @@ class OffPolicyLearner:
             policy_config.activation,
             policy_config.log_std_min,
             policy_config.log_std_max,
+            encoder=self.encoder,
         )  # the same construction as the collectors' (_offpolicy_responder.build_actor)
         self.critic = CriticEnsemble(
             self.obs_dim,
@@ -122,9 +111,16 @@ class OffPolicyLearner:
             float(-self.action_dim) if config.target_entropy is None else config.target_entropy
         )
         betas = (config.adam_beta1, 0.999)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), config.actor_lr, betas=betas)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), config.critic_lr, betas=betas)
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], config.alpha_lr, betas=betas)
+        self.actor_opt = adam(self.actor.head_parameters(), config.actor_lr, betas)
+        critic_params = list(self.critic.parameters())
+        if self.encoder is not None:  # DrQ: the critic loss trains the shared encoder
+            critic_params += list(self.encoder.parameters())
+        self.critic_opt = adam(critic_params, config.critic_lr, betas)
+        self.alpha_opt = adam([self.log_alpha], config.alpha_lr, betas)
+        # Fixed for the learner's life: walking the modules on every update costs more
+        # than the small networks' arithmetic saves.
+        self._critic_params = list(self.critic.parameters())
+        self._polyak = None if self.target is None else polyak_pairs(self.target, self.critic)
         self.buffer = ReplayBuffer(config.buffer_size)
         self.offline: ReplayBuffer | None = None
         if config.offline_data:
@@ -148,8 +144,8 @@ class OffPolicyLearner:
 
     def add(self, traj: Trajectory) -> int:
         """Append a trajectory's transitions; returns how many."""
-        batch = transitions(traj)
-        if batch["obs"].shape[1] != self.obs_dim:
+        batch = transitions(traj, self.layout)
+        if not self.layout.pixels and batch["obs"].shape[1] != self.obs_dim:
             raise ValueError(f"obs has {batch['obs'].shape[1]} features, expected {self.obs_dim}")
         self.buffer.add(batch)
         n = batch["rewards"].shape[0]
@@ -179,45 +175,62 @@ class OffPolicyLearner:
             generator=self.generator,
         )
 
-    def _critic_step(self, b: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _features(self, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(z [B, F], z_next [B, F])``: the flat obs themselves, or (pixels) the shared
+        encoder's features of the augmented images, ``z`` with gradient to the encoder and
+        ``z_next`` without."""
+        obs = self.layout.from_batch(b, "obs")
+        nxt = self.layout.from_batch(b, NEXT_OBS_RECORD)
+        if self.encoder is None:
+            return obs, nxt
+        pad = self.config.shift_pad
+        z = self.encoder(self.layout.augment(obs, pad, self.generator))
+        with torch.no_grad():
+            z_next = self.encoder(self.layout.augment(nxt, pad, self.generator))
+        return z, z_next
+
+    def _critic_step(
+        self, b: Mapping[str, torch.Tensor], z: torch.Tensor, z_next: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One critic update on features ``z`` / ``z_next`` ``[B, F]`` of ``b``'s obs."""
         alpha = self.alpha
         if self.config.name == "rlpd":
             assert self.target is not None
             with torch.no_grad():
-                next_a, next_logp = self.actor(b["next_obs"])
+                next_a, next_logp = self.actor.sample(z_next)
                 target, _ = rlpd_critic_target(
                     b["rewards"],
                     b["terminated"],
-                    self.target(b["next_obs"], next_a),
+                    self.target(z_next, next_a),
                     next_logp if self.config.backup_entropy else None,
                     gamma=self.config.gamma,
                     alpha=alpha,
                     subset_size=self.config.subset_size,
                     generator=self.generator,
                 )
-            loss, metrics = sac_critic_loss(self.critic(b["obs"], b["actions"]), target)
+            loss, metrics = sac_critic_loss(self.critic(z, b["actions"]), target)
         elif self.target is not None:
             with torch.no_grad():
-                next_a, next_logp = self.actor(b["next_obs"])
+                next_a, next_logp = self.actor.sample(z_next)
                 target = sac_critic_target(
                     b["rewards"],
                     b["terminated"],
-                    self.target(b["next_obs"], next_a),
+                    self.target(z_next, next_a),
                     next_logp,
                     gamma=self.config.gamma,
                     alpha=alpha,
                 )
-            loss, metrics = sac_critic_loss(self.critic(b["obs"], b["actions"]), target)
+            loss, metrics = sac_critic_loss(self.critic(z, b["actions"]), target)
         else:
             with torch.no_grad():
-                next_a, next_logp = self.actor(b["next_obs"])
+                next_a, next_logp = self.actor.sample(z_next)
             self.critic.train()
             loss, metrics = crossq_critic_loss(
                 self.critic,
-                b["obs"],
+                z,
                 b["actions"],
                 b["rewards"],
-                b["next_obs"],
+                z_next,
                 b["terminated"],
                 next_a,
                 next_logp,
@@ -229,18 +242,21 @@ class OffPolicyLearner:
         self.critic_opt.step()
         return metrics
 
-    def _actor_step(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _actor_step(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One actor (and temperature) update on detached features ``[B, F]``."""
         # CrossQ evaluates the actor's actions with the critic's running statistics.
-        self.critic.requires_grad_(False)
+        for p in self._critic_params:  # no weight gradients for the critics here
+            p.requires_grad_(False)
         if self.target is None:
             self.critic.eval()
         try:
-            action, logp = self.actor(obs)
+            action, logp = self.actor.sample(features)
             # RLPD's actor follows the ensemble mean; SAC / CrossQ the minimum.
             actor_loss = rlpd_actor_loss if self.config.name == "rlpd" else sac_actor_loss
-            loss, metrics = actor_loss(self.critic(obs, action), logp, self.alpha)
+            loss, metrics = actor_loss(self.critic(features, action), logp, self.alpha)
         finally:
-            self.critic.requires_grad_(True)
+            for p in self._critic_params:
+                p.requires_grad_(True)
             self.critic.train()
         self.actor_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -273,9 +289,10 @@ class OffPolicyLearner:
             return self.value.step(
                 b, self.actor, self.actor_opt, self.critic, self.critic_opt, self.target
             )
-        metrics = self._critic_step(b)
+        z, z_next = self._features(b)
+        metrics = self._critic_step(b, z, z_next)
         if self.updates % self.config.policy_delay == 0:
-            metrics.update(self._actor_step(b["obs"]))
+            metrics.update(self._actor_step(z.detach()))
         return metrics
 
     def update(self, num_updates: int, offline_only: bool = False) -> dict[str, float]:
@@ -291,17 +308,16 @@ class OffPolicyLearner:
                 else f"the {online} of batch_size {self.config.batch_size} it must supply"
             )
             raise ValueError(f"buffer holds {len(self.buffer)} transitions, fewer than {share}")
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        # Metrics stay tensors until the end: one conversion per key, not per update.
+        values: dict[str, list[torch.Tensor]] = {}
         for _ in range(num_updates):
             metrics = self._step(self._sample(offline_only))
-            if self.target is not None:
-                polyak_update(self.target, self.critic, self.config.tau)
+            if self._polyak is not None:
+                polyak_step(self._polyak, self.config.tau)
             self.updates += 1
             for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-                counts[k] = counts.get(k, 0) + 1
-        out = {f"train/{k}": sums[k] / counts[k] for k in sums}
+                values.setdefault(k, []).append(torch.as_tensor(v).detach().float())
+        out = {f"train/{k}": float(torch.stack(v).mean()) for k, v in values.items()}
         if num_updates and self.value is None:
             out["train/alpha"] = float(self.alpha)
         return out
