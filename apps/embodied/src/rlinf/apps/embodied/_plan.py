@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 from rlinf.core import ConfigError, MetricLogger, read_metrics
@@ -16,6 +17,8 @@ from rlinf.models.embodied import OffPolicyConfig
 from rlinf.models.planning import (
     Plan,
     describe,
+    merge_device_profiles,
+    parse_profile_devices,
     reference_iterations,
     write_plan_files,
 )
@@ -134,11 +137,11 @@ def _measure_memory(flow: Any) -> MemoryFacts:
 
 
 def _run_reference(
-    cfg: EmbodiedConfig, iterations: int
+    cfg: EmbodiedConfig, iterations: int, devices: int = 1
 ) -> tuple[list[dict[str, float]], MemoryFacts]:
     from ._flow import build_flow
 
-    ref = reference_config(cfg, iterations)
+    ref = reference_config(cfg, iterations, devices)
     with tempfile.TemporaryDirectory(prefix="rlinf-plan-") as tmp:
         flow = build_flow(ref)
         logger = MetricLogger(tmp, backends=("jsonl",))
@@ -155,18 +158,45 @@ def _run_reference(
         return read_metrics(tmp), memory
 
 
-def plan(cfg: EmbodiedConfig, iterations: int = 4) -> Plan:
+def plan(cfg: EmbodiedConfig, iterations: int = 4, profile_devices: Sequence[int] = (1,)) -> Plan:
     """Profile ``cfg`` at its reference point for ``iterations`` iterations (a temporary
-    run directory, removed after), then rank the placements of ``cfg.cluster``'s topology.
+    run directory, removed after), for each device count of ``profile_devices`` (every
+    component on devices ``0..d-1``; several counts give measured data-parallel scaling,
+    merged by :func:`rlinf.models.planning.merge_device_profiles`), then rank the
+    placements of ``cfg.cluster``'s topology.
 
     Raises:
-        ConfigError: an off-policy config, fewer than 2 iterations, or no accepted candidate.
+        ConfigError: an off-policy config, fewer than 2 iterations, a reference the app
+            refuses, or no accepted candidate.
     """
     reference_iterations(iterations)
     plan_facts(cfg, MemoryFacts({}, 1, ""))  # fail on an off-policy config before Ray
     topology = cfg.cluster.topology()
-    rows, memory = _run_reference(cfg, iterations)
-    profile = profile_from_metrics(rows, plan_facts(cfg, memory))
+    counts = parse_profile_devices(list(profile_devices), topology.num_devices)
+    for d in counts[1:]:  # every reference is checked before the first one runs
+        try:
+            check_run(reference_config(cfg, iterations, d), topology)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"plan: the reference run on {d} device(s) is refused: {e}") from None
+    profiles = {}
+    for d in counts:
+        rows, memory = _run_reference(cfg, iterations, d)
+        if d == 1:  # memory and the flow facts come from the one-device reference
+            facts = plan_facts(cfg, memory)
+            reference_s = float(statistics.median(r["time/iteration"] for r in rows[1:]))
+        profiles[d] = profile_from_metrics(rows, facts, devices=d)
+    profile = merge_device_profiles(profiles)
     ranked, dropped, examples = choose(cfg, profile, topology)
-    reference_s = float(statistics.median(r["time/iteration"] for r in rows[1:]))
-    return Plan(profile, ranked, dropped, examples, memory.note, reference_s, block_of=plan_block)
+    label = "all on device 0, 1 stage, no overlap"
+    if len(counts) > 1:
+        label += "; scaling measured at " + ", ".join(map(str, counts)) + " device(s)"
+    return Plan(
+        profile,
+        ranked,
+        dropped,
+        examples,
+        facts.memory.note,
+        reference_s,
+        block_of=plan_block,
+        reference_label=label,
+    )

@@ -15,12 +15,18 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rlinf.core import ConfigError
-from rlinf.sched import RankedPlacement
+from rlinf.sched import FlowProfile, RankedPlacement, Topology
 
 from ..planning import Plan, choose, merge_device_profiles, reference_iterations
 from ._plan_profile import LLM_COMPONENTS, llm_plan_block, llm_profile_from_metrics
 
-__all__ = ["apply_llm_plan", "check_plannable", "plan_llm", "reference_llm_config"]
+__all__ = [
+    "apply_llm_plan",
+    "check_plannable",
+    "llm_choose",
+    "plan_llm",
+    "reference_llm_config",
+]
 
 
 def apply_llm_plan(cfg: Any, candidate: RankedPlacement) -> Any:
@@ -63,6 +69,14 @@ def _rejection(cfg: Any, candidate: RankedPlacement, check: Callable[[Any], obje
     except (ConfigError, ValueError) as e:
         return str(e)
     return None
+
+
+def llm_choose(
+    cfg: Any, profile: FlowProfile, topology: Topology, check: Callable[[Any], object]
+) -> tuple[tuple[RankedPlacement, ...], dict[str, int], dict[str, str]]:
+    """:func:`rlinf.models.planning.choose` keeping the candidates whose config
+    (:func:`apply_llm_plan`) ``check`` accepts."""
+    return choose(profile, topology, lambda c: _rejection(cfg, c, check))
 
 
 def _overlap_allowed(cfg: Any, check: Callable[[Any], object]) -> bool:
