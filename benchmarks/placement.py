@@ -3,8 +3,8 @@
 For each workload (embodied HalfCheetah shortened: PPO, 8 envs x 64 steps, 2 epochs; math
 GRPO on the tiny Qwen2 without SFT):
 
-1. ``rlinf-<app> plan`` profiles reference runs (math: at 1 and 2 devices, so data-parallel
-   scaling is measured) and writes the profile;
+1. ``rlinf-<app> plan --profile-devices 1,2`` profiles reference runs at 1 and 2 devices
+   (so data-parallel scaling is measured, not assumed) and writes the profile;
 2. the candidates the planner enumerates and the app accepts are rebuilt from that profile
    with the app's own filter (pure, no Ray), each with its predicted s/iter;
 3. each candidate runs through the real CLI (``rlinf-<app> train`` with its placement block
@@ -117,7 +117,7 @@ WORKLOADS = (
         EMBODIED,
         lambda n: [f"runner.total_env_steps={n * 8 * 64}"],
         "time/iteration",
-        (),
+        ("--profile-devices", "1,2"),
         _embodied_candidates,
     ),
     Workload(

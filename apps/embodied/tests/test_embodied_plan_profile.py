@@ -148,3 +148,10 @@ def test_second_device_count_reference_is_checked_before_ray():
         plan(cfg, 2, (1, 2))
     profile = profile_from_metrics(ROWS, PlanFacts((1,), False, MemoryFacts({}, 1, "")), 2)
     assert set(profile["actor"].seconds) == {2}
+
+
+def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
+    from rlinf.apps.embodied._plan import auto_profile_devices
+
+    assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=4"])) == (1, 2)
+    assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=3"])) == (1,)

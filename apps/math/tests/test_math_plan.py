@@ -128,3 +128,14 @@ def test_plan_then_auto_train_end_to_end(tmp_path, capsys):
     assert written["runner"]["max_staleness"] == record["chosen"]["runner"]["max_staleness"]
     assert [int(r["step"]) for r in read_metrics(run_dir / "metrics.jsonl")][-1] == 2
     assert APP.check_config is validate
+
+
+def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
+    from rlinf.models.llm._plan import auto_profile_devices
+
+    assert auto_profile_devices(load_math_config("grpo", ["placement=auto"]), validate) == (1, 2)
+    # One-process torch cannot train on 2 actor ranks, one slot has no second count: only 1.
+    torch_cfg = load_math_config("grpo", ["placement=auto", "training.backend=torch"])
+    assert auto_profile_devices(torch_cfg, validate) == (1,)
+    one = load_math_config("grpo", ["placement=auto", "cluster.devices=1"])
+    assert auto_profile_devices(one, validate) == (1,)

@@ -38,6 +38,7 @@ from ._plan_profile import (
 __all__ = [
     "Plan",
     "apply_plan",
+    "auto_profile_devices",
     "choose",
     "describe",
     "plan",
@@ -156,6 +157,20 @@ def _run_reference(
             logger.close()
             flow.shutdown()
         return read_metrics(tmp), memory
+
+
+def auto_profile_devices(cfg: EmbodiedConfig) -> tuple[int, ...]:
+    """Device counts ``placement: auto`` profiles at: ``(1, 2)`` when the cluster has two
+    devices and the app accepts the two-device reference (scaling then comes from
+    measurement), else ``(1,)``."""
+    topology = cfg.cluster.topology()
+    if topology.num_devices < 2:
+        return (1,)
+    try:
+        check_run(reference_config(cfg, 2, 2), topology)
+    except (ConfigError, ValueError):
+        return (1,)
+    return (1, 2)
 
 
 def plan(cfg: EmbodiedConfig, iterations: int = 4, profile_devices: Sequence[int] = (1,)) -> Plan:

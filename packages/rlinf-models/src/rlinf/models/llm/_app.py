@@ -197,10 +197,11 @@ class LLMApp(Generic[C, D]):
             if not is_auto_placement(cfg.placement):  # type: ignore[attr-defined]
                 return cfg
             from ..planning import describe
-            from ._plan import apply_llm_plan
+            from ._plan import apply_llm_plan, auto_profile_devices
 
             check_run_dir_free(run_dir)  # before minutes of profiling, not after
-            p = self.plan(cfg, AUTO_ITERATIONS)
+            counts = auto_profile_devices(cfg, self.check_config or (lambda c: None))
+            p = self.plan(cfg, AUTO_ITERATIONS, counts)
             print("\n".join(describe(p, top=5)))
             print(f"placement: auto chose\n{p.block_yaml()}", end="", flush=True)
             planned.append(p)

@@ -22,6 +22,7 @@ from ._plan_profile import LLM_COMPONENTS, llm_plan_block, llm_profile_from_metr
 
 __all__ = [
     "apply_llm_plan",
+    "auto_profile_devices",
     "check_plannable",
     "llm_choose",
     "plan_llm",
@@ -61,6 +62,19 @@ def check_plannable(cfg: Any) -> None:
                 f"placement: plan models {list(LLM_COMPONENTS)}; this flow also places "
                 f"{extra}, which the planner does not profile yet"
             )
+
+
+def auto_profile_devices(cfg: Any, check: Callable[[Any], object]) -> tuple[int, ...]:
+    """Device counts ``placement: auto`` profiles at: ``(1, 2)`` when the cluster has two
+    devices and the app accepts the two-device reference (scaling then comes from
+    measurement: on shared CPU cores 2 ranks can be slower than 1), else ``(1,)``."""
+    if cfg.cluster.topology().num_devices < 2:
+        return (1,)
+    try:
+        check(reference_llm_config(cfg, 2))
+    except (ConfigError, ValueError):
+        return (1,)
+    return (1, 2)
 
 
 def _rejection(cfg: Any, candidate: RankedPlacement, check: Callable[[Any], object]) -> str | None:
