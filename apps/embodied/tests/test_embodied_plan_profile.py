@@ -134,3 +134,24 @@ def test_resume_refuses_auto(tmp_path):
     assert _load_resumed(path, ["placement.actor=1"]).placement["actor"] == 1
     with pytest.raises(ConfigError, match="plans new runs only; a resumed run keeps"):
         _load_resumed(path, ["placement=auto"])
+
+
+def test_second_device_count_reference_is_checked_before_ray():
+    from rlinf.apps.embodied._config import reference_config
+    from rlinf.apps.embodied._plan import plan
+
+    cfg = load_embodied_config("cartpole", ["env.num_envs=3"])
+    ref = reference_config(cfg, 2, devices=2)
+    assert dict(ref.placement) == {"actor": "0-1", "rollout": "0-1", "env": "0-1"}
+    # 3 envs do not split over 2 env workers: refused before any reference run starts.
+    with pytest.raises(ConfigError, match=r"reference run on 2 device\(s\) is refused: env"):
+        plan(cfg, 2, (1, 2))
+    profile = profile_from_metrics(ROWS, PlanFacts((1,), False, MemoryFacts({}, 1, "")), 2)
+    assert set(profile["actor"].seconds) == {2}
+
+
+def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
+    from rlinf.apps.embodied._plan import auto_profile_devices
+
+    assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=4"])) == (1, 2)
+    assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=3"])) == (1,)

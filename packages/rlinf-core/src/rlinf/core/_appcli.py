@@ -14,11 +14,20 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ._cli import add_checkpoint_eval_command, add_sft_command, add_train_command, run_cli
 from ._config import ConfigError
 
-__all__ = ["USER_ERRORS", "CliProbe", "app_main", "app_parser", "lazy_command", "probe_cli"]
+__all__ = [
+    "USER_ERRORS",
+    "CliProbe",
+    "add_plan_command",
+    "app_main",
+    "app_parser",
+    "lazy_command",
+    "probe_cli",
+]
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
@@ -36,11 +45,12 @@ def app_parser(prog: str, description: str, helps: Mapping[str, str]) -> argpars
     ``helps`` names them, ``eval --checkpoint`` (:func:`~rlinf.core.add_checkpoint_eval_command`)
     and ``sft --config --out`` (:func:`~rlinf.core.add_sft_command`).
 
-    ``helps`` maps ``"train"``, ``"--config"`` (both required), ``"eval"``, ``"sft"`` and
-    ``"--out"`` (of ``sft``; default ``"output directory"``) to their help texts. An app
+    ``helps`` maps ``"train"``, ``"--config"`` (both required), ``"eval"``, ``"sft"``,
+    ``"--out"`` (of ``sft``; default ``"output directory"``) and ``"plan"``
+    (:func:`add_plan_command`) to their help texts. An app
     with another ``eval`` leaves it out and adds its own to ``parser.sub`` (the subparsers).
     """
-    unknown = set(helps) - {"train", "--config", "eval", "sft", "--out"}
+    unknown = set(helps) - {"train", "--config", "eval", "sft", "--out", "plan"}
     if unknown:
         raise ValueError(f"app_parser: unknown help keys {sorted(unknown)}")
     p = argparse.ArgumentParser(prog=prog, description=description.split("\n\n")[0])
@@ -50,8 +60,32 @@ def app_parser(prog: str, description: str, helps: Mapping[str, str]) -> argpars
         add_checkpoint_eval_command(sub, help=helps["eval"])
     if "sft" in helps:
         add_sft_command(sub, help=helps["sft"], out_help=helps.get("--out", "output directory"))
+    if "plan" in helps:
+        add_plan_command(sub, help=helps["plan"])
     p.set_defaults(sub=sub)  # read back by apps that add commands of their own
     return p
+
+
+def add_plan_command(sub: Any, help: str) -> argparse.ArgumentParser:
+    """``plan --config X [--iterations N] [--profile-devices 1,2] [--out FILE] [--top K]
+    [key=value ...]``: profile reference runs, print the ranked placements, write the
+    chosen block."""
+    pl = sub.add_parser("plan", help=help)
+    pl.add_argument("--config", required=True, help="preset name or YAML path")
+    pl.add_argument(
+        "--iterations", type=int, default=4, help="reference iterations (first is warm-up)"
+    )
+    pl.add_argument(
+        "--profile-devices",
+        default="1",
+        help="device counts to profile at, e.g. 1,2 (measured data-parallel scaling)",
+    )
+    pl.add_argument(
+        "--out", help="write the chosen block here as YAML (and <stem>.profile.json beside it)"
+    )
+    pl.add_argument("--top", type=int, default=10, help="rows of the ranked table")
+    pl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
+    return pl
 
 
 def app_main(

@@ -23,6 +23,10 @@
   log-probabilities, the :class:`~rlinf.models.llm.GenerationBackend` protocol with its HF
   implementation, and a :class:`~rlinf.models.llm.ValueModel` critic.
 
+* :mod:`rlinf.models.planning` (import it explicitly): what every app's ``plan`` command
+  and ``placement: auto`` share: the planner's candidates filtered by the app's checks,
+  the plan record and files, profiles at several device counts merged into one.
+
 ``rlinf.models`` never imports a heavy engine at import time, nor rlinf.envs
 (specs are structural: :class:`ActionSpecLike`, :class:`ArraySpecLike`).
 """

@@ -70,10 +70,12 @@ def is_auto(cfg: EmbodiedConfig) -> bool:
     return isinstance(cfg.placement, str)
 
 
-def reference_config(cfg: EmbodiedConfig, iterations: int | None = None) -> EmbodiedConfig:
-    """The planner's reference point of ``cfg``: every component on device 0, one pipeline
-    stage, no overlap; with ``iterations``, a run of exactly that many updates that records
-    ``metrics.jsonl`` only (no progress bar, no checkpoints)."""
+def reference_config(
+    cfg: EmbodiedConfig, iterations: int | None = None, devices: int = 1
+) -> EmbodiedConfig:
+    """The planner's reference point of ``cfg``: every component on devices ``0 ..
+    devices-1``, one pipeline stage, no overlap; with ``iterations``, a run of exactly that
+    many updates that records ``metrics.jsonl`` only (no progress bar, no checkpoints)."""
     runner = dataclasses.replace(cfg.runner, pipeline_stages=1, overlap_update=False)
     if iterations is not None:
         steps = cfg.env.num_envs * cfg.runner.horizon * cfg.env.chunk_size
@@ -84,7 +86,8 @@ def reference_config(cfg: EmbodiedConfig, iterations: int | None = None) -> Embo
             metric_backends=("jsonl",),
             checkpoint_every=0,
         )
-    return dataclasses.replace(cfg, placement=dict.fromkeys(COMPONENTS, "0"), runner=runner)
+    spec = "0" if devices == 1 else f"0-{devices - 1}"
+    return dataclasses.replace(cfg, placement=dict.fromkeys(COMPONENTS, spec), runner=runner)
 
 
 def _check_auto(cfg: EmbodiedConfig) -> None:

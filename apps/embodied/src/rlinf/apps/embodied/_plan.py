@@ -7,18 +7,23 @@ Ray starts only inside :func:`plan` (the reference run).
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 import statistics
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
-
-import yaml
 
 from rlinf.core import ConfigError, MetricLogger, read_metrics
 from rlinf.models.embodied import OffPolicyConfig
-from rlinf.sched import FlowProfile, RankedPlacement, Topology, format_ranking, predict, search
+from rlinf.models.planning import (
+    Plan,
+    describe,
+    merge_device_profiles,
+    parse_profile_devices,
+    reference_iterations,
+    write_plan_files,
+)
+from rlinf.models.planning import choose as choose_accepted
+from rlinf.sched import FlowProfile, RankedPlacement, Topology
 
 from ._config import EmbodiedConfig, check_run, reference_config
 from ._plan_profile import (
@@ -33,86 +38,15 @@ from ._plan_profile import (
 __all__ = [
     "Plan",
     "apply_plan",
+    "auto_profile_devices",
     "choose",
     "describe",
     "plan",
+    "plan_block",
     "plan_facts",
     "reference_iterations",
     "write_plan_files",
 ]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A planned placement and how it was found.
-
-    Attributes:
-        profile: the measured profile.
-        ranked: candidates the app accepts, best first.
-        dropped: candidates the search proposed and the app's checks reject, counted by
-            cause (the config key its check names) -> count.
-        examples: cause -> the first rejection message of that cause.
-        memory_note: how memory was measured, or why it is not checked.
-        reference_s: measured seconds per iteration of the reference run (median after
-            the first iteration).
-    """
-
-    profile: FlowProfile
-    ranked: tuple[RankedPlacement, ...]
-    dropped: Mapping[str, int] = field(hash=False)
-    examples: Mapping[str, str] = field(hash=False)
-    memory_note: str
-    reference_s: float
-
-    @property
-    def chosen(self) -> RankedPlacement:
-        """The fastest accepted candidate."""
-        return self.ranked[0]
-
-    def block(self) -> dict[str, Any]:
-        """The config block of the choice: ``placement`` and ``runner.pipeline_stages`` /
-        ``runner.overlap_update``."""
-        c = self.chosen
-        return {
-            "placement": dict(c.specs),
-            "runner": {"pipeline_stages": c.micro_batches, "overlap_update": c.overlap_update},
-        }
-
-    def block_yaml(self) -> str:
-        """:meth:`block` as YAML to paste into a config."""
-        return yaml.safe_dump(self.block(), sort_keys=False)
-
-    def table(self, top: int = 10) -> str:
-        """The ranked table (``rlinf.sched.format_ranking``)."""
-        return format_ranking(self.ranked, top=top)
-
-    def summary(self) -> str:
-        """How many candidates the app rejected, and why."""
-        n = sum(self.dropped.values())
-        if not n:
-            return "dropped 0 candidates: the app accepts every one the planner proposed"
-        why = "; ".join(
-            f"{v} x {self.examples[k]}"
-            for k, v in sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))
-        )
-        return f"dropped {n} candidate(s) the app rejects: {why}"
-
-    def record(self, top: int = 10) -> dict[str, Any]:
-        """Everything as JSON-ready data (``plan.json`` of a ``placement: auto`` run)."""
-        return {
-            "profile": self.profile.to_dict(),
-            "reference_s_per_iter": self.reference_s,
-            "memory": self.memory_note,
-            "dropped": {
-                k: {"count": v, "example": self.examples[k]} for k, v in self.dropped.items()
-            },
-            "ranking": [
-                {**r.to_config(), "seconds": r.seconds, "reason": r.prediction.reason}
-                for r in self.ranked[:top]
-            ],
-            "table": self.table(top),
-            "chosen": self.block(),
-        }
 
 
 def plan_facts(cfg: EmbodiedConfig, memory: MemoryFacts) -> PlanFacts:
@@ -128,6 +62,18 @@ def plan_facts(cfg: EmbodiedConfig, memory: MemoryFacts) -> PlanFacts:
     except ValueError:
         overlap = False
     return PlanFacts(micro_batch_options(cfg.env.num_envs), overlap, memory)
+
+
+def plan_block(candidate: RankedPlacement) -> dict[str, Any]:
+    """The config block of a candidate: ``placement`` and ``runner.pipeline_stages`` /
+    ``runner.overlap_update``."""
+    return {
+        "placement": dict(candidate.specs),
+        "runner": {
+            "pipeline_stages": candidate.micro_batches,
+            "overlap_update": candidate.overlap_update,
+        },
+    }
 
 
 def apply_plan(cfg: EmbodiedConfig, candidate: RankedPlacement) -> EmbodiedConfig:
@@ -160,39 +106,9 @@ def _rejection(cfg: EmbodiedConfig, candidate: RankedPlacement, topology: Topolo
 def choose(
     cfg: EmbodiedConfig, profile: FlowProfile, topology: Topology
 ) -> tuple[tuple[RankedPlacement, ...], dict[str, int], dict[str, str]]:
-    """The search's feasible candidates the app accepts (best first, checked with the
-    app's own :func:`~rlinf.apps.embodied._config.check_run`), the rejected ones counted by
-    cause (the config key the check names), and each cause's first message.
-
-    Raises:
-        ConfigError: the app accepts none of them.
-    """
-    kept: list[RankedPlacement] = []
-    dropped: dict[str, int] = {}
-    examples: dict[str, str] = {}
-    for candidate in search(profile, topology):
-        why = _rejection(cfg, candidate, topology)
-        if why is None:
-            kept.append(candidate)
-            continue
-        cause = why.split(":")[0]
-        dropped[cause] = dropped.get(cause, 0) + 1
-        examples.setdefault(cause, why)
-    if not kept:
-        raise ConfigError(
-            f"plan: the app accepts none of the planner's candidates on {topology.describe()}: "
-            + "; ".join(examples.values())
-        )
-    return tuple(kept), dropped, examples
-
-
-def reference_iterations(iterations: int) -> int:
-    """Check an iteration count for the reference run (>= 2: the first is warm-up)."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 2:
-        raise ConfigError(
-            f"--iterations must be an int >= 2 (the first is warm-up), got {iterations}"
-        )
-    return iterations
+    """:func:`rlinf.models.planning.choose` with the app's own checks
+    (:func:`~rlinf.apps.embodied._config.check_run` and the rollout-rank rule)."""
+    return choose_accepted(profile, topology, lambda c: _rejection(cfg, c, topology))
 
 
 def _measure_memory(flow: Any) -> MemoryFacts:
@@ -222,11 +138,11 @@ def _measure_memory(flow: Any) -> MemoryFacts:
 
 
 def _run_reference(
-    cfg: EmbodiedConfig, iterations: int
+    cfg: EmbodiedConfig, iterations: int, devices: int = 1
 ) -> tuple[list[dict[str, float]], MemoryFacts]:
     from ._flow import build_flow
 
-    ref = reference_config(cfg, iterations)
+    ref = reference_config(cfg, iterations, devices)
     with tempfile.TemporaryDirectory(prefix="rlinf-plan-") as tmp:
         flow = build_flow(ref)
         logger = MetricLogger(tmp, backends=("jsonl",))
@@ -243,40 +159,59 @@ def _run_reference(
         return read_metrics(tmp), memory
 
 
-def plan(cfg: EmbodiedConfig, iterations: int = 4) -> Plan:
+def auto_profile_devices(cfg: EmbodiedConfig) -> tuple[int, ...]:
+    """Device counts ``placement: auto`` profiles at: ``(1, 2)`` when the cluster has two
+    devices and the app accepts the two-device reference (scaling then comes from
+    measurement), else ``(1,)``."""
+    topology = cfg.cluster.topology()
+    if topology.num_devices < 2:
+        return (1,)
+    try:
+        check_run(reference_config(cfg, 2, 2), topology)
+    except (ConfigError, ValueError):
+        return (1,)
+    return (1, 2)
+
+
+def plan(cfg: EmbodiedConfig, iterations: int = 4, profile_devices: Sequence[int] = (1,)) -> Plan:
     """Profile ``cfg`` at its reference point for ``iterations`` iterations (a temporary
-    run directory, removed after), then rank the placements of ``cfg.cluster``'s topology.
+    run directory, removed after), for each device count of ``profile_devices`` (every
+    component on devices ``0..d-1``; several counts give measured data-parallel scaling,
+    merged by :func:`rlinf.models.planning.merge_device_profiles`), then rank the
+    placements of ``cfg.cluster``'s topology.
 
     Raises:
-        ConfigError: an off-policy config, fewer than 2 iterations, or no accepted candidate.
+        ConfigError: an off-policy config, fewer than 2 iterations, a reference the app
+            refuses, or no accepted candidate.
     """
     reference_iterations(iterations)
     plan_facts(cfg, MemoryFacts({}, 1, ""))  # fail on an off-policy config before Ray
     topology = cfg.cluster.topology()
-    rows, memory = _run_reference(cfg, iterations)
-    profile = profile_from_metrics(rows, plan_facts(cfg, memory))
+    counts = parse_profile_devices(list(profile_devices), topology.num_devices)
+    for d in counts[1:]:  # every reference is checked before the first one runs
+        try:
+            check_run(reference_config(cfg, iterations, d), topology)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"plan: the reference run on {d} device(s) is refused: {e}") from None
+    profiles = {}
+    for d in counts:
+        rows, memory = _run_reference(cfg, iterations, d)
+        if d == 1:  # memory and the flow facts come from the one-device reference
+            facts = plan_facts(cfg, memory)
+            reference_s = float(statistics.median(r["time/iteration"] for r in rows[1:]))
+        profiles[d] = profile_from_metrics(rows, facts, devices=d)
+    profile = merge_device_profiles(profiles)
     ranked, dropped, examples = choose(cfg, profile, topology)
-    reference_s = float(statistics.median(r["time/iteration"] for r in rows[1:]))
-    return Plan(profile, ranked, dropped, examples, memory.note, reference_s)
-
-
-def write_plan_files(p: Plan, out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
-    """Write the chosen block to ``out`` (YAML) and the profile next to it
-    (``<stem>.profile.json``); returns both paths."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(p.block_yaml())
-    prof = out.with_name(out.stem + ".profile.json")
-    prof.write_text(p.profile.to_json())
-    return out, prof
-
-
-def describe(p: Plan, top: int) -> Sequence[str]:
-    """The lines ``plan`` prints before the block."""
-    ref = predict(p.profile, dict.fromkeys(p.profile.names, (0,)))
-    return [
-        p.table(top),
-        p.summary(),
-        f"reference (all on device 0, 1 stage, no overlap): measured {p.reference_s:.3f} "
-        f"s/iter, predicted {ref.seconds:.3f}",
-        f"memory {p.memory_note}",
-    ]
+    label = "all on device 0, 1 stage, no overlap"
+    if len(counts) > 1:
+        label += "; scaling measured at " + ", ".join(map(str, counts)) + " device(s)"
+    return Plan(
+        profile,
+        ranked,
+        dropped,
+        examples,
+        facts.memory.note,
+        reference_s,
+        block_of=plan_block,
+        reference_label=label,
+    )

@@ -105,8 +105,11 @@ def _median(rows: Sequence[Mapping[str, float]], key: str) -> float:
     return float(statistics.median(row[key] for row in rows))
 
 
-def profile_from_metrics(rows: Sequence[Mapping[str, float]], facts: PlanFacts) -> FlowProfile:
-    """The :class:`FlowProfile` of a reference run from its ``metrics.jsonl`` rows.
+def profile_from_metrics(
+    rows: Sequence[Mapping[str, float]], facts: PlanFacts, devices: int = 1
+) -> FlowProfile:
+    """The :class:`FlowProfile` of a reference run on ``devices`` shared devices (the
+    seconds' key) from its ``metrics.jsonl`` rows.
 
     Each figure is the median over the iterations after the first (which pays for process
     warm-up and first-touch allocations). See the module docstring for what maps to what.
@@ -132,7 +135,7 @@ def profile_from_metrics(rows: Sequence[Mapping[str, float]], facts: PlanFacts) 
         # A zero reading (e.g. an env too fast for the timer) would not be a valid profile.
         return ComponentProfile(
             name,
-            seconds={1: max(seconds, 1e-6)},
+            seconds={devices: max(seconds, 1e-6)},
             memory_bytes=mem.component_bytes.get(name, 1),
             overhead_s=overhead,
         )

@@ -74,10 +74,10 @@ def train(
         cfg = load_embodied_config(source, overrides)
         if not is_auto(cfg):
             return cfg
-        from ._plan import apply_plan, describe, plan
+        from ._plan import apply_plan, auto_profile_devices, describe, plan
 
         check_run_dir_free(run_dir)  # before minutes of profiling, not after
-        p = plan(cfg, AUTO_ITERATIONS)
+        p = plan(cfg, AUTO_ITERATIONS, auto_profile_devices(cfg))
         print("\n".join(describe(p, top=5)))
         print(f"placement: auto chose\n{p.block_yaml()}", end="", flush=True)
         planned.append(p)

@@ -1,6 +1,6 @@
 """``rlinf-embodied``: ``train --config <preset|yaml> [key=value ...]``, ``train --resume
 <run dir>``, ``eval --checkpoint <dir>``, ``collect --checkpoint <dir> --episodes N
-[--out FILE]``, ``plan --config <preset|yaml> [--out FILE]``.
+[--out FILE]``, ``plan --config <preset|yaml> [--profile-devices 1,2] [--out FILE]``.
 
 Ray is imported only inside the commands, after :func:`rlinf.core.run_cli` has set its
 environment (see :func:`rlinf.core.ensure_ray_env`), and only once the config (the env id
@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "--out", help="write the chosen block here as YAML (and <stem>.profile.json beside it)"
     )
     pl.add_argument("--top", type=int, default=10, help="rows of the ranked table")
+    pl.add_argument(
+        "--profile-devices",
+        default="1",
+        help="device counts to profile at, e.g. 1,2 (measured data-parallel scaling)",
+    )
     pl.add_argument("--address", help="join this running Ray cluster (= cluster.address=...)")
     pl.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config overrides")
     return p
@@ -80,7 +85,10 @@ def _plan_command(args: argparse.Namespace) -> None:
     if args.address is not None:
         overrides.append(f"cluster.address={json.dumps(args.address)}")
     cfg = load_embodied_config(args.config, overrides)
-    result = plan(cfg, args.iterations)
+    from rlinf.models.planning import parse_profile_devices
+
+    counts = parse_profile_devices(args.profile_devices, cfg.cluster.topology().num_devices)
+    result = plan(cfg, args.iterations, counts)
     print("\n".join(describe(result, args.top)))
     if args.out is None:
         print(result.block_yaml(), end="")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from rlinf.models.llm import LLMApp, LLMTrainResult, TaskSplits
 
-from ._config import MathConfig, load_math_config
+from ._config import MathConfig, load_math_config, validate
 from ._data import load_splits, prompt_iterator
 from ._eval import greedy_accuracy
 from ._sft import sft_examples
@@ -41,6 +41,7 @@ APP: LLMApp[MathConfig, TaskSplits] = LLMApp(
     panels=PANELS,
     plot_title=lambda cfg: f"math ({cfg.algo.name}, {cfg.runner.name})",
     sft_dir="model",
+    check_config=validate,
 )
 """The math app for the shared LLM commands; ``rlinf-math`` runs ``APP.command``."""
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from rlinf.core import (
     ClusterSection,
+    ConfigError,
     load_app_config,
     validate_placement,
 )
@@ -21,6 +22,8 @@ from rlinf.models.llm import (
     LLMUpdaterConfig,
     check_llm_data_parallel,
     check_llm_rl_config,
+    is_auto_placement,
+    reference_llm_config,
 )
 from rlinf.sched import Placement
 
@@ -33,6 +36,7 @@ __all__ = [
     "MathConfig",
     "RunnerConfig",
     "load_math_config",
+    "validate",
 ]
 
 COMPONENTS = ("actor", "rollout", "reward")
@@ -97,7 +101,9 @@ class MathConfig:
         runner: run length and recording.
         placement: component (``actor``, ``rollout``, ``reward``) -> device spec as in
             ``rlinf.sched``. Same devices for all: collocated (they take turns); disjoint:
-            disaggregated. The flow is the same.
+            disaggregated. The flow is the same. Or ``"auto"``: profile a few steps
+            collocated, let the planner choose the placement and ``runner.max_staleness``
+            (the config's value is replaced), then train.
         cluster: the Ray cluster.
     """
 
@@ -109,7 +115,7 @@ class MathConfig:
     training: LLMTrainingSection = field(default_factory=LLMTrainingSection)
     checker: MathCheckerConfig = field(default_factory=lambda: MathCheckerConfig(num_workers=1))
     runner: RunnerConfig = field(default_factory=RunnerConfig)
-    placement: Mapping[str, str | int] = field(
+    placement: Mapping[str, str | int] | str = field(
         default_factory=lambda: {"actor": "0", "rollout": "0", "reward": "0"}
     )
     cluster: ClusterSection = field(default_factory=ClusterSection)
@@ -117,7 +123,15 @@ class MathConfig:
 
 def validate(cfg: MathConfig) -> Placement:
     """Checks across sections (placement, algo against generation, model path); returns the
-    parsed placement or raises :class:`ConfigError` naming the key."""
+    parsed placement or raises :class:`ConfigError` naming the key. With ``placement:
+    auto`` the rules are checked at the planner's reference point (every component on
+    device 0, the synchronous step) and its placement returned."""
+    try:
+        auto = is_auto_placement(cfg.placement)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if auto:
+        cfg = reference_llm_config(cfg)
     devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
     placement = validate_placement(cfg.placement, devices, COMPONENTS)
     check_llm_rl_config(cfg.algo, cfg.generation, cfg.model, cfg.runner)

@@ -1,5 +1,6 @@
 """``rlinf-math``: ``train --config <preset|yaml> [key=value ...]``, ``train --resume <run
-dir>``, ``eval --checkpoint <dir>``, ``sft --config <preset|yaml> --out <dir>``.
+dir>``, ``eval --checkpoint <dir>``, ``sft --config <preset|yaml> --out <dir>``, ``plan
+--config <preset|yaml> [--iterations N] [--profile-devices 1,2] [--out FILE]``.
 
 Every command is one of the LLM apps' shared ones (``rlinf.models.llm.LLMApp``) on math
 rows and the answer checker (``rlinf.apps.math._app``), loaded after Ray's environment is
@@ -21,6 +22,7 @@ _HELPS = {
     "eval": "greedy held-out accuracy of a checkpoint",
     "sft": "supervised fine-tuning only (full or LoRA), HF dir out",
     "--out": "output model directory",
+    "plan": "profile a few steps collocated and rank the placements",
 }
 
 

@@ -24,8 +24,10 @@
   :class:`LLMModelSection`, :func:`prepare_initial_model`, :func:`check_llm_rl_config`,
   :class:`LLMTrainingSection`, :func:`check_llm_data_parallel`): their training loop and
   config sections (``training``: one process or data-parallel FSDP2 actor); :class:`LLMApp` (:class:`LLMTrainResult`,
-  :class:`TaskSplits`): their train / resume / eval / sft commands, built from an app's
-  own pieces.
+  :class:`TaskSplits`): their train / resume / eval / sft / plan commands, built from an
+  app's own pieces; :func:`reference_llm_config`, :func:`is_auto_placement`: the planner's
+  reference point and ``placement: auto`` (``plan`` ranks placements with
+  :mod:`rlinf.models.planning`).
 """
 
 import importlib
@@ -72,6 +74,7 @@ __all__ = [
     "check_model_dir",
     "check_prompts",
     "group_size_of",
+    "is_auto_placement",
     "load_causal_lm",
     "load_tokenizer",
     "multi_turn_generate",
@@ -79,6 +82,7 @@ __all__ = [
     "plot_run_panels",
     "position_ids_from_mask",
     "prepare_initial_model",
+    "reference_llm_config",
     "response_logprobs",
     "run_rl_loop",
     "run_sft",
@@ -144,6 +148,8 @@ _LAZY = {
     "run_rl_loop": "._rl_loop",
     "plot_run_panels": "._rl_plot",
     "LLMApp": "._app",
+    "is_auto_placement": "._plan_profile",
+    "reference_llm_config": "._plan",
     "LLMTrainResult": "._app",
     "TaskSplits": "._app",
 }

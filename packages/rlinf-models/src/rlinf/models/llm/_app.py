@@ -24,6 +24,7 @@ import torch
 
 from rlinf.core import (
     ConfigError,
+    check_run_dir_free,
     resolve_torch_threads,
     resume_run,
     run_model_dir,
@@ -31,6 +32,7 @@ from rlinf.core import (
     train_or_resume,
 )
 
+from ._plan_profile import AUTO, is_auto_placement
 from ._rl_loop import PromptSource, prepare_initial_model, run_rl_loop
 from ._rl_plot import plot_run_panels
 from ._sft import SFTExample
@@ -38,7 +40,12 @@ from ._sft import SFTExample
 if TYPE_CHECKING:
     from ._flow import LLMRLFlow
 
-__all__ = ["LLMApp", "LLMTrainResult", "TaskSplits"]
+__all__ = ["AUTO_ITERATIONS", "PLAN_FILE", "LLMApp", "LLMTrainResult", "TaskSplits"]
+
+AUTO_ITERATIONS = 3
+"""Reference steps ``placement: auto`` profiles (the first is warm-up)."""
+PLAN_FILE = "plan.json"
+"""The plan record in a ``placement: auto`` run's directory."""
 
 C = TypeVar("C")
 D = TypeVar("D", bound="SplitRows")
@@ -141,6 +148,9 @@ class LLMApp(Generic[C, D]):
         postfix: progress-bar label -> step metric key.
         sft_dir: name of the model directory the ``sft`` command writes under ``--out``.
         result_type: the :class:`LLMTrainResult` (sub)class ``train`` returns.
+        check_config: the app's validation of a whole config (raises ``ConfigError``
+            naming the key): ``plan`` and ``placement: auto`` keep only the candidate
+            placements it accepts. None: the app cannot plan.
     """
 
     name: str
@@ -157,6 +167,7 @@ class LLMApp(Generic[C, D]):
     postfix: Mapping[str, str] = field(default_factory=dict)
     sft_dir: str = "sft_model"
     result_type: type[LLMTrainResult] = LLMTrainResult
+    check_config: Callable[[C], object] | None = None
 
     def prepare(self, cfg: C, *, resumed: bool = False) -> D:
         """Every check the driver can make before anything starts (extras of the chosen
@@ -179,16 +190,57 @@ class LLMApp(Generic[C, D]):
     ) -> LLMTrainResult:
         """Train from a preset name or YAML path with ``key=value`` overrides. The config
         and the data are fully checked before the run directory or any worker exists."""
-        cfg, path, data = start_run(
-            self.load_config, config, overrides, run_dir, prepare=self.prepare
-        )
+        planned: list[Any] = []
+
+        def load(source: Any, overrides: Sequence[str]) -> C:
+            cfg = self.load_config(source, overrides)
+            if not is_auto_placement(cfg.placement):  # type: ignore[attr-defined]
+                return cfg
+            from ..planning import describe
+            from ._plan import apply_llm_plan, auto_profile_devices
+
+            check_run_dir_free(run_dir)  # before minutes of profiling, not after
+            counts = auto_profile_devices(cfg, self.check_config or (lambda c: None))
+            p = self.plan(cfg, AUTO_ITERATIONS, counts)
+            print("\n".join(describe(p, top=5)))
+            print(f"placement: auto chose\n{p.block_yaml()}", end="", flush=True)
+            planned.append(p)
+            return apply_llm_plan(cfg, p.chosen)
+
+        cfg, path, data = start_run(load, config, overrides, run_dir, prepare=self.prepare)
+        if planned:
+            (path / PLAN_FILE).write_text(json.dumps(planned[0].record(), indent=2))
         return self._run(cfg, path, data, state=None)
+
+    def plan(self, cfg: C, iterations: int = 4, profile_devices: Sequence[int] = (1,)) -> Any:
+        """Profile reference runs of ``cfg`` and rank the placements the app accepts
+        (:func:`~rlinf.models.llm._plan.plan_llm`); returns the
+        :class:`~rlinf.models.planning.Plan`.
+
+        Raises:
+            ConfigError: the app has no ``check_config``, or see ``plan_llm``.
+        """
+        from ._plan import plan_llm
+
+        if self.check_config is None:
+            raise ConfigError(f"plan: the {self.name} app does not support planning")
+        return plan_llm(self, cfg, self.check_config, iterations, profile_devices)
 
     def resume(self, run_dir: str | pathlib.Path, overrides: Sequence[str] = ()) -> LLMTrainResult:
         """Continue a run from its latest checkpoint (overrides may e.g. raise
         ``runner.steps``); prompts continue in order, re-run steps replace their metrics."""
         prepare = functools.partial(self.prepare, resumed=True)
-        cfg, path, state, data = resume_run(run_dir, self.load_config, overrides, prepare=prepare)
+
+        def load(source: Any, overrides: Sequence[str]) -> C:
+            cfg = self.load_config(source, overrides)
+            if is_auto_placement(cfg.placement):  # type: ignore[attr-defined]
+                raise ConfigError(
+                    f"placement: {AUTO!r} plans new runs only; a resumed run keeps the "
+                    "placement of its config.yaml (override placement.<component> to change it)"
+                )
+            return cfg
+
+        cfg, path, state, data = resume_run(run_dir, load, overrides, prepare=prepare)
         return self._run(cfg, path, data, state=state)
 
     def evaluate(self, checkpoint: str | pathlib.Path, num_prompts: int = 0) -> dict[str, float]:
@@ -224,10 +276,33 @@ class LLMApp(Generic[C, D]):
         :func:`rlinf.core.app_parser`) and print its result."""
         if args.command == "train":
             print(train_or_resume(args, self.train, self.resume).summary(self.summary))
+        elif args.command == "plan":
+            self._plan_command(args)
         elif args.command == "eval":
             print(json.dumps(self.evaluate(args.checkpoint, args.num_prompts), indent=1))
         else:
             print(json.dumps(self.sft(args.config, args.out, args.overrides), indent=1))
+
+    def _plan_command(self, args: argparse.Namespace) -> None:
+        from ..planning import (
+            describe,
+            parse_profile_devices,
+            reference_iterations,
+            write_plan_files,
+        )
+
+        if args.top < 1:
+            raise ConfigError(f"--top must be >= 1, got {args.top}")
+        reference_iterations(args.iterations)
+        cfg: Any = self.load_config(args.config, args.overrides)
+        counts = parse_profile_devices(args.profile_devices, cfg.cluster.topology().num_devices)
+        result = self.plan(cfg, args.iterations, counts)
+        print("\n".join(describe(result, args.top)))
+        if args.out is None:
+            print(result.block_yaml(), end="")
+            return
+        out, prof = write_plan_files(result, pathlib.Path(args.out))
+        print(f"wrote {out} (chosen block) and {prof} (profile)")
 
     def _run(
         self, cfg: Any, run_dir: pathlib.Path, data: D, state: dict[str, Any] | None

@@ -1,0 +1,141 @@
+"""``rlinf-math plan`` and ``placement: auto``: the config rules, the app's checks that
+filter the planner's candidates (no Ray), the CLI's input errors (exit 2 before Ray), and
+(slow) the command end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+import yaml
+
+from rlinf.apps.math._app import APP
+from rlinf.apps.math._config import load_math_config, validate
+from rlinf.core import ConfigError, probe_cli, read_metrics
+from rlinf.models.llm._plan import apply_llm_plan
+from rlinf.models.llm._plan_profile import llm_profile_from_metrics
+from rlinf.models.planning import choose
+
+SMALL = [
+    "data.arithmetic.max_digits=1",
+    "data.arithmetic.operators=[+,-]",
+    "data.train_rows=60",
+    "data.test_rows=8",
+    "model.tiny.hidden_size=32",
+    "model.tiny.intermediate_size=64",
+    "sft.steps=0",
+    "generation.max_new_tokens=12",
+    "generation.n=4",
+    "runner.prompts_per_step=4",
+    "runner.progress=false",
+    "checker.num_workers=1",
+]
+ROWS = [
+    {"time/generate": g, "time/reward": 0.1, "time/update": 0.4, "time/weight_sync": 0.05,
+     "time/step": g + 0.6}
+    for g in (5.0, 0.6, 0.6)
+]  # fmt: skip
+
+
+def test_auto_placement_is_checked_at_the_reference_point():
+    cfg = load_math_config("grpo", ["placement=auto", "runner.max_staleness=2"])
+    assert cfg.placement == "auto"
+    assert validate(cfg).mode == "collocated"
+    with pytest.raises(ConfigError, match=r"placement\.actor: 'auto' plans every component"):
+        load_math_config("grpo", ["placement.actor=auto"])
+    with pytest.raises(ConfigError, match="placement: expected a mapping"):
+        load_math_config("grpo", ["placement=fastest"])
+
+
+def test_candidates_are_checked_by_the_app():
+    # The one-process torch backend cannot train on two actor ranks: the app refuses every
+    # candidate that gives the actor both slots, under the key its check names.
+    cfg = load_math_config("grpo", ["placement=auto", "training.backend=torch"])
+    profile = llm_profile_from_metrics(ROWS)
+    ranked, dropped, examples = choose(
+        profile,
+        cfg.cluster.topology(),
+        lambda c: _why(cfg, c),
+    )
+    assert dropped["training.backend"] >= 1
+    assert "'torch' trains in one process" in examples["training.backend"]
+    assert all(r.specs["actor"] != "0-1" for r in ranked)
+    best = apply_llm_plan(cfg, ranked[0])
+    # rollout+reward on one slot, the actor on the other, one step of staleness: the update
+    # (0.4 s) hides behind the next chain (generate 0.6 + unexplained 1.2 - 1.15 = 0.05 +
+    # reward 0.1 = 0.75 s), then the 0.05 s sync: 0.8 s.
+    assert best.placement == {"rollout": "0", "reward": "0", "actor": "1"}
+    assert best.runner.max_staleness == 1
+    assert ranked[0].seconds == pytest.approx(0.8)
+
+
+def _why(cfg, candidate):
+    try:
+        validate(apply_llm_plan(cfg, candidate))
+    except ConfigError as e:
+        return str(e)
+    return None
+
+
+def test_plan_input_errors_exit_before_ray(tmp_path):
+    # A resumed run keeps its placement: a config.yaml saying 'auto' is refused.
+    run = tmp_path / "run"
+    run.mkdir()
+    preset = yaml.safe_load((resources.files("rlinf.apps.math") / "presets/grpo.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**preset, "placement": "auto"}))
+    cases = [
+        (["plan", "--profile-devices", "2"], "--profile-devices must include 1"),
+        (["plan", "--profile-devices", "1,3"], "--profile-devices: 3 is not a device count"),
+        (["plan", "--iterations", "1"], "--iterations must be an int >= 2"),
+        (["plan", "--top", "0"], "--top must be >= 1"),
+        (
+            ["plan", "--profile-devices", "1,2", "training.backend=torch"],
+            "plan: the reference run on 2 device(s) is refused: training.backend: 'torch'",
+        ),
+    ]
+    argvs = [[a[0], "--config", "grpo", *a[1:]] for a, _ in cases]
+    argvs.append(["train", "--resume", str(run)])
+    cases.append(([], "placement: 'auto' plans new runs only"))
+    for (_, expected), probe in zip(cases, probe_cli("rlinf.apps.math.cli", argvs), strict=True):
+        assert probe.code == 2, probe.stderr
+        assert probe.stderr.startswith(f"rlinf-math: error: {expected}"), probe.stderr
+        assert not probe.started_ray
+
+
+@pytest.mark.slow
+def test_plan_then_auto_train_end_to_end(tmp_path, capsys):
+    from rlinf.apps.math.cli import main
+
+    out = tmp_path / "plan.yaml"
+    args = ["plan", "--config", "grpo", "--iterations", "3", "--profile-devices", "1,2"]
+    assert main([*args, "--out", str(out), *SMALL]) == 0
+    printed = capsys.readouterr().out
+    block = yaml.safe_load(out.read_text())
+    assert set(block["placement"]) == {"actor", "rollout", "reward"}
+    assert block["runner"]["max_staleness"] in (0, 1)
+    assert "reference (all on device 0, synchronous step; scaling measured at 1, 2" in printed
+    # The block is a config the app accepts.
+    overrides = [f"placement.{c}={d}" for c, d in block["placement"].items()]
+    load_math_config("grpo", [*SMALL, *overrides])
+    run_dir = tmp_path / "auto"
+    train = ["train", "--config", "grpo", "--run-dir", str(run_dir), "placement=auto"]
+    assert main([*train, *SMALL, "runner.steps=2", "runner.eval_every=0"]) == 0
+    assert "placement: auto chose" in capsys.readouterr().out
+    record = json.loads((run_dir / "plan.json").read_text())
+    written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert written["placement"] == record["chosen"]["placement"]
+    assert written["runner"]["max_staleness"] == record["chosen"]["runner"]["max_staleness"]
+    assert [int(r["step"]) for r in read_metrics(run_dir / "metrics.jsonl")][-1] == 2
+    assert APP.check_config is validate
+
+
+def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
+    from rlinf.models.llm._plan import auto_profile_devices
+
+    assert auto_profile_devices(load_math_config("grpo", ["placement=auto"]), validate) == (1, 2)
+    # One-process torch cannot train on 2 actor ranks, one slot has no second count: only 1.
+    torch_cfg = load_math_config("grpo", ["placement=auto", "training.backend=torch"])
+    assert auto_profile_devices(torch_cfg, validate) == (1,)
+    one = load_math_config("grpo", ["placement=auto", "cluster.devices=1"])
+    assert auto_profile_devices(one, validate) == (1,)
