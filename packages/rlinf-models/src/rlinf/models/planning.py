@@ -11,6 +11,7 @@ torch: ``rlinf.sched`` (pure) and ``yaml`` only.
 from __future__ import annotations
 
 import pathlib
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +36,34 @@ __all__ = [
     "merge_device_profiles",
     "parse_profile_devices",
     "reference_iterations",
+    "timed_medians",
     "write_plan_files",
 ]
 
 BlockOf = Callable[[RankedPlacement], dict[str, Any]]
+
+
+def timed_medians(
+    rows: Sequence[Mapping[str, float]], keys: Sequence[str], unit: str
+) -> dict[str, float]:
+    """The median of each of ``keys`` over a reference run's metrics rows after the first
+    (which pays for process warm-up and first-touch allocations).
+
+    ``unit`` names a row in errors (``"step"``, ``"iteration"``).
+
+    Raises:
+        ValueError: fewer than two rows, or a row without one of ``keys``.
+    """
+    if len(rows) < 2:
+        raise ValueError(
+            f"the profile needs at least 2 {unit}s (the first is warm-up), got {len(rows)}"
+        )
+    timed = rows[1:]
+    for i, row in enumerate(timed, 2):
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise ValueError(f"metrics row of {unit} {i} lacks {missing}")
+    return {k: float(statistics.median(row[k] for row in timed)) for k in keys}
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ So the collocated one-stage prediction of the profile is the measured
 from __future__ import annotations
 
 import os
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlinf.models.planning import timed_medians
 from rlinf.sched import ComponentProfile, FlowProfile
 
 __all__ = [
@@ -101,10 +101,6 @@ def micro_batch_options(num_envs: int, max_stages: int = MAX_STAGES) -> tuple[in
     return tuple(s for s in range(1, min(num_envs, max_stages) + 1) if num_envs % s == 0)
 
 
-def _median(rows: Sequence[Mapping[str, float]], key: str) -> float:
-    return float(statistics.median(row[key] for row in rows))
-
-
 def profile_from_metrics(
     rows: Sequence[Mapping[str, float]], facts: PlanFacts, devices: int = 1
 ) -> FlowProfile:
@@ -117,18 +113,10 @@ def profile_from_metrics(
     Raises:
         ValueError: fewer than two rows, or a row without one of the ``time/*`` keys.
     """
-    if len(rows) < 2:
-        raise ValueError(
-            f"the profile needs at least 2 iterations (the first is warm-up), got {len(rows)}"
-        )
-    timed = rows[1:]
-    for i, row in enumerate(timed, 2):
-        missing = [k for k in _KEYS if k not in row]
-        if missing:
-            raise ValueError(f"metrics row of iteration {i} lacks {missing}")
-    env = _median(timed, "time/env_step")
-    infer = _median(timed, "time/rollout_infer")
-    exchange = max(0.0, _median(timed, "time/rollout") - env - infer)
+    med = timed_medians(rows, _KEYS, "iteration")
+    env = med["time/env_step"]
+    infer = med["time/rollout_infer"]
+    exchange = max(0.0, med["time/rollout"] - env - infer)
     mem = facts.memory
 
     def component(name: str, seconds: float, overhead: float = 0.0) -> ComponentProfile:
@@ -144,11 +132,11 @@ def profile_from_metrics(
         components=(
             component("env", env, exchange / 2),
             component("rollout", infer, exchange / 2),
-            component("actor", _median(timed, "time/update")),
+            component("actor", med["time/update"]),
         ),
         update="actor",
         device_memory_bytes=mem.device_bytes if mem.checked else UNCHECKED_MEMORY,
-        weight_sync_s=_median(timed, "time/weight_sync"),
+        weight_sync_s=med["time/weight_sync"],
         micro_batches=facts.micro_batches,
         overlap_update=facts.overlap_update,
     )

@@ -19,11 +19,12 @@ The flow's chain is rollout -> reward; the update may overlap the next step's ro
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlinf.sched import ComponentProfile, FlowProfile, RankedPlacement
+
+from ..planning import timed_medians
 
 __all__ = [
     "AUTO",
@@ -65,10 +66,6 @@ def is_auto_placement(placement: Mapping[str, Any] | str) -> bool:
     return False
 
 
-def _median(rows: Sequence[Mapping[str, float]], key: str) -> float:
-    return float(statistics.median(row[key] for row in rows))
-
-
 def llm_profile_from_metrics(
     rows: Sequence[Mapping[str, float]], devices: int = 1, *, overlap_update: bool = True
 ) -> FlowProfile:
@@ -84,22 +81,14 @@ def llm_profile_from_metrics(
     Raises:
         ValueError: fewer than two rows, or a row without one of the ``time/*`` keys.
     """
-    if len(rows) < 2:
-        raise ValueError(
-            f"the profile needs at least 2 steps (the first is warm-up), got {len(rows)}"
-        )
-    timed = rows[1:]
-    for i, row in enumerate(timed, 2):
-        missing = [k for k in _KEYS if k not in row]
-        if missing:
-            raise ValueError(f"metrics row of step {i} lacks {missing}")
+    med = timed_medians(rows, _KEYS, "step")
     parts = {
-        "rollout": _median(timed, "time/generate"),
-        "reward": _median(timed, "time/reward"),
-        "actor": _median(timed, "time/update"),
+        "rollout": med["time/generate"],
+        "reward": med["time/reward"],
+        "actor": med["time/update"],
     }
-    sync = _median(timed, "time/weight_sync")
-    rest = max(0.0, _median(timed, "time/step") - sum(parts.values()) - sync)
+    sync = med["time/weight_sync"]
+    rest = max(0.0, med["time/step"] - sum(parts.values()) - sync)
 
     def component(name: str, overhead: float = 0.0) -> ComponentProfile:
         # A zero reading (a scorer too fast for the timer) would not be a valid profile.
