@@ -24,6 +24,9 @@ LONG_RUN = [
     "runner.total_env_steps=100000000",
     "runner.checkpoint_every=0",
     "runner.horizon=32",
+    # Three worker groups (the preset runs the policy in the env worker): the most
+    # processes a stop has to take down.
+    "runner.policy_in_env=false",
 ]
 
 
