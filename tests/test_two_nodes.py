@@ -103,6 +103,9 @@ def test_embodied_env_workers_on_node1(cluster, tmp_path, capsys):
         "placement.env=workers@0",
         "placement.rollout=0",
         "placement.actor=0",
+        # A rollout worker on node 0 serving env workers on node 1 (the preset runs the
+        # policy in the env worker).
+        "runner.policy_in_env=false",
     ]
     code = _main("embodied")([*args, cluster.address, *_GROUPS, *overrides])
     assert code == 0, capsys.readouterr().err
