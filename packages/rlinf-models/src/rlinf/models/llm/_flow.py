@@ -14,11 +14,10 @@ All groups start at once and stream through the channels, so on disjoint devices
 generates; on shared devices (collocated) rollout and actor take turns through the device
 lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
 :class:`LLMActorWorker`): the driver calls every actor rank for every actor method and
-keeps rank 0's answer (metrics already reduced over the ranks). Apps differ only in what
-they hand in: the rollout worker class and its arguments
-(single-turn :class:`LLMRolloutWorker`, multi-turn :class:`AgentRolloutWorker` with a task
-per row), the scorer factory, and extra groups (e.g. tool workers) launched before the
-rollout. Imports Ray: exported lazily by :mod:`rlinf.models.llm`.
+keeps rank 0's answer (metrics already reduced over the ranks). Apps hand in the rollout
+worker class and arguments (:class:`LLMRolloutWorker`, or :class:`AgentRolloutWorker` with a
+task per row), the scorer factory and extra groups (e.g. tools). Imports Ray (lazily
+exported by :mod:`rlinf.models.llm`).
 """
 
 from __future__ import annotations
