@@ -9,10 +9,9 @@ One training step::
     actor rank 0 --WeightSnapshot (object store, put by the actor)--> every rollout rank (v+1)
       (runner.weight_sync=collective: bucketed broadcasts; partial rollouts: a channel)
 
-All groups start at once and stream through the channels, so on disjoint devices
-(disaggregated) a reward rank scores one rollout rank's responses while another still
-generates; on shared devices (collocated) rollout and actor take turns through the device
-lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
+All groups start at once and stream through the channels, so on disjoint devices a reward
+rank scores one rollout rank's responses while another still generates; on shared devices
+rollout and actor take turns through the device lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
 :class:`LLMActorWorker`): the driver calls every actor rank for every actor method and
 keeps rank 0's answer (metrics already reduced over the ranks). Apps hand in the rollout
 worker class and arguments (:class:`LLMRolloutWorker`, or :class:`AgentRolloutWorker` with a
@@ -77,9 +76,8 @@ class LLMFlowConfig:
         correct_statuses: scorer statuses counted as correct in ``rollout/accuracy``.
         no_answer_statuses: statuses counted in ``rollout/no_answer_rate`` and
             ``eval/no_answer_rate``.
-        partial: partial rollouts (``runner.partial_mode``): new weight versions reach
-            the rollout ranks between decoding steps through a channel instead of a call
-            queued behind their rollouts (:mod:`rlinf.models.llm._partial`); off by default.
+        partial: partial rollouts (``runner.partial_mode``, off by default): new weights
+            reach rollout ranks between decoding steps (:mod:`rlinf.models.llm._partial`).
     """
 
     name: str
