@@ -387,5 +387,9 @@ def join_step_shards(
             raise RuntimeError(
                 f"{where}: shard {it['shard']} has {rows} rows but {rewards} rewards"
             )
-    batch = RolloutBatch.concat([it["batch"] for it in ordered])
+    parts = [it["batch"] for it in ordered]
+    if len({b.version for b in parts}) > 1:
+        # Refills (dynamic sampling) use newer weights than the step's own rows.
+        parts = [b.with_token_versions() for b in parts]
+    batch = RolloutBatch.concat(parts)
     return batch, torch.cat([by_shard[s] for s in shards])
