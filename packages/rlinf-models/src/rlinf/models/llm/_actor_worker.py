@@ -19,6 +19,7 @@ from ..train import TrainingConfig, save_hf_pretrained
 from ._batch import RolloutBatch
 from ._load import load_causal_lm
 from ._partial import check_sample_staleness
+from ._refill import selection_of
 from ._updater import LLMUpdater
 from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
@@ -147,12 +148,15 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         """Version of the current weights (number of updates made)."""
         return self.version
 
-    def update(self, batch: Any, rewards: torch.Tensor) -> dict[str, float]:
+    def update(
+        self, batch: Any, rewards: torch.Tensor, select: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One update from a RolloutBatch and its ``[B]`` rewards (every rank the same
-        whole batch); bumps the version. Returns the ``train/*`` metrics, already summed
-        over the ranks where they are per-rank parts (the same on every rank)."""
+        whole batch; ``select``: ``[B]`` bool rows to train on, default all); bumps the
+        version. Returns the ``train/*`` metrics, already summed over the ranks where they
+        are per-rank parts (the same on every rank)."""
         with self.device_turn():
-            metrics = self.updater.update(batch, rewards)
+            metrics = self.updater.update(batch, rewards, select=select)
             # Inside the turn: the gather is a collective over the (still resident) shards.
             self._gather_weights()
         # A collocated actor's offload hook has run at the end of its turn; one with the
@@ -187,6 +191,8 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         the update); with per-token versions (partial rollouts) also
         ``train/mixed_version_frac``, the share of samples whose tokens span versions.
 
+        Score items with a ``"keep"`` mask (dynamic sampling with refill,
+        :mod:`~rlinf.models.llm._flow_refill`): only those rows are trained on.
         ``max_staleness``: the most versions a trained sample may lag (``None``: no bound);
         a staler batch raises before any update, so it is never trained on.
 
@@ -217,6 +223,8 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
                     for _ in range(num_shards)
                 ]
                 joined = join_step_shards(batches, scores, str(self.address))
+                # Dynamic sampling with refill: each score shard says which rows to train.
+                joined += (selection_of(sorted(scores, key=lambda s: int(s["shard"]))),)
             except Exception as e:
                 if self.world_size == 1:
                     raise
@@ -235,12 +243,12 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
             raise failure
         if isinstance(joined, str):
             raise RuntimeError(f"{self.address}: actor rank 0 could not read the step: {joined}")
-        batch, rewards = joined
+        batch, rewards, select = joined
         # A sample is as stale as its oldest token (partial rollouts switch versions
         # mid-sequence; otherwise every token has the batch's version).
         staleness = check_sample_staleness(batch, self.version, max_staleness, str(self.address))
         waited = time.perf_counter() - start
-        metrics = self.update(batch, rewards)
+        metrics = self.update(batch, rewards, select)
         metrics["train/sample_version"] = float(batch.oldest_versions().min())
         metrics["train/staleness_mean"] = float(staleness.float().mean())
         metrics["train/staleness_max"] = float(staleness.max())
@@ -248,7 +256,8 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
             metrics["train/mixed_version_frac"] = float(batch.mixed_versions().float().mean())
         metrics["time/actor_wait"] = waited
         metrics["time/update"] = time.perf_counter() - start - waited
-        metrics["train/trained_tokens"] = float(batch.attention_mask.sum())
+        mask = batch.attention_mask if select is None else batch.attention_mask[select]
+        metrics["train/trained_tokens"] = float(mask.sum())
         return metrics
 
     def weight_state(self) -> tuple[int, dict[str, torch.Tensor]]:
@@ -378,5 +387,9 @@ def join_step_shards(
             raise RuntimeError(
                 f"{where}: shard {it['shard']} has {rows} rows but {rewards} rewards"
             )
-    batch = RolloutBatch.concat([it["batch"] for it in ordered])
+    parts = [it["batch"] for it in ordered]
+    if len({b.version for b in parts}) > 1:
+        # Refills (dynamic sampling) use newer weights than the step's own rows.
+        parts = [b.with_token_versions() for b in parts]
+    batch = RolloutBatch.concat(parts)
     return batch, torch.cat([by_shard[s] for s in shards])

@@ -322,6 +322,7 @@ class LLMApp(Generic[C, D]):
             prompts=self.prompts(cfg, data),
             eval_rows=data.test,
             postfix=self.postfix,
+            max_refill_rounds=cfg.algo.max_refill_rounds,
         )
         plot_run_panels(run_dir, self.panels, title=self.plot_title(cfg), figsize=self.figsize)
         wall = time.perf_counter() - start

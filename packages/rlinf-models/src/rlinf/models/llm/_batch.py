@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -142,6 +142,14 @@ class RolloutBatch:
         big = torch.iinfo(torch.long).max
         oldest = self.versions.masked_fill(~real, big).amin(dim=1)
         return torch.where(oldest == big, self.version, oldest)
+
+    def with_token_versions(self) -> RolloutBatch:
+        """This batch with per-token ``versions`` (``version`` on every token if it has
+        none), so that it can join batches of other versions (:meth:`concat`)."""
+        if self.versions is not None:
+            return self
+        full = torch.full(self.response_mask.shape, self.version, dtype=torch.long)
+        return replace(self, versions=full)
 
     def mixed_versions(self) -> torch.Tensor:
         """``[B]`` bool: the row's real response tokens come from more than one version."""

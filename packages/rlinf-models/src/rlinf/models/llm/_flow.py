@@ -11,9 +11,9 @@ One training step::
 
 All groups start at once and stream through the channels, so on disjoint devices a reward
 rank scores one rollout rank's responses while another still generates; on shared devices
-rollout and actor take turns through the device lock. ``placement.actor`` with several ranks trains data-parallel (FSDP2, see
-:class:`LLMActorWorker`): the driver calls every actor rank for every actor method and
-keeps rank 0's answer (metrics already reduced over the ranks). Apps hand in the rollout
+rollout and actor take turns through the device lock. Several actor ranks train
+data-parallel (FSDP2, :class:`LLMActorWorker`): the driver calls every actor rank for every
+actor method and keeps rank 0's answer (metrics already reduced over the ranks). Apps hand in the rollout
 worker class and arguments (:class:`LLMRolloutWorker`, or :class:`AgentRolloutWorker` with a
 task per row), the scorer factory and extra groups (e.g. tools). Imports Ray (lazily
 exported by :mod:`rlinf.models.llm`).
@@ -275,8 +275,8 @@ class LLMRLFlow:
     def start_step(
         self, rows: Sequence[PromptRow], version: int, *, tag: int = 0, stream: int = 0
     ) -> PendingStep:
-        """Start step ``tag``'s rollouts (weights ``version``, seeds of ``stream``) and
-        their scoring without waiting; :meth:`finish_step` trains on them."""
+        """Start step ``tag``'s rollouts (weights ``version``, seeds of ``stream``) and their
+        scoring without waiting; :meth:`finish_step` trains on them."""
         return start_step(self, rows, version, tag, stream)
 
     def finish_step(
@@ -309,11 +309,12 @@ class LLMRLFlow:
         *,
         greedy: bool,
         stream: int = 0,
+        offset: int = 0,
     ) -> tuple[Any, list[int]]:
-        """Start one shard of ``rows`` per rollout rank (ranks without rows sit out);
-        returns the future and the shards' row counts."""
+        """Start one shard of ``rows`` per rollout rank (ranks without rows sit out), the
+        first with id ``offset``; returns the future and the shards' row counts."""
         shards = split_evenly(rows, self.rollout.world_size)
-        offsets = [sum(len(s) for s in shards[:i]) for i in range(len(shards))]
+        offsets = [offset + sum(len(s) for s in shards[:i]) for i in range(len(shards))]
         live = [i for i, s in enumerate(shards) if s]
         future = self.rollout.call_per_rank(
             "rollout",
@@ -336,8 +337,7 @@ class LLMRLFlow:
 
         Returns ``eval/accuracy`` (mean score), ``eval/no_answer_rate``,
         ``eval/response_length`` (tokens per row), ``eval/prompts``, and ``eval/<key>``: the
-        mean of every per-row ``[B]`` tensor the rollout worker's ``generate`` returns
-        besides the batch (e.g. ``turns``, ``tool_calls``).
+        mean of every other per-row ``[B]`` tensor ``generate`` returns (turns, tool calls).
         """
         if not rows:
             raise ValueError("no rows to evaluate")

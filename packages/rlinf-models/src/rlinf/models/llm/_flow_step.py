@@ -54,10 +54,16 @@ class PendingStep:
 
 
 def start_step(
-    flow: LLMRLFlow, rows: Sequence[PromptRow], version: int, tag: int = 0, stream: int = 0
+    flow: LLMRLFlow,
+    rows: Sequence[PromptRow],
+    version: int,
+    tag: int = 0,
+    stream: int = 0,
+    offset: int = 0,
 ) -> PendingStep:
     """Start the rollouts of ``rows`` with weights ``version`` and their scoring
-    (``stream``: the index of this start among those with ``version``, for the seeds).
+    (``stream``: the index of this start among those with ``version``, for the seeds;
+    ``offset``: the first shard's id, after the rows a step started already).
 
     Raises:
         ValueError: no rows.
@@ -72,7 +78,9 @@ def start_step(
         reward_key=text_key,
         batch_key=batch_key,
     )
-    rollout, counts = flow._rollout(rows, route, version, greedy=False, stream=stream)
+    rollout, counts = flow._rollout(
+        rows, route, version, greedy=False, stream=stream, offset=offset
+    )
     per_reward = split_evenly(range(len(counts)), flow.reward.world_size)
     reward = flow.reward.call_per_rank(
         "serve",

@@ -25,6 +25,7 @@ from rlinf.core import (
     save_checkpoint,
 )
 
+from ._draw_log import StepDraws
 from ._generation import GenerationConfig
 from ._load import check_model_dir
 from ._partial import PartialRolloutConfig
@@ -238,6 +239,7 @@ def run_rl_loop(
     prompts: PromptSource,
     eval_rows: Sequence[PromptRow],
     postfix: Mapping[str, str] | None = None,
+    max_refill_rounds: int = 0,
 ) -> LoopResult:
     """Run (or resume) ``runner.steps`` updates; the flow is shut down on return or error.
 
@@ -253,6 +255,8 @@ def run_rl_loop(
         eval_rows: the held-out rows (the first ``runner.eval_prompts`` if set).
         postfix: progress-bar label -> step metric key, shown besides reward, accuracy
             and tokens per second.
+        max_refill_rounds: ``algo.max_refill_rounds`` when ``algo.dynamic_sampling`` (0:
+            no refill): flat groups are replaced by rows drawn from ``prompts``.
     """
     from tqdm import tqdm
 
@@ -279,23 +283,20 @@ def run_rl_loop(
         bar = tqdm(
             total=r.steps, initial=step, unit="step", disable=not r.progress, dynamic_ncols=True
         )
-        # The prompt order's state before each step's rows were drawn: a checkpoint after
-        # step s keeps the state before step s+1's, so rows drawn ahead for steps still in
-        # flight are drawn again on resume.
-        before: dict[int, dict[str, Any]] = {}
-        first_step = step
-
-        def draw() -> Sequence[Any]:
-            before[first_step + len(before)] = prompts.state_dict()
-            return prompts.next_batch(r.prompts_per_step)
-
+        # What each step drew: a checkpoint after step s keeps the order's state before
+        # step s+1's rows (rows drawn ahead for steps in flight are drawn again on resume)
+        # and where the refills already trained lie after it (skipped on resume).
+        draws = StepDraws(prompts, StepDraws.skips_of(state or {}))
+        started = iter(range(step, r.steps))
         pipeline = AsyncStepPipeline(
             flow,
             max_staleness=r.max_staleness,
             version=version,
             first_step=step,
             total_steps=r.steps,
-            draw=draw,
+            draw=lambda: draws.draw(next(started), r.prompts_per_step),
+            refill=(lambda n: draws.draw(step, n, refill=True)) if max_refill_rounds else None,
+            max_refill_rounds=max_refill_rounds,
         )
         first_step_pending = True
         while step < r.steps:
@@ -319,14 +320,17 @@ def run_rl_loop(
             bar.set_postfix(shown)
             if (r.checkpoint_every and step % r.checkpoint_every == 0) or step == r.steps:
                 actor_state = flow.call_actor("checkpoint_state")
+                prompt_state, skips = draws.checkpoint(step)
+                extra = {"prompt_skips": skips} if skips else {}
                 save_checkpoint(
                     run_dir,
                     f"step_{step:06d}",
                     {
                         "step": step,
                         "actor": actor_state,
-                        "prompts": before.get(step, prompts.state_dict()),
+                        "prompts": prompt_state,
                         "init_model": init,
+                        **extra,
                     },
                     save_model=lambda d: flow.call_actor("save_checkpoint_files", d),
                     metrics_step=step,

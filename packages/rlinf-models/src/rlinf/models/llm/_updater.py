@@ -136,12 +136,16 @@ class LLMUpdater:
             return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
         return lr
 
-    def update(self, batch: Any, rewards: torch.Tensor) -> dict[str, float]:
+    def update(
+        self, batch: Any, rewards: torch.Tensor, select: torch.Tensor | None = None
+    ) -> dict[str, float]:
         """One update from a :class:`~rlinf.models.llm.RolloutBatch` and its rewards.
 
         Args:
             batch: ``B`` responses, ``n`` consecutive samples per prompt.
             rewards: ``[B]`` scalar reward per response.
+            select: ``[B]`` bool rows to train on (dynamic sampling with refill; ``None``:
+                all); the others still count in ``reward_mean`` and ``dropped_groups``.
 
         Returns:
             ``train/*`` float metrics: ``loss``, ``pg_loss``, ``kl``, ``entropy``,
@@ -174,6 +178,11 @@ class LLMUpdater:
         dropped = 0
         if cfg.dynamic_sampling and cfg.group_advantages:
             keep, dropped = dynamic_sampling_filter(rewards, group)
+        if select is not None:
+            select = torch.as_tensor(select, dtype=torch.bool).reshape(-1)
+            if select.shape != keep.shape:
+                raise ValueError(f"select has {select.shape[0]} rows for {keep.shape[0]} responses")
+            keep = keep & select
         out["train/dropped_groups"] = float(dropped)
         out["train/kept_responses"] = float(keep.sum())
         lr = self.lr_at(self.num_updates)

@@ -17,6 +17,7 @@ from rlinf.algos import (
 )
 
 from .._algo_registry import check_name, import_plugins
+from ._refill import check_max_refill_rounds
 
 __all__ = ["ALGORITHMS", "OFF_POLICY_CORRECTIONS", "LLMUpdaterConfig"]
 
@@ -93,6 +94,12 @@ class LLMUpdaterConfig:
             train-vs-rollout mismatch; ``None`` only reports the mismatch.
         dynamic_sampling: drop groups whose responses all got the same reward (zero
             advantage, no signal; the dapo preset turns it on).
+        max_refill_rounds: with ``dynamic_sampling``, DAPO's refill: every flat group is
+            replaced by a new prompt from the data stream as soon as it is scored, so the
+            step trains ``runner.prompts_per_step`` informative groups; a replacement's
+            own flat groups are replaced again, up to this many rounds deep, after which
+            the step trains a short batch (``train/dynamic_sampling_short`` groups
+            fewer). 0: flat groups are only dropped (a smaller batch, no extra prompts).
         overlong_buffer: DAPO soft overlong punishment: responses longer than
             ``max_response_length - overlong_buffer`` get a linear penalty down to
             ``-overlong_penalty`` (0 disables it).
@@ -145,6 +152,7 @@ class LLMUpdaterConfig:
     logprob_chunk_size: int = 4096
     tis_cap: float | None = None
     dynamic_sampling: bool = False
+    max_refill_rounds: int = 0
     overlong_buffer: int = 0
     overlong_penalty: float = 1.0
     max_response_length: int = 0
@@ -203,6 +211,14 @@ class LLMUpdaterConfig:
         if self.tis_cap is not None and self.tis_cap <= 0:
             raise ValueError(f"tis_cap must be > 0 or None, got {self.tis_cap}")
         self._check_off_policy_correction()
+        if check_max_refill_rounds(self.max_refill_rounds) and not (
+            self.dynamic_sampling and self.group_advantages
+        ):
+            raise ValueError(
+                f"max_refill_rounds={self.max_refill_rounds} refills the groups dynamic "
+                f"sampling drops: it needs dynamic_sampling=true and a group-relative name "
+                f"(got dynamic_sampling={self.dynamic_sampling}, name={self.name!r})"
+            )
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.lam <= 1.0:
             raise ValueError("gamma and lam must lie in [0, 1]")
         if self.overlong_buffer and not 0 < self.overlong_buffer <= self.max_response_length:
