@@ -32,6 +32,7 @@
 from ._actor_worker import EmbodiedActorWorker
 from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
+from ._dynamic import Overlapped, UpdateLending
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._offline_data import (
     OFFLINE_FORMAT,
@@ -75,9 +76,11 @@ __all__ = [
     "OffPolicyLearnerWorker",
     "OffPolicyResponder",
     "OfflineDataError",
+    "Overlapped",
     "PolicyUpdater",
     "SquashedGaussianActor",
     "StaleWeightsError",
+    "UpdateLending",
     "UpdaterConfig",
     "VersionedWeights",
     "WeightSnapshot",
