@@ -163,13 +163,12 @@ class EmbodiedFlow:
         dynamic = cfg.scheduler.dynamic
         if dynamic:
             UpdateLending.check(pgs.placement)
-        # Dynamic: loans reach the actor on a second thread while it updates.
         self.actor = self.cluster.spawn(
             EmbodiedActorWorker,
             pgs,
             "actor",
             name=f"{cfg.name}-actor-{tag}",
-            max_concurrency=2 if dynamic else 1,
+            **UpdateLending.spawn_options(dynamic),
         )
         self.lending = UpdateLending(pgs.placement, self.actor, r.timeout_s) if dynamic else None
         self.rollout: WorkerGroup | None = None
