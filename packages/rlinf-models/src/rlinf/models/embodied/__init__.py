@@ -15,6 +15,9 @@
 * :class:`EmbodiedFlow` (:class:`EmbodiedFlowConfig`, :class:`EmbodiedRunnerSection`):
   the embodied flow env workers <-> rollout -> actor -> weight sync, which the embodied app
   wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
+* :class:`UpdateLending` (:class:`Overlapped`): ``scheduler.dynamic``, the env / rollout
+  slots lent to the actor's update once the rollout is done (``rlinf.sched.SlotLender``
+  decides, the actor raises its threads).
 * :func:`flow_state` / :func:`restore_flow_state`: the flow's env, rollout-RNG and
   prefetched-rollout state for an exact resume (next to the actor's checkpoint state).
 * Off-policy (SAC, CrossQ, RLPD, IQL): :class:`OffPolicyConfig`, :class:`OffPolicyLearner`
