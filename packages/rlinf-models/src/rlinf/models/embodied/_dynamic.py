@@ -109,11 +109,10 @@ class UpdateLending:
                 self.actor.call("lend_slots", phase, len(d.slots)).wait(self.timeout_s)
             # A recall needs no call: the loan ends with its update (phase scope).
 
-    def _metrics(self, metrics: dict[str, Any], phase: int) -> dict[str, Any]:
+    def _metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
         out = dict(metrics)
         out.update(self.lender.take_metrics())
         out["sched/lent_update_s"] = out.pop("sched/actor_lent_s", 0.0)
-        out["sched/step"] = float(phase)
         return out
 
     def update(
@@ -136,7 +135,7 @@ class UpdateLending:
             self._apply(clock.need("actor", phase, time.perf_counter()), phase)
             metrics = future.wait(self.timeout_s)[0]
             self._apply(clock.done("actor", phase, time.perf_counter()), phase)
-            return Overlapped(self._metrics(metrics, phase), None, None)
+            return Overlapped(self._metrics(metrics), None, None)
         pending = ahead()
         for c in LENDERS:
             self._apply(clock.start(c, phase, time.perf_counter()), phase)
@@ -150,7 +149,7 @@ class UpdateLending:
         self._apply(clock.done("actor", phase, time.perf_counter()), phase)
         # collected None: the update ended first; the flow stages the weights while the
         # rollout still runs, as without lending, then reports it (rollout_done).
-        return Overlapped(self._metrics(metrics, phase), pending, collected)
+        return Overlapped(self._metrics(metrics), pending, collected)
 
     def run(self, flow: Any, trajectories: list[Any], version: int, overlap: bool) -> Overlapped:
         """:meth:`update` on ``flow`` (an :class:`~rlinf.models.embodied.EmbodiedFlow`): the
