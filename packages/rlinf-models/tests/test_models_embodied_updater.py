@@ -170,6 +170,21 @@ def test_linear_schedule_and_minibatch_count():
     assert const.lr_at(3) == const.config.lr
 
 
+def test_on_step_runs_before_every_minibatch_step_and_changes_nothing():
+    """The dynamic scheduler's hook (lent threads take effect there): once per step, and
+    the update is the one without it."""
+    cfg = UpdaterConfig(epochs=2, minibatches=3)
+    calls = []
+    hooked = PolicyUpdater(_policy(), cfg, total_updates=2)
+    plain = PolicyUpdater(_policy(), cfg, total_updates=2)
+    torch.manual_seed(5)
+    m_hooked = hooked.update(_typed(_trajectory()), on_step=lambda: calls.append(1))
+    torch.manual_seed(5)
+    m_plain = plain.update(_typed(_trajectory()))
+    assert len(calls) == 2 * 3
+    assert m_hooked == m_plain
+
+
 def test_grpo_update_has_no_value_loss_and_obs_normalizer_is_updated():
     policy = _policy(normalize_obs=True)
     up = PolicyUpdater(policy, UpdaterConfig(name="grpo"), total_updates=2)

@@ -35,6 +35,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RunnerSection",
+    "ThreadLoans",
     "Timers",
     "Trajectory",
     "TypedBatch",
@@ -80,6 +81,7 @@ __all__ = [
     "train_or_resume",
     "truncate_metrics",
     "validate_placement",
+    "wait_first",
     "write_config",
 ]
 
@@ -102,6 +104,8 @@ _HOMES = {
     "WorkerDied": "._errors",
     "WorkerError": "._errors",
     "GroupFuture": "._future",
+    "wait_first": "._future",
+    "ThreadLoans": "._lending",
     "WorkerGroup": "._group",
     "MetricLogger": "._metrics",
     "Timers": "._metrics",

@@ -14,7 +14,7 @@ from ._batch import concat_batches
 from ._cause import death_rank, record_failure
 from ._errors import CallTimeout, WorkerDied, WorkerError
 
-__all__ = ["GroupFuture"]
+__all__ = ["GroupFuture", "wait_first"]
 
 _UNSET: Any = object()
 
@@ -131,6 +131,32 @@ class GroupFuture:
 
     def __repr__(self) -> str:
         return f"GroupFuture({self.group!r}.{self.method}, ranks={list(self.ranks)})"
+
+
+def wait_first(futures: Sequence[GroupFuture], timeout: float) -> int:
+    """Block until one of ``futures`` has every answer; return its index (the first one
+    in order when several are). Answers are not unwrapped: ``wait()`` the returned future
+    to get its results or its error.
+
+    Raises:
+        CallTimeout: none finished within ``timeout`` seconds (names the first future).
+    """
+    if not futures:
+        raise ValueError("wait_first needs at least one future")
+    deadline = time.monotonic() + timeout
+    while True:
+        for i, future in enumerate(futures):
+            if future.done():
+                return i
+        pending = [ref for f in futures for ref in f._pending()]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            first = futures[0]
+            raise first._timeout_error(first._pending(), timeout)
+        # Wake on one more answer than those already in (answers of a future whose other
+        # ranks still run would otherwise return at once, and the loop would spin).
+        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
+        ray.wait(pending, num_returns=len(ready) + 1, timeout=remaining)
 
 
 def _first_line(e: BaseException) -> str:

@@ -8,7 +8,8 @@ what needs it (the device lock, placement groups, ``Topology.from_ray``): parsin
 classifying placements stays cheap.
 
 The static planner is pure Python: a ``FlowProfile`` of measured component costs, a cost
-model (``predict``) and a ``search`` that ranks placements on a ``Topology``.
+model (``predict``) and a ``search`` that ranks placements on a ``Topology``. The dynamic
+scheduler's ``SlotLender`` lends idle slots to running components within a step.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ __all__ = [
     "DeviceLock",
     "DeviceLockTimeout",
     "FlowProfile",
+    "LendDecision",
+    "LendError",
     "Node",
     "Offloadable",
     "PlacedGroup",
@@ -35,7 +38,10 @@ __all__ = [
     "RankPlacement",
     "RankedPlacement",
     "ScalingFit",
+    "SchedulerSection",
     "SearchConfig",
+    "SlotBorrower",
+    "SlotLender",
     "SpecLike",
     "Stage",
     "Topology",
@@ -62,7 +68,12 @@ _HOMES = {
     "PlacementMode": "._placement",
     "classify": "._placement",
     "classify_groups": "._placement",
+    "LendDecision": "._lending",
+    "LendError": "._lending",
     "Offloadable": "._protocols",
+    "SchedulerSection": "._lending",
+    "SlotBorrower": "._protocols",
+    "SlotLender": "._lending",
     "PlacedGroup": "._protocols",
     "PlacementGroups": "._ray_placement",
     "ComponentPlacement": "._spec",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from ._spec import ComponentPlacement
 
-__all__ = ["Offloadable", "PlacedGroup"]
+__all__ = ["Offloadable", "PlacedGroup", "SlotBorrower"]
 
 
 @runtime_checkable
@@ -35,4 +35,23 @@ class PlacedGroup(Protocol):
     @property
     def placement(self) -> ComponentPlacement:
         """Where each rank of the group runs."""
+        ...
+
+
+@runtime_checkable
+class SlotBorrower(Protocol):
+    """A process that can use lent slots for the rest of one phase (see ``SlotLender``).
+
+    CPU slots: raise the intra-op thread count; GPUs (not built): join the lent devices'
+    pre-started ranks into an elastic data-parallel world, or wake a sleeping engine. A
+    loan is scoped to ``phase``: when that phase ends the borrower gives the slots back by
+    itself, and a loan that arrives after its phase ended is ignored.
+    """
+
+    def lend_slots(self, phase: int, slots: int) -> None:
+        """Use ``slots`` more slots from now until ``phase`` ends (or a recall)."""
+        ...
+
+    def recall_slots(self, phase: int) -> None:
+        """Stop using the lent slots of ``phase`` before the next work unit."""
         ...

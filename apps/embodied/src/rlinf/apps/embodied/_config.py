@@ -15,8 +15,13 @@ from rlinf.core import (
 )
 from rlinf.envs import EnvCheckError, EnvConfig, check_env, image_obs_keys
 from rlinf.models import PolicyConfig
-from rlinf.models.embodied import EmbodiedRunnerSection, OffPolicyConfig, UpdaterConfig
-from rlinf.sched import Placement, Topology
+from rlinf.models.embodied import (
+    EmbodiedRunnerSection,
+    OffPolicyConfig,
+    UpdateLending,
+    UpdaterConfig,
+)
+from rlinf.sched import Placement, SchedulerSection, Topology
 
 from ._config_offpolicy import explain_algo_error, validate_offpolicy
 
@@ -53,6 +58,9 @@ class EmbodiedConfig:
             placement, ``runner.pipeline_stages`` and ``runner.overlap_update`` (the
             config's values of those two are replaced), then train (on-policy only).
         cluster: the Ray cluster.
+        scheduler: ``dynamic: true`` lends the env / rollout slots to the actor's update
+            for the rest of a step once the rollout is done (on-policy, one-rank actor on
+            slots of its own); ``false`` (default): the static placement only.
     """
 
     env: EnvConfig
@@ -63,6 +71,7 @@ class EmbodiedConfig:
         default_factory=lambda: {"actor": "0", "rollout": "0", "env": "0"}
     )
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
 
 
 def is_auto(cfg: EmbodiedConfig) -> bool:
@@ -139,8 +148,15 @@ def check_run(cfg: EmbodiedConfig, devices: Topology) -> Placement:
         cfg.placement, devices, COMPONENTS, single_process=("actor",) if off_policy else ()
     )
     if off_policy:
+        if cfg.scheduler.dynamic:
+            raise ConfigError("scheduler.dynamic: lending is built for on-policy updates only")
         validate_offpolicy(cfg.algo, cfg.env, cfg.policy, cfg.runner)
         return placement
+    if cfg.scheduler.dynamic:
+        try:
+            UpdateLending.check(placement)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if cfg.runner.overlap_update and not cfg.algo.decoupled:
         # The flow trains overlapped updates with the decoupled objective (data one version
         # old); a loss that cannot be decoupled must fail here, not when workers start.

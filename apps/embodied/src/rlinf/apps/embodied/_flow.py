@@ -20,7 +20,9 @@ def build_flow(cfg: EmbodiedConfig) -> EmbodiedFlow:
     config."""
     if isinstance(cfg.placement, str):
         raise ConfigError(f"placement: {cfg.placement!r} must be planned before a flow starts")
-    config = EmbodiedFlowConfig("embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS)
+    config = EmbodiedFlowConfig(
+        "embodied", cfg.runner, cfg.cluster, cfg.placement, COMPONENTS, cfg.scheduler
+    )
     return EmbodiedFlow(config, env_worker=EnvWorker, env=cfg.env, policy=cfg.policy, algo=cfg.algo)
 
 

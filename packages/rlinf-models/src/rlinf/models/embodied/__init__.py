@@ -15,6 +15,9 @@
 * :class:`EmbodiedFlow` (:class:`EmbodiedFlowConfig`, :class:`EmbodiedRunnerSection`):
   the embodied flow env workers <-> rollout -> actor -> weight sync, which the embodied app
   wires with its env worker class; the LLM counterpart is ``rlinf.models.llm.LLMRLFlow``.
+* :class:`UpdateLending` (:class:`Overlapped`): ``scheduler.dynamic``, the env / rollout
+  slots lent to the actor's update once the rollout is done (``rlinf.sched.SlotLender``
+  decides, the actor raises its threads).
 * :func:`flow_state` / :func:`restore_flow_state`: the flow's env, rollout-RNG and
   prefetched-rollout state for an exact resume (next to the actor's checkpoint state).
 * Off-policy (SAC, CrossQ, RLPD, IQL): :class:`OffPolicyConfig`, :class:`OffPolicyLearner`
@@ -32,6 +35,7 @@
 from ._actor_worker import EmbodiedActorWorker
 from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
+from ._dynamic import Overlapped, UpdateLending
 from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
 from ._offline_data import (
     OFFLINE_FORMAT,
@@ -75,9 +79,11 @@ __all__ = [
     "OffPolicyLearnerWorker",
     "OffPolicyResponder",
     "OfflineDataError",
+    "Overlapped",
     "PolicyUpdater",
     "SquashedGaussianActor",
     "StaleWeightsError",
+    "UpdateLending",
     "UpdaterConfig",
     "VersionedWeights",
     "WeightSnapshot",

@@ -9,7 +9,7 @@ from typing import Any
 import ray
 import torch
 
-from rlinf.core import Trajectory, Worker
+from rlinf.core import ThreadLoans, Trajectory, Worker
 
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
@@ -77,6 +77,9 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
         self.updater = PolicyUpdater(self.policy, updater_config, total_updates, training)
         self.version = 0
+        # Slots lent by the dynamic scheduler raise the update's threads by this
+        # process's own count per slot (every worker of a flow runs the same count).
+        self.loans = ThreadLoans(torch_threads, torch_threads)
         self._gather_full = gather_full_state
         self._full_state: dict[str, torch.Tensor] | None = None
         self._gather_weights()
@@ -91,8 +94,20 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
         """Version of the current weights (number of updates made)."""
         return self.version
 
+    def lend_slots(self, phase: int, slots: int) -> bool:
+        """Use ``slots`` lent slots (more threads) for the rest of update ``phase``
+        (``rlinf.sched.SlotBorrower``; runs beside the update, so the group needs
+        ``max_concurrency >= 2``). False: that update had already ended."""
+        return self.loans.lend(phase, slots)
+
+    def recall_slots(self, phase: int) -> None:
+        """Give the lent slots of update ``phase`` back at its next mini-batch."""
+        self.loans.recall(phase)
+
     def update(
-        self, trajectories: Trajectory | Sequence[Trajectory | ray.ObjectRef]
+        self,
+        trajectories: Trajectory | Sequence[Trajectory | ray.ObjectRef],
+        phase: int | None = None,
     ) -> dict[str, float]:
         """One PPO / GRPO update from a :class:`~rlinf.core.Trajectory` or a list of them,
         concatenated along the env axis; returns ``train/*`` metrics (and
@@ -102,6 +117,9 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
         trajectory into the store themselves and the driver hands on only the references,
         so a trajectory goes env worker -> store -> here, never through the driver (Ray
         does not resolve references nested in a list argument: they are fetched here).
+
+        ``phase``: the update accepts lent slots (:meth:`lend_slots` with this phase) and
+        reports ``sched/actor_lent_s``, the seconds it ran with them.
         """
         if isinstance(trajectories, Trajectory):
             batch = trajectories
@@ -113,7 +131,15 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
             batch = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
         with self.device_turn():
             start = time.perf_counter()
-            metrics = self.updater.update(batch)
+            if phase is None:
+                metrics = self.updater.update(batch)
+            else:
+                self.loans.begin(phase)
+                try:
+                    metrics = self.updater.update(batch, on_step=self.loans.apply)
+                finally:
+                    metrics_lent = self.loans.end()
+                metrics["sched/actor_lent_s"] = metrics_lent
             # The update's own compute; the driver's time/update adds the call around it.
             metrics["time/actor_update"] = time.perf_counter() - start
         self._gather_weights()

@@ -40,6 +40,7 @@ from rlinf.core import (
     best_effort,
     resolve_torch_threads,
 )
+from rlinf.sched import SchedulerSection
 
 from .._config import PolicyConfig
 from .._weight_sync import (
@@ -52,6 +53,7 @@ from .._weight_sync import (
 from ._actor_worker import EmbodiedActorWorker
 from ._collect import Collect, Collected, episode_metrics, wait_both
 from ._config import UpdaterConfig
+from ._dynamic import UpdateLending
 from ._responder import build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
 from ._runner import EmbodiedRunnerSection
@@ -83,6 +85,8 @@ class EmbodiedFlowConfig:
         cluster: the Ray cluster to start or join.
         placement: component -> device spec as in ``rlinf.sched``.
         components: every placed component (``actor``, ``rollout``, ``env``).
+        scheduler: ``dynamic``: lend the env / rollout slots to the actor's update once
+            their part of the step is done (:class:`UpdateLending`).
     """
 
     name: str
@@ -90,6 +94,7 @@ class EmbodiedFlowConfig:
     cluster: ClusterSection
     placement: Mapping[str, str | int]
     components: tuple[str, ...] = ("actor", "rollout", "env")
+    scheduler: SchedulerSection = dataclasses.field(default_factory=SchedulerSection)
 
 
 class EmbodiedFlow:
@@ -155,9 +160,17 @@ class EmbodiedFlow:
         # workers are built as soon as their arguments are known (the actor and rollout
         # need the env's specs), which cuts start-up to about one process start.
         self.env = self.cluster.spawn(self.env_worker_cls, pgs, "env", name=f"{cfg.name}-env-{tag}")
+        dynamic = cfg.scheduler.dynamic
+        if dynamic:
+            UpdateLending.check(pgs.placement)
         self.actor = self.cluster.spawn(
-            EmbodiedActorWorker, pgs, "actor", name=f"{cfg.name}-actor-{tag}"
+            EmbodiedActorWorker,
+            pgs,
+            "actor",
+            name=f"{cfg.name}-actor-{tag}",
+            **UpdateLending.spawn_options(dynamic),
         )
+        self.lending = UpdateLending(pgs.placement, self.actor, r.timeout_s) if dynamic else None
         self.rollout: WorkerGroup | None = None
         if not r.policy_in_env:
             self.rollout = self.cluster.spawn(
@@ -327,19 +340,25 @@ class EmbodiedFlow:
         results = data.results
         # Object references: the actor fetches the trajectories from the store itself.
         trajectories = [res["trajectory"] for res in results]
-        update = self.actor.call("update", trajectories)
-        ahead = (
-            self.start_collect(version) if self.config.runner.overlap_update and not last else None
-        )
-        metrics = update.wait(self.config.runner.timeout_s)[0]
+        overlap = self.config.runner.overlap_update and not last
+        if self.lending is None:
+            update = self.actor.call("update", trajectories)
+            ahead = self.start_collect(version) if overlap else None
+            metrics = update.wait(self.config.runner.timeout_s)[0]
+        else:
+            metrics, ahead, self._prefetched = self.lending.run(
+                self, trajectories, version, overlap
+            )
         t_update = time.perf_counter() - start - t_wait
         staged = None
-        if ahead is not None:
+        if ahead is not None and self._prefetched is None:
             # Export while the next rollout still runs; the rollout ranks must be idle only
             # to load the new weights (a broadcast needs them idle throughout).
             if self.weight_sync == "object_store":
                 staged = stage_weights(self.actor, self.config.runner.timeout_s)
             self._prefetched = self.finish_collect(ahead)
+            if self.lending is not None:
+                self.lending.rollout_done()
         t_before_sync = time.perf_counter()
         self.sync_weights(staged)
         t_total = time.perf_counter() - start

@@ -4,7 +4,7 @@ names (PPO, GRPO, RLOO, ... or a plugin's)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +129,12 @@ class PolicyUpdater:
             )
         )
 
-    def update(self, trajectories: Trajectory) -> dict[str, float]:
+    def update(
+        self, trajectories: Trajectory, on_step: Callable[[], None] | None = None
+    ) -> dict[str, float]:
         """One update from a :class:`rlinf.core.Trajectory` (arrays or tensors) whose records
         hold ``POLICY_RECORDS`` (``log_probs``, ``values``, ``next_values``: ``[N, T]``).
+        ``on_step`` runs before every mini-batch step (where lent threads take effect).
 
         Returns:
             ``train/*`` metrics (means over minibatches): ``pg_loss``, ``vf_loss``,
@@ -165,6 +168,8 @@ class PolicyUpdater:
         for _ in range(cfg.epochs):
             order = from_rank0(torch.randperm(n * t, device=device))
             for idx in order.chunk(cfg.minibatches):
+                if on_step is not None:
+                    on_step()
                 metrics = self._step(
                     {k: v[idx] for k, v in flat_obs.items()},
                     actions[idx],
