@@ -50,7 +50,13 @@ def _compared(row: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in row.items() if not k.startswith(("time/", "throughput/", "sched/"))}
 
 
-@pytest.mark.parametrize("overlap", [False, True], ids=["sequential", "overlapped"])
+# The overlapped case lends only when the rollout happens to end first (timing): its
+# equality runs in the slow phase; the sequential case lends on every update.
+@pytest.mark.parametrize(
+    "overlap",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["sequential", "overlapped"],
+)
 def test_dynamic_trains_on_the_same_samples(ray_cluster, tmp_path, overlap):
     flags = [f"runner.overlap_update={str(overlap).lower()}"]
     static = _train(tmp_path, "static", *flags)
