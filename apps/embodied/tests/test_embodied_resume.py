@@ -108,6 +108,13 @@ def _assert_run_dir_artifacts(run_dir: pathlib.Path) -> None:
     # at least that update's own time.
     assert [i for i, r in enumerate(rows) if "time/first_step_s" in r] == [0]
     assert rows[0]["time/first_step_s"] >= rows[0]["time/iteration"] > 0
+    # Its parts, also once; in order they end before the first iteration starts.
+    parts = ("time/startup_driver_s", "time/startup_ray_s", "time/startup_workers_s")
+    for key in parts:
+        assert [i for i, r in enumerate(rows) if key in r] == [0], key
+        assert rows[0][key] > 0, key
+    started = sum(rows[0][k] for k in parts)
+    assert started + rows[0]["time/iteration"] <= rows[0]["time/first_step_s"]
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

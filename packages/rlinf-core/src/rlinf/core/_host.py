@@ -26,8 +26,17 @@ class WorkerHost:
         self._cls = worker_cls
         self._ctx = ctx
         self._worker: Worker | None = None
+        # The class's own warm-up (imports its first step needs) also runs now; a failure
+        # is kept for start(), where the driver reports it as this rank's __init__ error.
+        self._warm_up_error: tuple | None = None
+        try:
+            worker_cls.warm_up()
+        except Exception as e:
+            self._warm_up_error = ("err", type(e).__name__, str(e), traceback.format_exc())
 
     def start(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:
+        if self._warm_up_error is not None:
+            return self._warm_up_error
         try:
             worker = self._cls.__new__(self._cls)
             worker._attach(self._ctx)

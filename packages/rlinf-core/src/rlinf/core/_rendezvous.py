@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import ray
 
 __all__ = ["RENDEZVOUS_NAME", "ensure_rendezvous", "rendezvous_address"]
@@ -16,16 +19,28 @@ class _Rendezvous:
     Each communicator (a pair or a broadcast set) uses its own key prefix in the store, so
     any two workers can build a process group at any time, without a global world and
     without both having been set up together beforehand.
+
+    The store (and torch, which it needs: seconds of CPU) is created on the first
+    :meth:`address` call, i.e. when some worker first communicates: a flow that never
+    sends, receives or sets up a process group (a single-rank flow whose payloads go
+    through the object store) pays only for an idle process while its workers start.
     """
 
     def __init__(self) -> None:
-        import torch.distributed as dist
-
         self._ip = ray.util.get_node_ip_address()
-        self._store = dist.TCPStore(self._ip, 0, is_master=True, wait_for_workers=False)
+        self._store: Any = None
 
     def address(self) -> tuple[str, int]:
+        if self._store is None:
+            # Calls run one at a time (max_concurrency 1): no second store can be made.
+            import torch.distributed as dist
+
+            self._store = dist.TCPStore(self._ip, 0, is_master=True, wait_for_workers=False)
         return self._ip, self._store.port
+
+    def state(self) -> dict[str, bool]:
+        """Whether the store exists and whether this process imported torch (tests)."""
+        return {"store": self._store is not None, "torch": "torch" in sys.modules}
 
 
 # namespace -> the handle this process holds. Ray destroys an actor once its creator drops

@@ -61,6 +61,16 @@ class Worker:
     def __init__(self) -> None:
         """Nothing to do: the launcher attaches the context before ``__init__`` runs."""
 
+    @classmethod
+    def warm_up(cls) -> None:
+        """Run in each rank's process as soon as it starts, before ``__init__`` (whose
+        arguments the driver may still be computing, e.g. from another group's replies).
+
+        Override it for work that needs no arguments but would otherwise fall on the
+        critical path of ``__init__`` or the first call (e.g. imports a library makes on
+        first use). An exception here is reported as the rank's ``__init__`` failure.
+        """
+
     def _attach(self, ctx: WorkerContext) -> None:
         self._ctx = ctx
         self._comm = None

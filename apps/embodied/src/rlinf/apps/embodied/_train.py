@@ -158,6 +158,9 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
                 # Process start (imports, Ray, workers, model build) to the end of the
                 # first update: what a user waits for before anything trains.
                 metrics["time/first_step_s"] = process_age_s()
+                # Its parts: interpreter, imports and config checks; ray.init; the
+                # workers' processes and constructors (the rest: weight load, update 1).
+                metrics.update(flow.startup_times)
                 first_step_pending = False
             logger.log(metrics, env_steps)
             last_return = metrics.get("env/return_mean", last_return)

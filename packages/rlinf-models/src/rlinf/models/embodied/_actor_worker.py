@@ -17,7 +17,7 @@ from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import WeightBroadcaster, WeightStager
 from ..train import TrainingConfig
 from ._config import UpdaterConfig
-from ._process import setup_torch_process
+from ._process import import_optimizer_deps, setup_torch_process
 from ._updater import PolicyUpdater
 from ._weights import WeightSnapshot
 
@@ -54,6 +54,12 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
     same trajectories and trains its share of each mini-batch, and each update ends with
     the gathered full weights, which rank 0 exports (``stage_weights`` calls rank 0 only).
     """
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """The optimizer's imports, before the env's specs (this constructor's arguments)
+        are known: off the critical path of the flow's start."""
+        import_optimizer_deps()
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ from rlinf.core import (
     ClusterSection,
     WorkerGroup,
     best_effort,
+    process_age_s,
     resolve_torch_threads,
 )
 from rlinf.sched import SchedulerSection
@@ -108,6 +109,12 @@ class EmbodiedFlow:
             env ranks and then pipeline stages).
         policy: the actor-critic.
         algo: the updater.
+
+    Attributes:
+        startup_times: seconds of the start, for a run's first metrics row:
+            ``time/startup_driver_s`` (process start to this constructor: interpreter,
+            imports, config checks), ``time/startup_ray_s`` (starting or joining Ray) and
+            ``time/startup_workers_s`` (every group's processes started and built).
     """
 
     def __init__(
@@ -129,12 +136,21 @@ class EmbodiedFlow:
         self.total_updates = r.total_env_steps // self.steps_per_update
         self._episode_refs: list[ray.ObjectRef] = []
         self._prefetched: Collected | None = None
+        driver_s = process_age_s()
+        begin = time.perf_counter()
         self.cluster = Cluster(config.cluster.cluster_config())
+        ray_s = time.perf_counter() - begin
         try:
             self._start()
         except BaseException:
             self.cluster.shutdown()
             raise
+        # Where the time to first step went, for the run's first metrics row.
+        self.startup_times = {
+            "time/startup_driver_s": driver_s,
+            "time/startup_ray_s": ray_s,
+            "time/startup_workers_s": time.perf_counter() - begin - ray_s,
+        }
 
     def _start(self) -> None:
         cfg, r = self.config, self.config.runner

@@ -16,7 +16,7 @@ from .._spec import ActionSpecLike, ObsSpecLike
 from .._weight_sync import StagedWeights, put_weights
 from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_learner import OffPolicyLearner
-from ._process import setup_torch_process
+from ._process import import_optimizer_deps, setup_torch_process
 from ._weights import WeightSnapshot
 
 __all__ = ["BUFFER_FILE", "OffPolicyLearnerWorker"]
@@ -40,6 +40,11 @@ class OffPolicyLearnerWorker(Worker):
         seed: torch seed.
         torch_threads: intra-op threads.
     """
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """The optimizers' imports, while the driver still waits for the env's specs."""
+        import_optimizer_deps()
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ import warnings
 
 import torch
 
-__all__ = ["setup_torch_process"]
+__all__ = ["import_optimizer_deps", "setup_torch_process"]
 
 
 def setup_torch_process(torch_threads: int) -> None:
@@ -15,3 +15,12 @@ def setup_torch_process(torch_threads: int) -> None:
     policies and updaters only read them."""
     torch.set_num_threads(torch_threads)
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+
+
+def import_optimizer_deps() -> None:
+    """Import what torch imports when a process builds its first optimizer:
+    ``torch.optim.Optimizer`` methods are wrapped by ``torch._disable_dynamo``, which
+    imports ``torch._dynamo`` (with sympy and inductor; seconds of CPU) on first call.
+    A trainer's :meth:`~rlinf.core.Worker.warm_up` calls it, so the import runs while the
+    process waits for its constructor's arguments instead of inside the constructor."""
+    import torch._dynamo  # noqa: F401
