@@ -8,16 +8,14 @@ One training iteration::
     actor --WeightSnapshot (object store)--> every rollout rank (checks v+1)
           (or, runner.weight_sync=collective: bucketed broadcasts from the actor ranks)
 
-Payloads never pass through the driver: env workers put their trajectories into the object
-store and return references, which the driver hands to the actor (who fetches them); the
-actor puts its weights and the driver hands the reference on. The driver receives only
-counters and metrics (a few KB per iteration, whatever ``num_envs`` and ``horizon``).
+Payloads never pass through the driver: it hands on object-store references (trajectories
+put by env workers, weights put by the actor) and receives only counters and metrics (a
+few KB per iteration, whatever ``num_envs`` and ``horizon``).
 
-The same code runs collocated, disaggregated or hybrid: the placement in the config only
-decides which devices (CPU slots) each group's processes land on. The app hands in what is
-its own: the env worker class (``rlinf.envs.EnvWorker``; rlinf.models never imports
-rlinf.envs) and its env config. The LLM apps' counterpart is
-:class:`rlinf.models.llm.LLMRLFlow`, of the same shape.
+The same code runs collocated, disaggregated or hybrid (the placement decides where each
+group's processes land). The app hands in its env worker class (``rlinf.envs.EnvWorker``;
+rlinf.models never imports rlinf.envs) and env config. The LLM counterpart is
+:class:`rlinf.models.llm.LLMRLFlow`.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from ._actor_worker import EmbodiedActorWorker
 from ._collect import Collect, Collected, episode_metrics, wait_both
 from ._config import UpdaterConfig
 from ._dynamic import UpdateLending
+from ._link_plan import plan_links
 from ._responder import build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
 from ._runner import EmbodiedRunnerSection
@@ -111,10 +110,8 @@ class EmbodiedFlow:
         algo: the updater.
 
     Attributes:
-        startup_times: seconds of the start, for a run's first metrics row:
-            ``time/startup_driver_s`` (process start to this constructor: interpreter,
-            imports, config checks), ``time/startup_ray_s`` (starting or joining Ray) and
-            ``time/startup_workers_s`` (every group's processes started and built).
+        startup_times: ``time/startup_{driver,ray,workers}_s`` for a run's first metrics row
+            (process start to this constructor, starting Ray, building every group).
     """
 
     def __init__(
@@ -230,23 +227,15 @@ class EmbodiedFlow:
         self.endpoints: list[list[Any]] | None = None
         if self.rollout is None:
             return
-        # Every (env rank, stage) gets a direct connection to a rollout rank, round robin:
-        # with 2 stages and one rollout rank, that rank serves both stages of every env
-        # worker, answering whichever request arrives first (batched when several wait).
+        # Every (env rank, stage) gets a direct connection to a rollout rank.
         token = secrets.token_bytes(32)
-        endpoints = self.rollout.call("open_endpoint", token).wait(r.timeout_s)
-        n_roll = self.rollout.world_size
-        self.endpoints = []
-        self.requests = [0] * n_roll
-        self.peers = [0] * n_roll
-        for e in range(env_ranks):
-            row = []
-            for s in range(r.pipeline_stages):
-                rank = (e * r.pipeline_stages + s) % n_roll
-                row.append(endpoints[rank])
-                self.requests[rank] += r.horizon + 1
-                self.peers[rank] += 1
-            self.endpoints.append(row)
+        links = plan_links(
+            self.rollout.call("open_endpoint", token).wait(r.timeout_s),
+            env_ranks,
+            r.pipeline_stages,
+            r.horizon,
+        )
+        self.endpoints, self.requests, self.peers = links.endpoints, links.requests, links.peers
 
     @property
     def last_episode_returns(self) -> np.ndarray:
@@ -343,10 +332,9 @@ class EmbodiedFlow:
     def iteration(self, version: int, last: bool = False) -> tuple[dict[str, float], int]:
         """Collect, update, sync; returns ``(metrics, env_steps of this iteration)``.
 
-        ``version`` is the weight version every rollout rank has loaded (the actor's).
-        With ``runner.overlap_update``, the rollout of the *next* iteration runs (with
-        ``version``) while the actor updates, unless ``last``; the next call then updates
-        on that rollout, whose ``train/policy_lag`` is 1.
+        ``version``: the weights every rollout rank holds (the actor's). With
+        ``runner.overlap_update`` (and not ``last``) the next iteration's rollout runs with
+        it while the actor updates; the next call trains on it (``train/policy_lag`` 1).
         """
         start = time.perf_counter()
         data, self._prefetched = self._prefetched, None
@@ -354,8 +342,7 @@ class EmbodiedFlow:
             data = self.finish_collect(self.start_collect(version))
         t_wait = time.perf_counter() - start
         results = data.results
-        # Object references: the actor fetches the trajectories from the store itself.
-        trajectories = [res["trajectory"] for res in results]
+        trajectories = [res["trajectory"] for res in results]  # refs the actor fetches
         overlap = self.config.runner.overlap_update and not last
         if self.lending is None:
             update = self.actor.call("update", trajectories)
@@ -368,8 +355,7 @@ class EmbodiedFlow:
         t_update = time.perf_counter() - start - t_wait
         staged = None
         if ahead is not None and self._prefetched is None:
-            # Export while the next rollout still runs; the rollout ranks must be idle only
-            # to load the new weights (a broadcast needs them idle throughout).
+            # Export while the next rollout runs (rollout ranks need be idle only to load).
             if self.weight_sync == "object_store":
                 staged = stage_weights(self.actor, self.config.runner.timeout_s)
             self._prefetched = self.finish_collect(ahead)
