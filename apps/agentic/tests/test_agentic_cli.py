@@ -70,9 +70,12 @@ def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, fl
 
 @pytest.fixture(scope="module")
 def search_run(ray_cluster, tmp_path_factory):
-    """A 2-step search run (SFT warm-up, tool workers, collocated) and its CLI output."""
+    """A 1-step search run (SFT warm-up, tool workers, collocated) and its CLI output.
+
+    One step is enough: the step-1 rollout already shows the warm-up's tool use, and the
+    resume test below trains the second step from the step-1 checkpoint."""
     run = tmp_path_factory.mktemp("search") / "run"
-    args = ["train", "--config", "search", "--run-dir", str(run), *SMALL, "runner.steps=2"]
+    args = ["train", "--config", "search", "--run-dir", str(run), *SMALL, "runner.steps=1"]
     with contextlib.redirect_stdout(io.StringIO()) as out:
         assert main(args) == 0
     return run, out.getvalue()
@@ -80,31 +83,31 @@ def search_run(ray_cluster, tmp_path_factory):
 
 def test_train_writes_run_dir_metrics_and_checkpoint(search_run):
     run, out = search_run
-    assert "2 steps" in out and "(collocated)" in out
-    rows = _check_run_dir(run, [0, 1, 2])
+    assert "1 steps" in out and "(collocated)" in out
+    rows = _check_run_dir(run, [0, 1])
     # The warm-up taught the format: the agent searches (the tool workers answered).
     assert rows[0]["eval/tool_calls"] > 0 and rows[1]["rollout/tool_calls"] > 0
     assert rows[1]["rollout/turns"] > 1
     assert (run / "sft_model" / "config.json").is_file()
     assert read_metrics(run / "sft")[-1]["step"] == 100
-    assert (run / "checkpoints" / "latest").read_text().strip() == "step_000002"
-    state = torch.load(run / "checkpoints/step_000002/state.pt", weights_only=False)
-    assert state["prompts"]["position"] == 8 and state["actor"]["version"] == 2
-    assert (run / "checkpoints/step_000002/model/config.json").is_file()
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_000001"
+    state = torch.load(run / "checkpoints/step_000001/state.pt", weights_only=False)
+    assert state["prompts"]["position"] == 4 and state["actor"]["version"] == 1
+    assert (run / "checkpoints/step_000001/model/config.json").is_file()
 
 
 def test_resume_continues_and_eval_agrees(search_run, capsys):
     run, _ = search_run
     # Resumed with the tools in a thread pool of the rollout worker instead of tool workers
     # (a placement change only: the same computation).
-    with (run / "metrics.jsonl").open("a") as f:  # a step 3 logged before a crash
-        f.write(json.dumps({"step": 3, "stale": 1.0}) + "\n")
-    assert main(["train", "--resume", str(run), "runner.steps=3", "tools.local=true"]) == 0
-    rows = _check_run_dir(run, [0, 1, 2, 3])
+    with (run / "metrics.jsonl").open("a") as f:  # a step 2 logged before a crash
+        f.write(json.dumps({"step": 2, "stale": 1.0}) + "\n")
+    assert main(["train", "--resume", str(run), "runner.steps=2", "tools.local=true"]) == 0
+    rows = _check_run_dir(run, [0, 1, 2])
     assert not any("stale" in r for r in rows)  # the re-run step replaced it
-    state = torch.load(run / "checkpoints/step_000003/state.pt", weights_only=False)
-    assert state["prompts"]["position"] == 12 and state["actor"]["version"] == 3
-    assert state["actor"]["updater"]["num_updates"] == 3
+    state = torch.load(run / "checkpoints/step_000002/state.pt", weights_only=False)
+    assert state["prompts"]["position"] == 8 and state["actor"]["version"] == 2
+    assert state["actor"]["updater"]["num_updates"] == 2
 
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run)]) == 0

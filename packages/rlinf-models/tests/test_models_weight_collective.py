@@ -61,11 +61,14 @@ class Trainer(WeightBroadcaster, Worker):
         super().__init__()
         if backend == "fsdp2":
             self.init_torch_distributed()
+        self.reset(backend)
+
+    def reset(self, backend: str) -> None:
+        """The state of a freshly launched trainer (fsdp2: once, at launch only)."""
         torch.manual_seed(0)
-        model = Net()
         self.backend = build_backend(
             TrainingConfig(backend=backend),
-            model,
+            Net(),
             lambda params: torch.optim.SGD(params, lr=0.1),
         )
         self.version = 0
@@ -102,6 +105,10 @@ class Trainer(WeightBroadcaster, Worker):
 class Holder(WeightReceiver, Worker):
     def __init__(self) -> None:
         super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
+        """The state of a freshly launched holder: no version, weights of its own."""
         torch.manual_seed(100 + self.rank)  # different from the trainer's weights
         self.model = Net().eval()
         self.weights = VersionedWeights(self.model)
@@ -139,6 +146,26 @@ def _groups(cluster, actor_spec: str, backend: str):
     trainer = cluster.launch(Trainer, pgs, "trainer", name=f"trainer-{tag}", args=(backend,))
     holder = cluster.launch(Holder, pgs, "holder", name=f"holder-{tag}")
     return pgs, trainer, holder
+
+
+@pytest.fixture(scope="module")
+def torch_launched(cluster):
+    # One torch trainer and two holders serve both tests that need that layout: three
+    # worker processes importing torch take a while to start.
+    pgs, trainer, holder = _groups(cluster, "0", "torch")
+    yield trainer, holder
+    trainer.kill()
+    holder.kill()
+    pgs.remove()
+
+
+@pytest.fixture
+def torch_groups(torch_launched):
+    """``torch_launched`` reset to the state of a fresh launch."""
+    trainer, holder = torch_launched
+    trainer.call("reset", "torch").wait(60)
+    holder.call("reset").wait(60)
+    return trainer, holder
 
 
 def _assert_holders_equal(trainer, holder, version: int) -> None:
@@ -189,53 +216,59 @@ def test_each_trainer_rank_sends_its_torch_chunk_rows_and_rank_0_the_rest():
     assert pieces(manifest, 1) == [Piece(0, 9, 15)]
 
 
-@pytest.mark.parametrize(("actor_spec", "backend"), [("0", "torch"), ("0-1", "fsdp2")])
-def test_collective_sync_gives_the_actors_full_state_on_every_rank(cluster, actor_spec, backend):
+# fsdp2 first: its groups take all four slots and are removed before `torch_launched`
+# (slots 0, 2, 3, kept to the end of the module) is launched for the torch case.
+@pytest.mark.parametrize(("actor_spec", "backend"), [("0-1", "fsdp2"), ("0", "torch")])
+def test_collective_sync_gives_the_actors_full_state_on_every_rank(
+    cluster, request, actor_spec, backend
+):
+    if backend == "torch":
+        _check_collective_sync(*request.getfixturevalue("torch_groups"), backend)
+        return
     pgs, trainer, holder = _groups(cluster, actor_spec, backend)
     try:
-        sharded = trainer.call("row_sharded").wait(60)
-        # fsdp2: every parameter is split by rows and each rank sends its own; buffers whole.
-        assert all(("big.weight" in keys) == (backend == "fsdp2") for keys in sharded)
-        assert all("norm.running_mean" not in keys for keys in sharded)
-        assert sync_weights(trainer, holder, 60, method="collective", bucket_bytes=BUCKET) == 0
-        _assert_holders_equal(trainer, holder, 0)
-        trainer.call("step").wait(60)
-        with count_driver_traffic() as traffic:
-            assert sync_weights(trainer, holder, 60, "collective", BUCKET) == 1
-        _assert_holders_equal(trainer, holder, 1)
-        # ~70 KB of weights reached 2 ranks; the driver saw versions and None replies only.
-        assert traffic.received_bytes < 2048 and traffic.sent_bytes == 0
-        # One rank: the object store is the better path; sharded: the collective one.
-        assert choose_weight_sync("auto", trainer, holder) == (
-            "collective" if backend == "fsdp2" else "object_store"
-        )
+        _check_collective_sync(trainer, holder, backend)
     finally:
         trainer.kill()
         holder.kill()
         pgs.remove()
 
 
-def test_a_version_out_of_order_raises_naming_both_and_changes_nothing(cluster):
-    pgs, trainer, holder = _groups(cluster, "0", "torch")
-    try:
-        sync_weights(trainer, holder, 60, "collective", BUCKET)
-        before = holder.call("held").wait(60)
-        trainer.call("step").wait(60)
-        trainer.call("set_version", 5).wait(60)
-        with pytest.raises(WorkerError, match=r"skipped weights: holding version 0, got 5"):
-            sync_weights(trainer, holder, 60, "collective", BUCKET)
-        # The receivers drained the transfer without writing: weights and version as before.
-        for (v0, s0, _), (v1, s1, _) in zip(before, holder.call("held").wait(60), strict=True):
-            assert v0 == v1 == 0
-            assert all(torch.equal(s0[k], s1[k]) for k in s0)
-        # The protocol stayed in step: the next in-order version goes through.
-        trainer.call("set_version", 1).wait(60)
+def _check_collective_sync(trainer, holder, backend: str) -> None:
+    sharded = trainer.call("row_sharded").wait(60)
+    # fsdp2: every parameter is split by rows and each rank sends its own; buffers whole.
+    assert all(("big.weight" in keys) == (backend == "fsdp2") for keys in sharded)
+    assert all("norm.running_mean" not in keys for keys in sharded)
+    assert sync_weights(trainer, holder, 60, method="collective", bucket_bytes=BUCKET) == 0
+    _assert_holders_equal(trainer, holder, 0)
+    trainer.call("step").wait(60)
+    with count_driver_traffic() as traffic:
         assert sync_weights(trainer, holder, 60, "collective", BUCKET) == 1
-        _assert_holders_equal(trainer, holder, 1)
-    finally:
-        trainer.kill()
-        holder.kill()
-        pgs.remove()
+    _assert_holders_equal(trainer, holder, 1)
+    # ~70 KB of weights reached 2 ranks; the driver saw versions and None replies only.
+    assert traffic.received_bytes < 2048 and traffic.sent_bytes == 0
+    # One rank: the object store is the better path; sharded: the collective one.
+    assert choose_weight_sync("auto", trainer, holder) == (
+        "collective" if backend == "fsdp2" else "object_store"
+    )
+
+
+def test_a_version_out_of_order_raises_naming_both_and_changes_nothing(torch_groups):
+    trainer, holder = torch_groups
+    sync_weights(trainer, holder, 60, "collective", BUCKET)
+    before = holder.call("held").wait(60)
+    trainer.call("step").wait(60)
+    trainer.call("set_version", 5).wait(60)
+    with pytest.raises(WorkerError, match=r"skipped weights: holding version 0, got 5"):
+        sync_weights(trainer, holder, 60, "collective", BUCKET)
+    # The receivers drained the transfer without writing: weights and version as before.
+    for (v0, s0, _), (v1, s1, _) in zip(before, holder.call("held").wait(60), strict=True):
+        assert v0 == v1 == 0
+        assert all(torch.equal(s0[k], s1[k]) for k in s0)
+    # The protocol stayed in step: the next in-order version goes through.
+    trainer.call("set_version", 1).wait(60)
+    assert sync_weights(trainer, holder, 60, "collective", BUCKET) == 1
+    _assert_holders_equal(trainer, holder, 1)
 
 
 def test_unknown_method_is_an_error():

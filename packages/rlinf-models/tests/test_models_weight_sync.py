@@ -33,6 +33,9 @@ class Snapshot:
 class Trainer(WeightStager, Worker):
     def __init__(self) -> None:
         super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
         self.version = 0
 
     def step(self) -> int:
@@ -48,6 +51,9 @@ class Holder(Worker):
 
     def __init__(self) -> None:
         super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
         self.version = -1
         self.state: dict = {}
         self.frozen = False
@@ -82,8 +88,10 @@ def cluster():
         c.shutdown()
 
 
-@pytest.fixture
-def groups(cluster):
+@pytest.fixture(scope="module")
+def launched(cluster):
+    # Launched once per module (three worker processes take seconds to start); each test
+    # gets them reset to their initial state by `groups`.
     pgs = cluster.allocate({"trainer": "0", "holder": "1-2"})
     trainer = cluster.launch(Trainer, pgs, "trainer")
     holder = cluster.launch(Holder, pgs, "holder")
@@ -91,6 +99,14 @@ def groups(cluster):
     trainer.kill()
     holder.kill()
     pgs.remove()
+
+
+@pytest.fixture
+def groups(launched):
+    trainer, holder = launched
+    trainer.call("reset").wait(60)
+    holder.call("reset").wait(60)
+    return trainer, holder
 
 
 def test_sync_loads_the_exported_version_everywhere(groups):
