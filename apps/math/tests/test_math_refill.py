@@ -1,5 +1,5 @@
-"""DAPO refill through the rlinf-math CLI: a run interrupted after 2 steps and resumed to 4
-sees the same prompts and samples as 4 steps without interruption, and the checkpointed
+"""DAPO refill through the rlinf-math CLI: a run interrupted after 1 step and resumed to 2
+sees the same prompts and samples as 2 steps without interruption, and the checkpointed
 prompt position counts every prompt generated (the step's own and its refills)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SMALL = [
     "generation.max_new_tokens=12",
     "generation.n=4",
     "runner.prompts_per_step=4",
-    "runner.checkpoint_every=2",
+    "runner.checkpoint_every=1",
     "runner.progress=false",
     "algo.lr=0.002",
     "checker.num_workers=1",
@@ -52,20 +52,20 @@ def _position(run_dir, step: int) -> int:
     return int(state["prompts"]["position"])
 
 
-# Three flows and one SFT warm-up: ~3-4 min on two shared cores.
+# Three flows (1 + 1 + 2 steps) and one SFT warm-up.
 @pytest.mark.slow
 def test_refill_resume_is_exact(ray_cluster, tmp_path):
     part = tmp_path / "part"
     args = ["train", "--config", "grpo", "--run-dir"]
-    assert main([*args, str(part), *SMALL, *REFILL, "runner.steps=2"]) == 0
-    assert main(["train", "--resume", str(part), "runner.steps=4"]) == 0
+    assert main([*args, str(part), *SMALL, *REFILL, "runner.steps=1"]) == 0
+    assert main(["train", "--resume", str(part), "runner.steps=2"]) == 0
     full = tmp_path / "full"
     # The same starting model without a second warm-up.
     start = ["sft.steps=0", f"model.path={part / 'sft_model'}"]
-    assert main([*args, str(full), *SMALL, *REFILL, *start, "runner.steps=4"]) == 0
+    assert main([*args, str(full), *SMALL, *REFILL, *start, "runner.steps=2"]) == 0
     rows = [r for r in read_metrics(part / "metrics.jsonl") if r["step"] > 0]
     ref = [r for r in read_metrics(full / "metrics.jsonl") if r["step"] > 0]
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4] == [int(r["step"]) for r in ref]
+    assert [int(r["step"]) for r in rows] == [1, 2] == [int(r["step"]) for r in ref]
     for a, b in zip(rows, ref, strict=True):
         for key in ("kept", "dropped", "refill_prompts", "short", "refill_rounds"):
             assert a[P + key] == b[P + key], (a["step"], key)
@@ -78,6 +78,6 @@ def test_refill_resume_is_exact(ray_cluster, tmp_path):
         assert a[P + "kept"] + a[P + "dropped"] == 4 + a[P + "refill_prompts"]
     # The prompt order advanced by every prompt generated, refills included.
     drawn = [4 + r[P + "refill_prompts"] for r in ref]
-    assert _position(part, 2) == _position(full, 2) == sum(drawn[:2])
-    assert _position(part, 4) == _position(full, 4) == sum(drawn)
+    assert _position(part, 1) == _position(full, 1) == drawn[0]
+    assert _position(part, 2) == _position(full, 2) == sum(drawn)
     assert sum(r[P + "refill_prompts"] for r in ref) > 0, "no group was ever refilled"
