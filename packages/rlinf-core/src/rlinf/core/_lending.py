@@ -18,7 +18,7 @@ import time
 
 import torch
 
-__all__ = ["ThreadLoans"]
+__all__ = ["ThreadBorrower", "ThreadLoans"]
 
 
 class ThreadLoans:
@@ -111,3 +111,24 @@ class ThreadLoans:
                 self._loan = None
         torch.set_num_threads(self.base)
         return self.lent_s
+
+
+class ThreadBorrower:
+    """Worker mixin: the ``rlinf.sched.SlotBorrower`` methods over :attr:`loans`.
+
+    The worker sets ``self.loans`` (a :class:`ThreadLoans`) in its ``__init__`` and runs
+    its update between ``loans.begin(phase)`` and ``loans.end()``, calling
+    ``loans.apply`` between work units. Both methods run beside the update, so the
+    worker's group needs ``max_concurrency >= 2``.
+    """
+
+    loans: ThreadLoans
+
+    def lend_slots(self, phase: int, slots: int) -> bool:
+        """Use ``slots`` lent slots (more threads) for the rest of update ``phase``.
+        False: that update had already ended."""
+        return self.loans.lend(phase, slots)
+
+    def recall_slots(self, phase: int) -> None:
+        """Give the lent slots of update ``phase`` back at its next work unit."""
+        self.loans.recall(phase)

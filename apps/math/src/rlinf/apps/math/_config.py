@@ -21,11 +21,12 @@ from rlinf.models.llm import (
     LLMTrainingSection,
     LLMUpdaterConfig,
     check_llm_data_parallel,
+    check_llm_dynamic,
     check_llm_rl_config,
     is_auto_placement,
     reference_llm_config,
 )
-from rlinf.sched import Placement
+from rlinf.sched import Placement, SchedulerSection
 
 from ._sft import SFTConfig
 
@@ -105,6 +106,10 @@ class MathConfig:
             collocated, let the planner choose the placement and ``runner.max_staleness``
             (the config's value is replaced), then train.
         cluster: the Ray cluster.
+        scheduler: ``dynamic: true`` lends the rollout / reward slots to the actor's update
+            once a step's rollouts and scores are in (``rlinf.models.llm.StepLending``);
+            needs a disaggregated placement on CPU slots with a one-rank actor, the HF
+            generation backend and no DAPO refill. ``false`` (default): static placement.
     """
 
     data: DataSection = field(default_factory=DataSection)
@@ -119,6 +124,7 @@ class MathConfig:
         default_factory=lambda: {"actor": "0", "rollout": "0", "reward": "0"}
     )
     cluster: ClusterSection = field(default_factory=ClusterSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
 
 
 def validate(cfg: MathConfig) -> Placement:
@@ -141,6 +147,13 @@ def validate(cfg: MathConfig) -> Placement:
         cfg.algo,
         cfg.runner.prompts_per_step * cfg.generation.n,
     )
+    if cfg.scheduler.dynamic:
+        if auto:
+            raise ConfigError("scheduler.dynamic: plan the placement first (placement: auto)")
+        try:
+            check_llm_dynamic(placement, cfg.generation, cfg.algo)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     return placement
 
 

@@ -49,6 +49,7 @@ class MathFlow(LLMRLFlow):
             COMPONENTS,
             cfg.model.dtype,
             partial=cfg.runner.partial,
+            scheduler=cfg.scheduler,
         )
         super().__init__(
             config,

@@ -9,7 +9,7 @@ from typing import Any
 import ray
 import torch
 
-from rlinf.core import ThreadLoans, Trajectory, Worker
+from rlinf.core import ThreadBorrower, ThreadLoans, Trajectory, Worker
 
 from .._actor_critic import build_policy
 from .._config import PolicyConfig
@@ -24,7 +24,7 @@ from ._weights import WeightSnapshot
 __all__ = ["EmbodiedActorWorker"]
 
 
-class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
+class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worker):
     """Holds the trained :class:`~rlinf.models.ActorCritic` and its :class:`PolicyUpdater`.
 
     Weight sync goes through Ray's object store: ``stage_weights`` (from
@@ -99,16 +99,6 @@ class EmbodiedActorWorker(WeightStager, WeightBroadcaster, Worker):
     def get_version(self) -> int:
         """Version of the current weights (number of updates made)."""
         return self.version
-
-    def lend_slots(self, phase: int, slots: int) -> bool:
-        """Use ``slots`` lent slots (more threads) for the rest of update ``phase``
-        (``rlinf.sched.SlotBorrower``; runs beside the update, so the group needs
-        ``max_concurrency >= 2``). False: that update had already ended."""
-        return self.loans.lend(phase, slots)
-
-    def recall_slots(self, phase: int) -> None:
-        """Give the lent slots of update ``phase`` back at its next mini-batch."""
-        self.loans.recall(phase)
 
     def update(
         self,

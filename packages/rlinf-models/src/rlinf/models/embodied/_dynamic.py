@@ -21,13 +21,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from rlinf.core import GroupFuture, WorkerGroup, wait_first
-from rlinf.sched import LendDecision, Placement, SlotLender
+from rlinf.sched import Placement
 
+from .._lending import SlotLending
 from ._collect import Collect, Collected
 
 __all__ = ["Overlapped", "UpdateLending"]
 
-LENDERS = ("env", "rollout")
+LENDERS: tuple[str, ...] = ("env", "rollout")
 
 
 class Overlapped(NamedTuple):
@@ -41,8 +42,9 @@ class Overlapped(NamedTuple):
     collected: Collected | None
 
 
-class UpdateLending:
-    """Lends the env / rollout slots to the actor's update (see the module docstring).
+class UpdateLending(SlotLending):
+    """Lends the env / rollout slots to the actor's update (see the module docstring;
+    checks, spawn options and metrics: :class:`~rlinf.models._lending.SlotLending`).
 
     Args:
         placement: the flow's placement (which slots each component owns).
@@ -54,66 +56,11 @@ class UpdateLending:
             (nothing to lend: collocated components already take turns on all slots).
     """
 
+    LENDERS = LENDERS
+
     def __init__(self, placement: Placement, actor: WorkerGroup, timeout_s: float) -> None:
-        self.check(placement)
-        self.lender = SlotLender(
-            {c: placement[c].devices for c in ("actor", *LENDERS)}, borrowers=["actor"]
-        )
-        self.actor = actor
-        self.timeout_s = timeout_s
-        self.decisions: list[LendDecision] = []  # the last update's
+        super().__init__(placement, actor, timeout_s)
         self.phase = -1  # the last update's phase (ThreadLoans wants increasing phases)
-
-    @staticmethod
-    def spawn_options(dynamic: bool) -> dict[str, Any]:
-        """``WorkerGroup.spawn`` options of the actor group.
-
-        Dynamic: a second thread per rank, on which loans arrive while the update runs;
-        and OpenMP's passive wait policy, so that the lent threads sleep rather than spin
-        between parallel regions: a spinning thread would keep using the lender's core
-        after the loan ends (on a shared machine, spinning threads also slowed a 2-thread
-        MLP update 7-20x under load, against about even with passive waits).
-        """
-        if not dynamic:
-            return {}
-        return {"max_concurrency": 2, "env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}}
-
-    @staticmethod
-    def check(placement: Placement) -> None:
-        """Raise ``ValueError`` naming the cause when ``placement`` cannot lend."""
-        if placement["actor"].world_size != 1:
-            raise ValueError(
-                "scheduler.dynamic lends threads to a one-rank actor; placement.actor has "
-                f"{placement['actor'].world_size} ranks (an elastic data-parallel world is "
-                "not built)"
-            )
-        nodes = {rp.node_index for c in ("actor", *LENDERS) for rp in placement[c].ranks}
-        if len(nodes) > 1:
-            raise ValueError(
-                f"scheduler.dynamic: actor, env and rollout run on nodes {sorted(nodes)}; "
-                "threads can only be lent within one node"
-            )
-        slots = {c: placement[c].devices for c in ("actor", *LENDERS)}
-        shared = set(slots["actor"]) & {s for c in LENDERS for s in slots[c]}
-        if shared:
-            raise ValueError(
-                f"scheduler.dynamic: placement.actor shares slots {sorted(shared)} with env / "
-                "rollout, so no slot is ever idle while it updates (give the actor slots "
-                "of its own)"
-            )
-
-    def _apply(self, decisions: list[LendDecision], phase: int) -> None:
-        self.decisions.extend(decisions)
-        for d in decisions:
-            if d.action == "lend":
-                self.actor.call("lend_slots", phase, len(d.slots)).wait(self.timeout_s)
-            # A recall needs no call: the loan ends with its update (phase scope).
-
-    def _metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        out = dict(metrics)
-        out.update(self.lender.take_metrics())
-        out["sched/lent_update_s"] = out.pop("sched/actor_lent_s", 0.0)
-        return out
 
     def update(
         self,

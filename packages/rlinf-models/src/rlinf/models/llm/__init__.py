@@ -27,7 +27,8 @@
   :class:`TaskSplits`): their train / resume / eval / sft / plan commands, built from an
   app's own pieces; :func:`reference_llm_config`, :func:`is_auto_placement`: the planner's
   reference point and ``placement: auto`` (``plan`` ranks placements with
-  :mod:`rlinf.models.planning`).
+  :mod:`rlinf.models.planning`); :class:`StepLending`, :func:`check_llm_dynamic`:
+  ``scheduler.dynamic``, the rollout / reward slots lent to the actor's update.
 """
 
 import importlib
@@ -63,6 +64,7 @@ __all__ = [
     "RolloutRoute",
     "SFTConfig",
     "SFTExample",
+    "StepLending",
     "TaskSplits",
     "TinyLMConfig",
     "ToolSession",
@@ -70,6 +72,7 @@ __all__ = [
     "build_char_tokenizer",
     "build_tiny_causal_lm",
     "check_llm_data_parallel",
+    "check_llm_dynamic",
     "check_llm_rl_config",
     "check_model_dir",
     "check_prompts",
@@ -136,11 +139,13 @@ _LAZY = {
     "PartialRolloutConfig": "._partial",
     "PendingStep": "._flow_step",
     "RolloutRoute": "._route",
+    "StepLending": "._step_lending",
     "LLMRLFlow": "._flow",
     "LLMModelSection": "._rl_loop",
     "LLMRunnerSection": "._rl_loop",
     "LoopResult": "._rl_loop",
     "PromptSource": "._rl_loop",
+    "check_llm_dynamic": "._step_lending",
     "check_llm_rl_config": "._rl_loop",
     "LLMTrainingSection": "._training_section",
     "check_llm_data_parallel": "._training_section",

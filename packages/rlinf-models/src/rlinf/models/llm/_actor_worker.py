@@ -11,15 +11,15 @@ from typing import Any
 import torch
 
 from rlinf.channel import Channel
-from rlinf.core import Worker
+from rlinf.core import ThreadBorrower, ThreadLoans, Worker
 
 from .._weight_sync import WeightBroadcaster, WeightStager
 from .._weights import WeightSnapshot
 from ..train import TrainingConfig, save_hf_pretrained
-from ._batch import RolloutBatch
 from ._load import load_causal_lm
 from ._partial import check_sample_staleness
 from ._refill import selection_of
+from ._step_shards import join_step_shards
 from ._updater import LLMUpdater
 from ._updater_config import LLMUpdaterConfig
 from ._value import ValueModel
@@ -32,7 +32,7 @@ TRAIN_STATE_DIR = "train_state"
 ``torch.distributed.checkpoint`` state (policy, critic, optimizers, update counter)."""
 
 
-class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
+class LLMActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worker):
     """Holds the trained causal LM, its :class:`LLMUpdater`, and (when configured) the
     frozen reference model and the PPO critic.
 
@@ -112,6 +112,9 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
             training=training,
         )
         self.version = 0
+        # Slots lent by the dynamic scheduler (scheduler.dynamic) raise the update's
+        # threads by this process's own count per slot (every LLM worker runs the same).
+        self.loans = ThreadLoans(torch_threads, torch_threads)
         self._gather_full = gather_full_state
         self._full_state: dict[str, torch.Tensor] | None = None
         self._gather_weights()
@@ -149,14 +152,29 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         return self.version
 
     def update(
-        self, batch: Any, rewards: torch.Tensor, select: torch.Tensor | None = None
+        self,
+        batch: Any,
+        rewards: torch.Tensor,
+        select: torch.Tensor | None = None,
+        phase: int | None = None,
     ) -> dict[str, float]:
         """One update from a RolloutBatch and its ``[B]`` rewards (every rank the same
         whole batch; ``select``: ``[B]`` bool rows to train on, default all); bumps the
         version. Returns the ``train/*`` metrics, already summed over the ranks where they
-        are per-rank parts (the same on every rank)."""
+        are per-rank parts (the same on every rank). ``phase``: the update accepts lent
+        slots (``lend_slots`` with this phase) and reports ``sched/actor_lent_s``."""
         with self.device_turn():
-            metrics = self.updater.update(batch, rewards, select=select)
+            if phase is None:
+                metrics = self.updater.update(batch, rewards, select=select)
+            else:
+                self.loans.begin(phase)
+                try:
+                    metrics = self.updater.update(
+                        batch, rewards, select=select, on_step=self.loans.apply
+                    )
+                finally:
+                    lent_s = self.loans.end()
+                metrics["sched/actor_lent_s"] = lent_s
             # Inside the turn: the gather is a collective over the (still resident) shards.
             self._gather_weights()
         # A collocated actor's offload hook has run at the end of its turn; one with the
@@ -181,6 +199,7 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         scored_key: Any = "scored",
         max_staleness: int | None = None,
         channel_timeout: float = 300.0,
+        phase: int | None = None,
     ) -> dict[str, float]:
         """Rank 0 takes ``num_shards`` batches (from the rollout ranks) and as many score
         shards (from the reward ranks) and joins them (:func:`join_step_shards`); then one
@@ -194,7 +213,8 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         Score items with a ``"keep"`` mask (dynamic sampling with refill,
         :mod:`~rlinf.models.llm._flow_refill`): only those rows are trained on.
         ``max_staleness``: the most versions a trained sample may lag (``None``: no bound);
-        a staler batch raises before any update, so it is never trained on.
+        a staler batch raises before any update, so it is never trained on. ``phase``:
+        lent slots (``scheduler.dynamic``) may speed up the update, see :meth:`update`.
 
         Several ranks: call every rank. Only rank 0 reads the channels (each shard is put
         once, by one rollout and one reward rank, whatever the actor's size); it sends the
@@ -248,7 +268,7 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         # mid-sequence; otherwise every token has the batch's version).
         staleness = check_sample_staleness(batch, self.version, max_staleness, str(self.address))
         waited = time.perf_counter() - start
-        metrics = self.update(batch, rewards, select)
+        metrics = self.update(batch, rewards, select, phase)
         metrics["train/sample_version"] = float(batch.oldest_versions().min())
         metrics["train/staleness_mean"] = float(staleness.float().mean())
         metrics["train/staleness_max"] = float(staleness.max())
@@ -361,35 +381,3 @@ class LLMActorWorker(WeightStager, WeightBroadcaster, Worker):
         self.version = int(state["version"])
         torch.set_rng_state(state["torch_rng"])
         return self.version
-
-
-def join_step_shards(
-    batches: list[Mapping[str, Any]], scores: list[Mapping[str, Any]], where: str = "actor"
-) -> tuple[RolloutBatch, torch.Tensor]:
-    """One step's batch and ``[B]`` rewards from the rollout ranks' ``{"shard", "batch"}``
-    items and the reward ranks' ``{"shard", "rewards"}`` items, joined by shard id and
-    concatenated in shard (prompt) order.
-
-    Raises:
-        RuntimeError: the shards of the two lists do not match one to one, or a shard's
-            scores do not have one reward per response row.
-    """
-    by_shard = {int(s["shard"]): s["rewards"] for s in scores}
-    # Items arrive in completion order; sorting by shard (the first prompt index) makes
-    # the batch, and so the update, independent of which rank finished first.
-    ordered = sorted(batches, key=lambda it: int(it["shard"]))
-    shards = [int(it["shard"]) for it in ordered]
-    if len(by_shard) != len(scores) or sorted(by_shard) != shards:
-        raise RuntimeError(f"{where}: batch shards {shards} but score shards {sorted(by_shard)}")
-    for it in ordered:
-        rows, rewards = it["batch"].batch_size, len(by_shard[int(it["shard"])])
-        if rows != rewards:
-            raise RuntimeError(
-                f"{where}: shard {it['shard']} has {rows} rows but {rewards} rewards"
-            )
-    parts = [it["batch"] for it in ordered]
-    if len({b.version for b in parts}) > 1:
-        # Refills (dynamic sampling) use newer weights than the step's own rows.
-        parts = [b.with_token_versions() for b in parts]
-    batch = RolloutBatch.concat(parts)
-    return batch, torch.cat([by_shard[s] for s in shards])

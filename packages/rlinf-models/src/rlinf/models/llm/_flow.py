@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rlinf.channel import Channel, ChannelEmpty
+from rlinf.channel import Channel
 from rlinf.core import (
     Cluster,
     ClusterSection,
@@ -36,13 +36,16 @@ from rlinf.core import (
     best_effort,
     resolve_torch_threads,
 )
+from rlinf.sched import SchedulerSection
 
 from .._weight_sync import choose_weight_sync, stage_weights, sync_weights
+from ._flow_eval import evaluate
 from ._flow_step import PendingStep, add_throughput, finish_step, start_step
 from ._partial import PartialRolloutConfig, partial_weight_sync
-from ._rl_merge import merge_step_metrics, split_evenly
+from ._rl_merge import split_evenly
 from ._rollout_worker import LLMRolloutWorker
 from ._route import RolloutRoute
+from ._step_lending import StepLending
 from ._training_section import LLMTrainingSection
 from ._updater_config import LLMUpdaterConfig
 from ._workers import LLMActorWorker, RewardWorker
@@ -78,6 +81,8 @@ class LLMFlowConfig:
             ``eval/no_answer_rate``.
         partial: partial rollouts (``runner.partial_mode``, off by default): new weights
             reach rollout ranks between decoding steps (:mod:`rlinf.models.llm._partial`).
+        scheduler: ``dynamic``: lend the rollout / reward slots to the actor's update once
+            a step's rollouts and scores are in (:class:`StepLending`).
     """
 
     name: str
@@ -89,6 +94,7 @@ class LLMFlowConfig:
     correct_statuses: tuple[str, ...] = ("correct",)
     no_answer_statuses: tuple[str, ...] = ("no_answer",)
     partial: PartialRolloutConfig = field(default_factory=PartialRolloutConfig)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
 
     def __post_init__(self) -> None:
         missing = [c for c in ("actor", "rollout", "reward") if c not in self.components]
@@ -142,6 +148,7 @@ class LLMRLFlow:
     ) -> None:
         self.config = config
         self.task_of = task_of
+        self.lending: StepLending | None = None
         self.groups: dict[str, WorkerGroup] = {}
         self._tag = uuid.uuid4().hex[:8]
         self.cluster = Cluster(config.cluster.cluster_config())
@@ -160,7 +167,11 @@ class LLMRLFlow:
             common = {"seed": r.seed, "torch_threads": threads, "dtype": config.dtype}
             # The three groups' processes start and import together; then their workers are
             # built together (each loads its model): about one start-up instead of three.
-            self.actor = self.spawn(LLMActorWorker, "actor")
+            dynamic = config.scheduler.dynamic
+            self.actor = self.spawn(LLMActorWorker, "actor", **StepLending.spawn_options(dynamic))
+            self.lending = (
+                StepLending(self._pgs.placement, self.actor, r.timeout_s) if dynamic else None
+            )
             self.rollout = self.spawn(rollout_worker, "rollout")
             self.reward = self.spawn(RewardWorker, "reward")
             # runner.weight_sync with auto resolved: "object_store" or "collective".
@@ -280,11 +291,16 @@ class LLMRLFlow:
         return start_step(self, rows, version, tag, stream)
 
     def finish_step(
-        self, pending: PendingStep, *, max_staleness: int | None = None
+        self,
+        pending: PendingStep,
+        *,
+        max_staleness: int | None = None,
+        ahead: Sequence[PendingStep] = (),
     ) -> dict[str, float]:
         """Wait for ``pending``'s data and make one update on it (no weight sync); an update
-        on data more than ``max_staleness`` versions old raises on the actor."""
-        return finish_step(self, pending, max_staleness)
+        on data more than ``max_staleness`` versions old raises on the actor (``ahead``:
+        the steps started after it, which keep lent slots from the update)."""
+        return finish_step(self, pending, max_staleness, ahead)
 
     def step(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
         """One update on ``rows`` with rollouts from weights ``version``; then a sync.
@@ -331,53 +347,9 @@ class LLMRLFlow:
         return future, [len(shards[i]) for i in live]
 
     def evaluate(self, rows: Sequence[PromptRow], version: int) -> dict[str, float]:
-        """One greedy response per row from weights ``version``, scored by reward rank 0;
-        responses go from the rollout ranks to the scorer through the rollout channel
-        (key ``"eval"``), only metrics come back.
-
-        Returns ``eval/accuracy`` (mean score), ``eval/no_answer_rate``,
-        ``eval/response_length`` (tokens per row), ``eval/prompts``, and ``eval/<key>``: the
-        mean of every other per-row ``[B]`` tensor ``generate`` returns (turns, tool calls).
-        """
-        if not rows:
-            raise ValueError("no rows to evaluate")
-        route = RolloutRoute(reward=self.rollout_channel, reward_key="eval")
-        rollout, counts = self._rollout(rows, route, version, greedy=True)
-        # Scoring starts once every shard is in: a failed rank (e.g. asked for weights it
-        # lacks) must not leave a scorer blocked on shards that never come, nor leave the
-        # other ranks' shards for the next evaluation.
-        try:
-            roll_metrics = self._wait(rollout)
-        except BaseException:
-            _drain(self.rollout_channel, "eval")
-            raise
-        reward = self.reward.call(
-            "serve",
-            self.rollout_channel,
-            None,
-            len(counts),
-            ranks=0,
-            in_key="eval",
-            channel_timeout=self.config.runner.timeout_s,
-        )
-        merged = merge_step_metrics(
-            roll_metrics,
-            counts,
-            self._wait(reward),
-            correct=self.config.correct_statuses,
-            no_answer=self.config.no_answer_statuses,
-        )
-        out = {
-            "eval/accuracy": merged["rollout/reward_mean"],
-            "eval/no_answer_rate": merged["rollout/no_answer_rate"],
-            "eval/response_length": merged["rollout/response_length"],
-        }
-        # The rollout ranks' per-row means (turns, tool calls, ...), weighted by rows.
-        per_row = {k for m in roll_metrics for k in m if k.startswith("rollout/")}
-        for key in sorted(per_row - {"rollout/generated_tokens"}):
-            out["eval/" + key.removeprefix("rollout/")] = merged[key]
-        out["eval/prompts"] = float(len(rows))
-        return out
+        """One greedy response per row from weights ``version``, scored by reward rank 0
+        (:func:`~rlinf.models.llm._flow_eval.evaluate`: ``eval/*`` metrics)."""
+        return evaluate(self, rows, version)
 
     def shutdown(self) -> None:
         """Stop the scorers, close the channels, kill every group, stop Ray if ours."""
@@ -389,12 +361,3 @@ class LLMRLFlow:
             if ch is not None:
                 best_effort(ch.kill)
         self.cluster.shutdown()
-
-
-def _drain(channel: Channel, key: str) -> None:
-    """Drop what is queued under ``key`` (the shards of a failed evaluation)."""
-    while True:
-        try:
-            channel.get_nowait(key=key)
-        except ChannelEmpty:
-            return

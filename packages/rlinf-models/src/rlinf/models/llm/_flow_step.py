@@ -93,12 +93,22 @@ def start_step(
 
 
 def finish_step(
-    flow: LLMRLFlow, pending: PendingStep, max_staleness: int | None = None
+    flow: LLMRLFlow,
+    pending: PendingStep,
+    max_staleness: int | None = None,
+    ahead: Sequence[PendingStep] = (),
 ) -> dict[str, float]:
     """Train on ``pending``'s data: the actor's ``train/*`` (with ``train/staleness_*``)
-    merged with the rollout and reward ranks' metrics; no weight sync, no ``time/step``."""
+    merged with the rollout and reward ranks' metrics; no weight sync, no ``time/step``.
+
+    With ``flow.lending`` (``scheduler.dynamic``) the rollout / reward slots go to the
+    update once ``pending``'s rollouts and scores are in, unless a step started ``ahead``
+    still runs on them (:class:`~rlinf.models.llm._step_lending.StepLending`), and
+    ``sched/*`` metrics are added."""
     timeout = flow.config.runner.timeout_s
     _, batch_key, scored_key = pending.keys
+    lending = flow.lending
+    phase = {} if lending is None else {"phase": pending.tag}
     actor = flow.actor.call(
         "update_from_channels",
         flow.batch_channel,
@@ -108,12 +118,18 @@ def finish_step(
         scored_key=scored_key,
         max_staleness=max_staleness,
         channel_timeout=timeout,
+        **phase,
     )
+    if lending is not None:
+        lending.begin(pending.tag)
     # Wait on all three, actor last: an error in any group surfaces here (the others
     # then time out on their channels instead of hanging).
     roll_metrics = flow._wait(pending.rollout)
     reward_metrics = flow._wait(pending.reward)
+    lent = lending is not None and lending.lenders_done(pending.tag, ahead)
     metrics = flow._wait(actor)[0]
+    if lending is not None:
+        metrics = lending.end(pending.tag, metrics, lent)
     metrics.update(
         merge_step_metrics(
             roll_metrics,

@@ -126,7 +126,9 @@ class AsyncStepPipeline:
             self._next_start += 1
         pending = self._started.popleft()
         if self.refill is None:
-            metrics = self.flow.finish_step(pending, max_staleness=self.max_staleness)
+            metrics = self.flow.finish_step(
+                pending, max_staleness=self.max_staleness, ahead=tuple(self._started)
+            )
         else:
             metrics = self._finish_with_refill(pending)
         self._next_train += 1

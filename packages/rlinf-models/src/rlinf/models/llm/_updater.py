@@ -5,7 +5,7 @@ config names (GRPO, DAPO, PPO, REINFORCE++, RLOO, Dr.GRPO, ... or a plugin's).""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,29 +89,20 @@ class LLMUpdater:
         self.ref_model = ref_model if config.uses_reference else None
         self.total_updates = total_updates
         self.num_updates = 0
-        self.backend = build_backend(
-            training,
-            model,
-            lambda params: torch.optim.AdamW(
-                params, lr=config.lr, betas=config.adam_betas, weight_decay=config.weight_decay
-            ),
-        )
+
+        def adamw(lr: float) -> Callable[[Any], torch.optim.Optimizer]:
+            return lambda params: torch.optim.AdamW(
+                params, lr=lr, betas=config.adam_betas, weight_decay=config.weight_decay
+            )
+
+        self.backend = build_backend(training, model, adamw(config.lr))
         self.model = self.backend.model
         self.optimizer = self.backend.optimizer
         self.critic = None
         self.critic_backend = None
         self.critic_optimizer = None
         if config.uses_critic:
-            self.critic_backend = build_backend(
-                training,
-                critic,
-                lambda params: torch.optim.AdamW(
-                    params,
-                    lr=config.critic_lr,
-                    betas=config.adam_betas,
-                    weight_decay=config.weight_decay,
-                ),
-            )
+            self.critic_backend = build_backend(training, critic, adamw(config.critic_lr))
             self.critic = self.critic_backend.model
             self.critic_optimizer = self.critic_backend.optimizer
         self.loss_config = config.ppo_loss_config
@@ -137,7 +128,11 @@ class LLMUpdater:
         return lr
 
     def update(
-        self, batch: Any, rewards: torch.Tensor, select: torch.Tensor | None = None
+        self,
+        batch: Any,
+        rewards: torch.Tensor,
+        select: torch.Tensor | None = None,
+        on_step: Callable[[], None] | None = None,
     ) -> dict[str, float]:
         """One update from a :class:`~rlinf.models.llm.RolloutBatch` and its rewards.
 
@@ -146,6 +141,8 @@ class LLMUpdater:
             rewards: ``[B]`` scalar reward per response.
             select: ``[B]`` bool rows to train on (dynamic sampling with refill; ``None``:
                 all); the others still count in ``reward_mean`` and ``dropped_groups``.
+            on_step: runs before the gradient-free passes and before every mini-batch
+                step (where slots lent by ``scheduler.dynamic`` take effect).
 
         Returns:
             ``train/*`` float metrics: ``loss``, ``pg_loss``, ``kl``, ``entropy``,
@@ -207,6 +204,8 @@ class LLMUpdater:
         # Strictly on-policy (one optimizer step) with no KL in the reward: the old policy is
         # the current one, so its log-probs come from the training forward pass itself.
         reuse = steps_per_batch == 1 and not kl_in_reward
+        step_hook = on_step or (lambda: None)
+        step_hook()
         with torch.no_grad():
             if self.ref_model is not None:
                 with self.phases.phase("reference", out):
@@ -253,6 +252,7 @@ class LLMUpdater:
                         if order is not None
                         else torch.arange(start, min(n, start + mini), device=device)
                     )
+                    step_hook()
                     metrics = self._step(t, rows, prompt_length, reuse)
                     for k, v in metrics.items():
                         sums[k] = sums.get(k, 0.0) + v
