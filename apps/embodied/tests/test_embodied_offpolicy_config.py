@@ -24,6 +24,10 @@ from rlinf.models.embodied import OffPolicyConfig, UpdaterConfig, save_offline_d
         "rlpd_pendulum",
         "iql_pendulum",
         "rlpd_hopper",
+        "sac_inverted_pendulum",
+        "crossq_inverted_pendulum",
+        "rlpd_inverted_pendulum",
+        "iql_inverted_pendulum",
     ],
 )
 def test_offpolicy_presets_load(preset):
@@ -31,6 +35,22 @@ def test_offpolicy_presets_load(preset):
     assert isinstance(cfg.algo, OffPolicyConfig)
     assert cfg.algo.name == preset.split("_")[0]
     assert cfg.algo.buffer_size >= cfg.algo.batch_size
+
+
+def test_inverted_pendulum_presets_compare_like_with_like():
+    """The MuJoCo curve presets share the env; SAC (no demos) is RLPD's baseline at equal cost."""
+    cfgs = {
+        name: load_embodied_config(f"{name}_inverted_pendulum")
+        for name in ("sac", "crossq", "rlpd", "iql")
+    }
+    assert {c.env.env_id for c in cfgs.values()} == {"InvertedPendulum-v5"}
+    assert {c.env.kind for c in cfgs.values()} == {"mujoco"}
+    sac, rlpd = cfgs["sac"].algo, cfgs["rlpd"].algo
+    for field in ("utd_ratio", "batch_size", "learning_starts", "actor_lr", "critic_lr", "gamma"):
+        assert getattr(sac, field) == getattr(rlpd, field), field
+    assert cfgs["sac"].runner.total_env_steps == cfgs["rlpd"].runner.total_env_steps
+    assert sac.offline_data is None and rlpd.offline_ratio == 0.5
+    assert cfgs["iql"].algo.offline_steps > 0
 
 
 def test_algo_name_picks_the_section_class():
