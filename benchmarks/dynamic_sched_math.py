@@ -27,14 +27,9 @@ are not free: a lent thread helps only if a core is idle).
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
-import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
+
+from _static_vs_dynamic import compare, median_of, train_rows
 
 __all__ = ["CANDIDATES", "main"]
 
@@ -73,40 +68,6 @@ def workload(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def run(name: str, overrides: list[str], tmp: pathlib.Path) -> dict[str, float]:
-    """One training run; returns medians (after the first step) of its timings."""
-    from rlinf.core import read_metrics
-
-    cli = shutil.which("rlinf-math", path=str(pathlib.Path(sys.executable).parent))
-    if cli is None:
-        raise SystemExit("rlinf-math is not installed in this environment (uv sync)")
-    run_dir = tmp / name.replace(" ", "_")
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log = tmp / f"{run_dir.name}.log"
-    cmd = [cli, "train", "--config", "grpo", "--run-dir", str(run_dir), *overrides]
-    env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled"}
-    with log.open("w") as f:
-        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-    if code:
-        tail = "\n".join(log.read_text().splitlines()[-30:])
-        raise SystemExit(f"{name}: exited with {code}; log {log}:\n{tail}")
-    rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "time/step" in r][1:]
-    if not rows:
-        raise SystemExit(f"{name}: needs >= 2 steps (--steps)")
-
-    def med(key: str) -> float:
-        return statistics.median(r.get(key, 0.0) for r in rows)
-
-    return {
-        "s_step": med("time/step"),
-        "generate": med("time/generate"),
-        "update": med("time/update"),
-        "lent": sum(r.get("sched/lent_slots", 0.0) for r in rows) / len(rows),
-        "lent_s": med("sched/lent_update_s"),
-        "tokens": sum(r["train/trained_tokens"] for r in rows),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="runs per candidate")
@@ -116,44 +77,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--only", nargs="*", choices=list(CANDIDATES), help="some candidates")
     args = parser.parse_args(argv)
-    names = args.only or list(CANDIDATES)
     shared = workload(args)
-    print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
     print("workload:", " ".join(shared))
-    start = time.perf_counter()
-    results: dict[str, list[dict[str, float]]] = {n: [] for n in names}
-    with tempfile.TemporaryDirectory(prefix="dynsched-math-") as tmp:
-        for _ in range(args.rounds):
-            for name in names:  # interleaved: load changes hit every candidate alike
-                results[name].append(run(name, [*shared, *CANDIDATES[name]], pathlib.Path(tmp)))
-    print(f"load average after: {os.getloadavg()[0]:.1f}; wall {time.perf_counter() - start:.0f} s")
-    print()
-    print(
-        "| candidate | s/step | generate s | update s | lent slots/step | lent update s "
-        "| trained tokens |"
-    )
-    print("|" + "---|" * 7)
-    best: dict[str, float] = {}
-    for name in names:
-        rows = results[name]
-        best[name] = s = statistics.median(r["s_step"] for r in rows)
-        cells = [statistics.median(r[k] for r in rows) for k in ("generate", "update")]
-        lent = statistics.median(r["lent"] for r in rows)
-        lent_s = statistics.median(r["lent_s"] for r in rows)
-        tokens = sorted({int(r["tokens"]) for r in rows})
-        print(
-            f"| {name} | {s:.3f} | {cells[0]:.3f} | {cells[1]:.3f} | {lent:.2f} | {lent_s:.3f} "
-            f"| {', '.join(map(str, tokens))} |"
-        )
-    static = {n: best[n] for n in STATIC if n in best}
-    if static and "dynamic" in best:
-        s_name = min(static, key=static.__getitem__)
-        speedup = static[s_name] / best["dynamic"]
-        verdict = "met" if speedup >= 1.2 else "NOT met"
-        print(
-            f"\nbest static: {s_name} {static[s_name]:.3f} s/step; dynamic "
-            f"{best['dynamic']:.3f} s/step; speed-up {speedup:.2f}x (goal 1.2x: {verdict})"
-        )
+
+    def run(name: str, tmp: pathlib.Path) -> list[dict[str, float]]:
+        rows = train_rows("math", "grpo", name, [*shared, *CANDIDATES[name]], tmp)
+        return [r for r in rows if "time/step" in r][1:]
+
+    columns = [
+        ("s/step", median_of("time/step"), ".3f"),
+        ("generate s", median_of("time/generate"), ".3f"),
+        ("update s", median_of("time/update"), ".3f"),
+        (
+            "lent slots/step",
+            lambda rows: sum(r.get("sched/lent_slots", 0.0) for r in rows) / len(rows),
+            ".2f",
+        ),
+        ("lent update s", median_of("sched/lent_update_s"), ".3f"),
+        ("trained tokens", lambda rows: sum(r["train/trained_tokens"] for r in rows), ".0f"),
+    ]
+    compare(run, args.only or list(CANDIDATES), STATIC, columns, rounds=args.rounds, unit="step")
     return 0
 
 
