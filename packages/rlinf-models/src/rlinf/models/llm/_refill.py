@@ -49,7 +49,6 @@ class RefillLedger:
         dropped: flat groups seen (generated, scored, not trained on).
         prompts: prompts generated (every round).
         rounds: the deepest refill round started (0: none).
-        unreplaced: flat groups of round ``max_rounds`` (the batch's shortfall).
     """
 
     target: int
@@ -58,7 +57,6 @@ class RefillLedger:
     dropped: int = 0
     prompts: int = 0
     rounds: int = 0
-    unreplaced: int = 0
     _round_of: dict[int, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -104,10 +102,8 @@ class RefillLedger:
         keep, flat = dynamic_sampling_filter(rewards, rewards.numel() // prompts)
         self.kept += prompts - flat
         self.dropped += flat
-        if self._round_of[shard] >= self.max_rounds:
-            self.unreplaced += flat
-            return keep, 0
-        return keep, flat
+        # Past the deepest round a flat group stays a shortfall (``short``: target - kept).
+        return keep, 0 if self._round_of[shard] >= self.max_rounds else flat
 
     def round_of(self, shard: int) -> int:
         """The refill round a started shard belongs to (0: the step's own prompts)."""
