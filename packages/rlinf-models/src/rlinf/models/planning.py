@@ -224,7 +224,8 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
     devices (tiny models on shared cores: data-parallel overheads exceed the work) keeps
     the points up to its fastest count and gets ``max_devices`` = that count: the search
     then never gives it more, and its fit is not pulled up by the slower points. Memory,
-    overheads, weight sync and the flow facts come from the one-device profile.
+    overheads, wide points, weight sync and the flow facts come from the one-device
+    profile.
 
     Example: actor ``{1: 0.02, 2: 0.13}`` -> ``seconds {1: 0.02}``, ``max_devices 1``;
     rollout ``{1: 0.10, 2: 0.06}`` -> both points, no cap.
@@ -262,6 +263,7 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
                 overhead_s=c.overhead_s,
                 max_devices=cap,
                 floor_s=c.floor_s,
+                wide_seconds=c.wide_seconds,
             )
         )
     return FlowProfile(
