@@ -191,3 +191,24 @@ def test_wide_point_gives_lending_and_wide_candidates_the_app_accepts():
     check_run(planned, Topology.uniform(1, 2))
     with pytest.raises(ValueError, match="a wide candidate's block needs the config"):
         plan_block(wide)
+
+
+def test_overlap_slowdown_from_the_overlapped_reference():
+    from rlinf.apps.embodied._plan import overlap_reference, with_overlap_slowdown
+    from rlinf.sched import predict
+
+    cfg = load_embodied_config("cartpole", ["env.num_envs=4"])
+    ref = overlap_reference(cfg, 3)
+    assert ref.placement == {"env": "0", "rollout": "0", "actor": "1"}
+    assert ref.runner.overlap_update and ref.runner.pipeline_stages == 1
+    check_run(ref, Topology.uniform(1, 2))
+    profile = profile_from_metrics(ROWS, plan_facts(cfg, MemoryFacts({}, 1, "not checked")))
+    # Overlapped iterations: 9.0 (warm-up), then median 4.0 s. Alone: chain 2.0 (env 1.0 +
+    # rollout 0.5 + overheads 0.5), update 3.0, sync 0.2 -> f = 1 + (4.0 - 0.2 - 3.0) / 2.0.
+    rows = [{"time/iteration": t} for t in (9.0, 4.0, 3.8, 4.2)]
+    slowed = with_overlap_slowdown(profile, rows)
+    assert slowed.overlap_slowdown == pytest.approx(1.4)
+    split = {"env": (0,), "rollout": (0,), "actor": (1,)}
+    # The model now predicts the measured overlapped iteration: 3.0 + 0.4 * 2.0 + 0.2.
+    assert predict(slowed, split, overlap_update=True).seconds == pytest.approx(4.0)
+    assert predict(profile, split, overlap_update=True).seconds == pytest.approx(3.2)

@@ -16,6 +16,8 @@ from rlinf.sched import (
     evaluate_lending,
     format_ranking,
     lending_speedup,
+    overlap_slowdown_from,
+    predict,
     predict_wide,
     search,
 )
@@ -24,7 +26,10 @@ GiB = 2**30
 
 
 def profile(
-    actor_s: float = 1.0, actor_wide: float | None = 0.625, wide: bool = True
+    actor_s: float = 1.0,
+    actor_wide: float | None = 0.625,
+    wide: bool = True,
+    slowdown: float = 1.0,
 ) -> FlowProfile:
     # Chain C = env 0.3 + rollout 0.2 = 0.5 s; update U = actor_s; s = actor_s / actor_wide
     # (1.0 / 0.625 = 1.6); sync W = 0.05. max_devices 1: the layouts are the 2-slot ones.
@@ -42,6 +47,7 @@ def profile(
         device_memory_bytes=16 * GiB,
         weight_sync_s=0.05,
         overlap_update=True,
+        overlap_slowdown=slowdown,
     )
 
 
@@ -137,7 +143,40 @@ def test_profile_wide_seconds_round_trip_and_version_1():
     data["version"] = 1
     for c in data["components"]:
         del c["wide_seconds"]
+    del data["overlap_slowdown"]
     old = FlowProfile.from_json(json.dumps(data))
     assert all(c.wide_seconds is None for c in old.components)
+    assert old.overlap_slowdown == 1.0
     with pytest.raises(ProfileError, match=r"'actor': wide_seconds must be > 0, got 0"):
         ComponentProfile("actor", {1: 1.0}, GiB, wide_seconds=0)
+
+
+def test_overlap_slowdown_hand_computed():
+    p = profile(slowdown=1.4)
+    # Static overlap, env+rollout 0 | actor 1: max(0.5, 1.0) + 0.4 * min(0.5, 1.0) + 0.05.
+    ov = predict(p, SPLIT, overlap_update=True)
+    assert ov.seconds == pytest.approx(1.25)
+    assert "+ 0.2 s sharing the host (x1.40)" in ov.reason
+    # Lending overlap: 0.5 + 0.4 * 0.5 + (1.0 - 0.5) / 1.6 + 0.05.
+    assert evaluate_lending(p, analyze(p, SPLIT), 1, True).seconds == pytest.approx(1.0625)
+    # env 0 | rollout+actor 1: only env runs beside the update's devices (busy 1.0 + 0.2):
+    # 1.2 + 0.4 * 0.3 + 0.05.
+    mixed = {"env": (0,), "rollout": (1,), "actor": (1,)}
+    assert predict(p, mixed, overlap_update=True).seconds == pytest.approx(1.37)
+    # All on one device: nothing runs beside the update, no slowdown: 1.0 + 0.5 + 0.05.
+    one = dict.fromkeys(("env", "rollout", "actor"), (0,))
+    assert predict(p, one, overlap_update=True).seconds == pytest.approx(1.55)
+    # Without overlap the term never applies: 0.5 + 1.0 + 0.05.
+    assert predict(p, SPLIT).seconds == pytest.approx(1.55)
+
+
+def test_overlap_slowdown_from_measurement():
+    assert overlap_slowdown_from(1.3, 0.5, 1.0, 0.1) == pytest.approx(1.4)
+    assert overlap_slowdown_from(1.6, 1.0, 0.5, 0.1) == pytest.approx(2.0)  # sequential
+    assert overlap_slowdown_from(0.9, 0.5, 1.0, 0.1) == 1.0  # faster than the bound: noise
+    with pytest.raises(ValueError, match=r"needs positive seconds, got measured 1\.0, chain 0"):
+        overlap_slowdown_from(1.0, 0.0, 1.0, 0.1)
+    with pytest.raises(ProfileError, match=r"overlap_slowdown must be >= 1, got 0\.9"):
+        profile(slowdown=0.9)
+    p = profile(slowdown=1.4)
+    assert FlowProfile.from_json(p.to_json()).overlap_slowdown == 1.4

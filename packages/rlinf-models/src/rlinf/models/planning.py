@@ -273,6 +273,7 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
         weight_sync_s=base.weight_sync_s,
         micro_batches=base.micro_batches,
         overlap_update=base.overlap_update,
+        overlap_slowdown=base.overlap_slowdown,
     )
 
 

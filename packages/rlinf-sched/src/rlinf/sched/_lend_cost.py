@@ -35,13 +35,15 @@ def evaluate_lending(
     With chain C (as in ``predict``), update U on its own devices, lending speed-up
     ``s = lending_speedup(profile)`` and sync W::
 
-        sequential (no overlap):  T = C + U / s + W            (the update is lent throughout)
-        overlap:                  T = C + max(0, U - C) / s + W (lent for what outlasts C)
+        sequential (no overlap):  T = C + U / s + W   (the update is lent throughout)
+        overlap:                  T = C + (f - 1) * min(C, U) + max(0, U - C) / s + W
 
     The overlap form is the steady state of iteration i's update starting beside
-    iteration i+1's chain: for C seconds it runs on its own devices and does C seconds of
-    its work, then gets the chain's devices for the rest. With U <= C it never gets them,
-    and equals static overlap. Example: C = 0.5, U = 1.0, s = 1.8, W = 0: sequential
+    iteration i+1's chain: while both run they are f times slower
+    (``profile.overlap_slowdown``, 1 for independent devices), so the update has done
+    min(C, U) of its work when the chain ends; then it gets the chain's devices for the
+    rest (lent for what outlasts C). With U <= C it never gets them, and equals static
+    overlap. Example: C = 0.5, U = 1.0, s = 1.8, W = 0: sequential
     0.5 + 0.556 = 1.056 s, overlap 0.5 + 0.278 = 0.778 s (static overlap: 1.0 s).
 
     Raises:
@@ -75,11 +77,14 @@ def evaluate_lending(
     chain_txt = base.reason.split("; ")[0]  # "<layout>: <chain>" as static candidates say it
     if overlap_update:
         rest = max(0.0, upd - chain)
-        total = chain + rest / s + sync
+        slow = (profile.overlap_slowdown - 1.0) * min(chain, upd)
+        total = chain + slow + rest / s + sync
         upd_txt = (
             f"update {upd:.3g} s overlapped, lent the chain's devices for its last "
             f"{rest:.3g} s (speed-up {s:.2f} measured)"
         )
+        if slow > 0:
+            upd_txt += f" + {slow:.3g} s sharing the host (x{profile.overlap_slowdown:.2f})"
     else:
         total = chain + upd / s + sync
         upd_txt = f"then update {upd:.3g} s lent the chain's devices (speed-up {s:.2f} measured)"

@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["ComponentProfile", "FlowProfile", "ProfileError"]
 
 _FORMAT_VERSION = 2
-# Version 1 had no ``wide_seconds``; it still reads (as not measured).
+# Version 1 had no ``wide_seconds`` / ``overlap_slowdown``; it still reads (not measured).
 _READABLE_VERSIONS = (1, 2)
 
 
@@ -122,6 +122,11 @@ class FlowProfile:
             (embodied ``pipeline_stages``, LLM rollout shards); 1 means no pipelining.
         overlap_update: Whether the update may run while the next iteration's chain runs
             (embodied ``overlap_update``, LLM one-step staleness).
+        overlap_slowdown: f >= 1: while the update runs beside the chain (overlap), both
+            run f times slower than alone, because separate devices of one host share
+            its cores and memory bandwidth (2 CPU slots on 2 cores). Measured from a short
+            overlapped reference run (``rlinf.sched.overlap_slowdown_from``); 1.0: the
+            devices are independent (the model without the term).
     """
 
     components: tuple[ComponentProfile, ...]
@@ -130,6 +135,7 @@ class FlowProfile:
     weight_sync_s: float = 0.0
     micro_batches: tuple[int, ...] = (1,)
     overlap_update: bool = False
+    overlap_slowdown: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.components:
@@ -150,6 +156,8 @@ class FlowProfile:
             _positive_int(m, "micro_batches entry")
         if not isinstance(self.overlap_update, bool):
             raise ProfileError(f"overlap_update must be a bool, got {self.overlap_update!r}")
+        if _finite(self.overlap_slowdown, "overlap_slowdown") < 1.0:
+            raise ProfileError(f"overlap_slowdown must be >= 1, got {self.overlap_slowdown!r}")
 
     def __getitem__(self, name: str) -> ComponentProfile:
         for c in self.components:
@@ -190,6 +198,7 @@ class FlowProfile:
             "weight_sync_s": self.weight_sync_s,
             "micro_batches": list(self.micro_batches),
             "overlap_update": self.overlap_update,
+            "overlap_slowdown": self.overlap_slowdown,
             "components": comps,
         }
 
@@ -202,6 +211,8 @@ class FlowProfile:
         """Read ``to_dict``'s output; raises ProfileError naming the bad or unknown field."""
         if not isinstance(data, Mapping):
             raise ProfileError(f"profile must be a JSON object, got {type(data).__name__}")
+        if data.get("version") == 1 and "overlap_slowdown" not in data:
+            data = {**data, "overlap_slowdown": 1.0}  # version 1: not measured then
         _check_keys(data, _FLOW_KEYS, "profile")
         version = data["version"]
         if version not in _READABLE_VERSIONS:
@@ -223,6 +234,7 @@ class FlowProfile:
             weight_sync_s=data["weight_sync_s"],
             micro_batches=tuple(mbs),
             overlap_update=data["overlap_update"],
+            overlap_slowdown=data["overlap_slowdown"],
         )
 
     @classmethod
@@ -242,6 +254,7 @@ _FLOW_KEYS = (
     "weight_sync_s",
     "micro_batches",
     "overlap_update",
+    "overlap_slowdown",
     "components",
 )
 _COMPONENT_KEYS = (

@@ -21,10 +21,18 @@ from rlinf.models.planning import (
     merge_device_profiles,
     parse_profile_devices,
     reference_iterations,
+    timed_medians,
     write_plan_files,
 )
 from rlinf.models.planning import choose as choose_accepted
-from rlinf.sched import FlowProfile, RankedPlacement, SchedulerSection, Topology
+from rlinf.sched import (
+    FlowProfile,
+    RankedPlacement,
+    SchedulerSection,
+    Topology,
+    overlap_slowdown_from,
+    predict,
+)
 
 from ._config import EmbodiedConfig, check_run, reference_config
 from ._plan_profile import (
@@ -42,12 +50,14 @@ __all__ = [
     "auto_profile_devices",
     "choose",
     "describe",
+    "overlap_reference",
     "plan",
     "plan_block",
     "plan_facts",
     "reference_iterations",
     "wants_wide",
     "wide_threads",
+    "with_overlap_slowdown",
     "with_wide_point",
     "write_plan_files",
 ]
@@ -179,12 +189,53 @@ def with_wide_point(profile: FlowProfile, wide: FlowProfile) -> FlowProfile:
     return dataclasses.replace(profile, components=comps)
 
 
+OVERLAP_REFERENCE = {"env": "0", "rollout": "0", "actor": "1"}
+"""Where the overlapped reference run puts the components (2 slots of one host)."""
+
+
+def overlap_reference(cfg: EmbodiedConfig, iterations: int) -> EmbodiedConfig:
+    """The reference run that measures ``overlap_slowdown``: env + rollout on slot 0, the
+    actor on slot 1, the update overlapping the next rollout, one stage."""
+    ref = reference_config(cfg, iterations, 1)
+    runner = dataclasses.replace(ref.runner, overlap_update=True)
+    return dataclasses.replace(ref, placement=dict(OVERLAP_REFERENCE), runner=runner)
+
+
+def with_overlap_slowdown(profile: FlowProfile, rows: Sequence[dict[str, float]]) -> FlowProfile:
+    """``profile`` with ``overlap_slowdown`` from the overlapped reference run's rows
+    (median ``time/iteration`` after the first) against the profile's own chain, update
+    and sync for that placement (:func:`rlinf.sched.overlap_slowdown_from`)."""
+    measured = timed_medians(rows, ("time/iteration",), "iteration")["time/iteration"]
+    devices = {n: (int(d),) for n, d in OVERLAP_REFERENCE.items()}
+    alone = predict(profile, devices)  # chain, then update, each as measured alone
+    f = overlap_slowdown_from(measured, alone.chain_s, alone.update_s, alone.sync_s)
+    return dataclasses.replace(profile, overlap_slowdown=f)
+
+
+def _accepts(cfg: EmbodiedConfig, iterations: int, topology: Topology) -> bool:
+    # The overlapped reference is an extra measurement: a config that cannot run it (e.g.
+    # one slot) plans without it (overlap_slowdown stays 1) rather than failing.
+    try:
+        check_run(overlap_reference(cfg, iterations), topology)
+    except (ConfigError, ValueError):
+        return False
+    return True
+
+
 def _run_reference(
-    cfg: EmbodiedConfig, iterations: int, devices: int = 1, threads: int | None = None
+    cfg: EmbodiedConfig,
+    iterations: int,
+    devices: int = 1,
+    threads: int | None = None,
+    overlapped: bool = False,
 ) -> tuple[list[dict[str, float]], MemoryFacts]:
     from ._flow import build_flow
 
-    ref = reference_config(cfg, iterations, devices)
+    ref = (
+        overlap_reference(cfg, iterations)
+        if overlapped
+        else reference_config(cfg, iterations, devices)
+    )
     if threads is not None:
         ref = dataclasses.replace(
             ref, runner=dataclasses.replace(ref.runner, torch_threads=threads)
@@ -234,7 +285,9 @@ def plan(
     With ``wide`` (None: :func:`wants_wide`), one more reference run on slot 0 with twice
     the threads gives every component's ``wide_seconds``: the search then also ranks the
     lending candidates (``scheduler.dynamic``, priced by the actor's measured thread
-    speed-up) and the static wide one (``runner.torch_threads`` doubled, all on slot 0).
+    speed-up) and the static wide one (``runner.torch_threads`` doubled, all on slot 0);
+    when the update may overlap, one more (:func:`overlap_reference`) measures the
+    profile's ``overlap_slowdown`` (slots of one host slowing each other).
 
     Raises:
         ConfigError: an off-policy config, fewer than 2 iterations, a reference the app
@@ -257,15 +310,26 @@ def plan(
             reference_s = float(statistics.median(r["time/iteration"] for r in rows[1:]))
         profiles[d] = profile_from_metrics(rows, facts, devices=d)
     profile = merge_device_profiles(profiles)
-    if wants_wide(cfg) if wide is None else wide:
+    host = wants_wide(cfg) if wide is None else wide
+    if host:
         rows, _ = _run_reference(cfg, iterations, 1, threads=wide_threads(cfg))
         profile = with_wide_point(profile, profile_from_metrics(rows, facts, devices=1))
+    measure_overlap = host and profile.overlap_update and _accepts(cfg, iterations, topology)
+    if measure_overlap:
+        # Two slots of one host share its cores: measure how much the overlapped update
+        # and rollout slow each other instead of assuming independent devices.
+        rows, _ = _run_reference(cfg, iterations, overlapped=True)
+        profile = with_overlap_slowdown(profile, rows)
     ranked, dropped, examples = choose(cfg, profile, topology)
     label = "all on device 0, 1 stage, no overlap"
     if len(counts) > 1:
         label += "; scaling measured at " + ", ".join(map(str, counts)) + " device(s)"
     if profile[profile.update].wide_seconds is not None:
         label += f"; wide point at {wide_threads(cfg)} threads on device 0"
+    if measure_overlap:
+        label += (
+            f"; overlap slowdown x{profile.overlap_slowdown:.2f} measured (env+rollout 0 | actor 1)"
+        )
     return Plan(
         profile,
         ranked,
