@@ -110,7 +110,7 @@ def _math_candidates(overrides: Sequence[str], profile: Any) -> list:
 
     cfg = load_math_config("grpo", [*overrides, "placement=auto"])
     ranked, _, _ = llm_choose(cfg, profile, cfg.cluster.topology(), validate)
-    return [(llm_plan_block(r), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
+    return [(llm_plan_block(r, cfg), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
 
 
 WORKLOADS = (

@@ -10,6 +10,7 @@ torch: ``rlinf.sched`` (pure) and ``yaml`` only.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from rlinf.core import ConfigError
 from rlinf.sched import (
     ComponentProfile,
     FlowProfile,
+    ProfileError,
     RankedPlacement,
     Topology,
     format_ranking,
@@ -37,6 +39,7 @@ __all__ = [
     "parse_profile_devices",
     "reference_iterations",
     "timed_medians",
+    "with_wide_point",
     "write_plan_files",
 ]
 
@@ -275,6 +278,23 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
         overlap_update=base.overlap_update,
         overlap_slowdown=base.overlap_slowdown,
     )
+
+
+def with_wide_point(profile: FlowProfile, wide: FlowProfile) -> FlowProfile:
+    """``profile`` with each component's ``wide_seconds`` = its one-device seconds in
+    ``wide`` (a reference run on one device with twice the threads: each process gets a
+    second slot's cores; the actor's ratio is the lending speed-up the cost model uses).
+
+    Raises:
+        ProfileError: ``wide`` lacks a component or its one-device point.
+    """
+    comps = []
+    for c in profile.components:
+        point = wide[c.name].seconds
+        if 1 not in point:
+            raise ProfileError(f"the wide profile has no 1-device point for {c.name}")
+        comps.append(dataclasses.replace(c, wide_seconds=point[1]))
+    return dataclasses.replace(profile, components=tuple(comps))
 
 
 def write_plan_files(p: Plan, out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:

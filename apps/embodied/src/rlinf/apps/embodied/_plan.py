@@ -22,6 +22,7 @@ from rlinf.models.planning import (
     parse_profile_devices,
     reference_iterations,
     timed_medians,
+    with_wide_point,
     write_plan_files,
 )
 from rlinf.models.planning import choose as choose_accepted
@@ -178,15 +179,6 @@ def wants_wide(cfg: EmbodiedConfig) -> bool:
         and topology.nodes[0].num_devices >= 2
         and not isinstance(cfg.algo, OffPolicyConfig)
     )
-
-
-def with_wide_point(profile: FlowProfile, wide: FlowProfile) -> FlowProfile:
-    """``profile`` with each component's ``wide_seconds`` = its one-device seconds in
-    ``wide`` (the reference run on twice the threads)."""
-    comps = tuple(
-        dataclasses.replace(c, wide_seconds=wide[c.name].seconds[1]) for c in profile.components
-    )
-    return dataclasses.replace(profile, components=comps)
 
 
 OVERLAP_REFERENCE = {"env": "0", "rollout": "0", "actor": "1"}
