@@ -19,6 +19,10 @@ are within 25% of measured. The machine's load average is printed before and aft
     uv run --locked python benchmarks/placement.py --quick   # top 4 candidates each
     uv run --locked python benchmarks/placement.py           # every candidate
 
+On 2 CPU slots the embodied plan also measures the wide point (one more reference run at
+2 threads), so its candidates include lending (``scheduler.dynamic: true``) and the static
+wide one (all on slot 0, ``runner.torch_threads: 2``), each measured like the others.
+
 Goal (issue 19): the choice within 10% of the best measured, predictions within 25%.
 """
 
@@ -96,7 +100,7 @@ def _embodied_candidates(overrides: Sequence[str], profile: Any) -> list:
 
     cfg = load_embodied_config("halfcheetah", list(overrides))
     ranked, _, _ = choose(cfg, profile, cfg.cluster.topology())
-    return [(plan_block(r), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
+    return [(plan_block(r, cfg), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
 
 
 def _math_candidates(overrides: Sequence[str], profile: Any) -> list:
@@ -106,7 +110,7 @@ def _math_candidates(overrides: Sequence[str], profile: Any) -> list:
 
     cfg = load_math_config("grpo", [*overrides, "placement=auto"])
     ranked, _, _ = llm_choose(cfg, profile, cfg.cluster.topology(), validate)
-    return [(llm_plan_block(r), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
+    return [(llm_plan_block(r, cfg), r.seconds, r.prediction.reason.split(":")[0]) for r in ranked]
 
 
 WORKLOADS = (
@@ -152,6 +156,13 @@ def _cli(name: str) -> str:
 def _block_overrides(block: dict[str, Any]) -> list[str]:
     out = [f"placement.{c}={d}" for c, d in block["placement"].items()]
     out += [f"runner.{k}={json.dumps(v)}" for k, v in block["runner"].items()]
+    # Embodied blocks say whether the candidate lends (scheduler.dynamic); math blocks
+    # have no scheduler key (no lending candidates there yet).
+    out += [
+        f"{sec}.{k}={json.dumps(v)}"
+        for sec in ("scheduler",)
+        for k, v in block.get(sec, {}).items()
+    ]
     return out
 
 
@@ -181,7 +192,8 @@ def measure(w: Workload, tmp: pathlib.Path, args: argparse.Namespace) -> dict[st
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
         secs = [json.loads(x)[w.metric] for x in lines if w.metric in json.loads(x)]
         measured = statistics.median(secs[1:])
-        rows.append((i + 1, layout, block["runner"], predicted, measured))
+        sched = {**block["runner"], **block.get("scheduler", {})}
+        rows.append((i + 1, layout, sched, predicted, measured))
         print(f"  {w.name} #{i + 1}: predicted {predicted:.3f} measured {measured:.3f} s/iter")
     if not rows:
         raise SystemExit(f"{w.name}: no candidate run finished")

@@ -15,7 +15,10 @@ from rlinf.core import read_metrics
 from rlinf.sched import FlowProfile
 
 TINY = ["runner.horizon=16", "env.num_envs=4"]
-ROW = re.compile(r"^\s*1\s+(?P<s>[\d.]+)\s+(?P<mb>\d+)\s+(?P<ov>yes|no)\s+(?P<reason>.*)$")
+ROW = re.compile(
+    r"^\s*1\s+(?P<s>[\d.]+)\s+(?P<mb>\d+)\s+(?P<ov>yes|no)\s+(?P<sched>static|lend|wide)\s+"
+    r"(?P<reason>.*)$"
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +59,21 @@ def test_plan_prints_a_table_and_writes_the_block(ray_cluster, tmp_path, capsys)
     assert _layout(first["reason"]) == block["placement"]
     assert int(first["mb"]) == block["runner"]["pipeline_stages"]
     assert (first["ov"] == "yes") == block["runner"]["overlap_update"]
+    assert (first["sched"] == "lend") == block["scheduler"]["dynamic"]
+    assert (first["sched"] == "wide") == ("torch_threads" in block["runner"])
     overrides = [f"placement.{c}={d}" for c, d in block["placement"].items()]
     overrides += [f"runner.{k}={str(v).lower()}" for k, v in block["runner"].items()]
+    overrides += [f"scheduler.dynamic={str(block['scheduler']['dynamic']).lower()}"]
     cfg = load_embodied_config("cartpole", [*TINY, *overrides])
     assert cfg.runner.pipeline_stages == block["runner"]["pipeline_stages"]
+    assert cfg.scheduler.dynamic == block["scheduler"]["dynamic"]
     profile = FlowProfile.from_json((tmp_path / "plan.profile.json").read_text())
     assert profile.names == ("env", "rollout", "actor") and profile.micro_batches == (1, 2, 4)
     assert re.search(r"dropped \d+ candidate", printed)
-    assert "reference (all on device 0, 1 stage, no overlap): measured" in printed
+    assert "reference (all on device 0, 1 stage, no overlap" in printed
+    # 2 CPU slots: the wide point is measured, so the actor's thread speed-up is known.
+    assert profile["actor"].wide_seconds is not None
+    assert "wide point at 2 threads on device 0" in printed
 
 
 @pytest.mark.slow
@@ -78,6 +88,7 @@ def test_auto_placement_plans_then_trains(ray_cluster, tmp_path, capsys):
     assert written["placement"] == record["chosen"]["placement"]
     for key, value in record["chosen"]["runner"].items():
         assert written["runner"][key] == value
+    assert written["scheduler"]["dynamic"] == record["chosen"]["scheduler"]["dynamic"]
     assert record["ranking"][0]["placement"] == record["chosen"]["placement"]
     FlowProfile.from_dict(record["profile"])
     assert [r["step"] for r in read_metrics(run_dir)] == [64, 128]

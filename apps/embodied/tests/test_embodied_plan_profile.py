@@ -155,3 +155,60 @@ def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
 
     assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=4"])) == (1, 2)
     assert auto_profile_devices(load_embodied_config("cartpole", ["env.num_envs=3"])) == (1,)
+
+
+def test_wide_point_gives_lending_and_wide_candidates_the_app_accepts():
+    from rlinf.apps.embodied._plan import plan_block, wants_wide, with_wide_point
+
+    cfg = load_embodied_config("cartpole", ["env.num_envs=4", "runner.torch_threads=1"])
+    assert wants_wide(cfg)  # CPU slots, 2 on node 0, PPO
+    assert not wants_wide(load_embodied_config("sac_pendulum"))
+    facts = plan_facts(cfg, MemoryFacts({}, 1, "not checked"))
+    # The wide reference run: the same, with the update twice as fast (median 1.5 s).
+    wide_rows = [{**r, "time/update": r["time/update"] / 2} for r in ROWS]
+    profile = with_wide_point(
+        profile_from_metrics(ROWS, facts), profile_from_metrics(wide_rows, facts)
+    )
+    assert [c.wide_seconds for c in profile.components] == [1.0, 0.5, 1.5]
+    ranked, _, _ = choose(cfg, profile, Topology.uniform(1, 2))
+    best = ranked[0]
+    # env+rollout 0 | actor 1, overlapped, lent: chain C = (1.0 + 0.25) + (0.5 + 0.25) = 2.0,
+    # U = 3.0, s = 3.0 / 1.5 = 2: C + (U - C) / s + W = 2.0 + 0.5 + 0.2 (static overlap: 3.2).
+    assert best.lending and best.overlap_update and best.seconds == pytest.approx(2.7)
+    block = plan_block(best, cfg)
+    assert block == {
+        "placement": {"env": "0", "rollout": "0", "actor": "1"},
+        "runner": {"pipeline_stages": 1, "overlap_update": True},
+        "scheduler": {"dynamic": True},
+    }
+    assert apply_plan(cfg, best).scheduler.dynamic
+    wide = next(r for r in ranked if r.wide)
+    # all on slot 0 at 2 threads: 1.0 + 0.25 + 0.5 + 0.25 + 1.5 + 0.2
+    assert wide.seconds == pytest.approx(3.7)
+    assert plan_block(wide, cfg)["runner"]["torch_threads"] == 2
+    planned = apply_plan(cfg, wide)
+    assert planned.runner.torch_threads == 2 and not planned.scheduler.dynamic
+    check_run(planned, Topology.uniform(1, 2))
+    with pytest.raises(ValueError, match="a wide candidate's block needs the config"):
+        plan_block(wide)
+
+
+def test_overlap_slowdown_from_the_overlapped_reference():
+    from rlinf.apps.embodied._plan import overlap_reference, with_overlap_slowdown
+    from rlinf.sched import predict
+
+    cfg = load_embodied_config("cartpole", ["env.num_envs=4"])
+    ref = overlap_reference(cfg, 3)
+    assert ref.placement == {"env": "0", "rollout": "0", "actor": "1"}
+    assert ref.runner.overlap_update and ref.runner.pipeline_stages == 1
+    check_run(ref, Topology.uniform(1, 2))
+    profile = profile_from_metrics(ROWS, plan_facts(cfg, MemoryFacts({}, 1, "not checked")))
+    # Overlapped iterations: 9.0 (warm-up), then median 4.0 s. Alone: chain 2.0 (env 1.0 +
+    # rollout 0.5 + overheads 0.5), update 3.0, sync 0.2 -> f = 1 + (4.0 - 0.2 - 3.0) / 2.0.
+    rows = [{"time/iteration": t} for t in (9.0, 4.0, 3.8, 4.2)]
+    slowed = with_overlap_slowdown(profile, rows)
+    assert slowed.overlap_slowdown == pytest.approx(1.4)
+    split = {"env": (0,), "rollout": (0,), "actor": (1,)}
+    # The model now predicts the measured overlapped iteration: 3.0 + 0.4 * 2.0 + 0.2.
+    assert predict(slowed, split, overlap_update=True).seconds == pytest.approx(4.0)
+    assert predict(profile, split, overlap_update=True).seconds == pytest.approx(3.2)

@@ -140,3 +140,50 @@ def test_auto_profiles_two_device_counts_when_the_app_accepts_them():
     assert auto_profile_devices(torch_cfg, validate) == (1,)
     one = load_math_config("grpo", ["placement=auto", "cluster.devices=1"])
     assert auto_profile_devices(one, validate) == (1,)
+
+
+def test_wide_point_gives_lending_candidates_the_app_accepts():
+    from rlinf.models.llm._plan import llm_choose, wants_wide_llm
+    from rlinf.models.llm._plan_profile import llm_plan_block
+    from rlinf.models.planning import with_wide_point
+
+    cfg = load_math_config("grpo", ["placement=auto", "training.backend=torch"])
+    assert wants_wide_llm(cfg)  # 2 CPU slots on one node, a scheduler section
+
+    # An update (2.0 s) much longer than the chain; at twice the threads it takes 1.0 s
+    # while the tiny generation gets slower (0.6 -> 0.7 s).
+    def rows(gen: float, update: float) -> list[dict[str, float]]:
+        return [
+            {"time/generate": gen, "time/reward": 0.1, "time/update": update,
+             "time/weight_sync": 0.05, "time/step": gen + 0.1 + update + 0.05 + 0.05}
+            for _ in range(3)
+        ]  # fmt: skip
+
+    profile = with_wide_point(
+        llm_profile_from_metrics(rows(0.6, 2.0)), llm_profile_from_metrics(rows(0.7, 1.0))
+    )
+    assert profile["actor"].wide_seconds == pytest.approx(1.0)
+    ranked, dropped, examples = llm_choose(cfg, profile, cfg.cluster.topology(), validate)
+    # Lending beside an overlapped update is not built in the LLM flow: dropped, by key.
+    assert dropped["scheduler.dynamic"] >= 1
+    assert "max_staleness=1) is not built" in examples["scheduler.dynamic"]
+    best = ranked[0]
+    # rollout+reward 0 | actor 1, synchronous, the rollout's slot lent to the update:
+    # chain 0.6 + 0.05 (unexplained) + 0.1 = 0.75, update 2.0 / s 2 = 1.0, sync 0.05.
+    assert best.lending and not best.overlap_update
+    assert best.seconds == pytest.approx(1.8)
+    block = llm_plan_block(best, cfg)
+    assert block == {
+        "placement": {"rollout": "0", "reward": "0", "actor": "1"},
+        "runner": {"max_staleness": 0},
+        "scheduler": {"dynamic": True},
+    }
+    planned = apply_llm_plan(cfg, best)
+    assert planned.scheduler.dynamic and validate(planned).mode == "hybrid"
+    wide = next(r for r in ranked if r.wide)
+    # all on slot 0 at 2 threads: 0.7 + 0.05 + 0.1 + 1.0 + 0.05
+    assert wide.seconds == pytest.approx(1.9)
+    assert llm_plan_block(wide, cfg)["runner"]["torch_threads"] == 2
+    assert apply_llm_plan(cfg, wide).runner.torch_threads == 2
+    with pytest.raises(ValueError, match="needs the planned config"):
+        llm_plan_block(best)

@@ -60,7 +60,7 @@ def edited(path: tuple[object, ...], value: object) -> str:
         (("components", 1, "idle_bytes"), 5 * GiB, r"'rollout': idle_bytes must be in \[0"),
         (("components", 0, "overhead_s"), float("nan"), r"'env': overhead_s must be a finite"),
         (("components",), [], r"components: a profile needs at least one component"),
-        (("version",), 2, r"version: expected 1, got 2"),
+        (("version",), 3, r"version: expected one of \[1, 2\], got 3"),
         (("update",), "critic", r"update: 'critic' is not a profiled component"),
         (("micro_batches",), [1, 0], r"micro_batches entry must be a positive int, got 0"),
         (("micro_batches",), 4, r"micro_batches must be a list"),

@@ -102,6 +102,8 @@ def test_ranking_picks_the_hand_computed_best():
         "placement": {"env": "0-1", "rollout": "0-1", "actor": "2-3"},
         "micro_batches": 1,
         "overlap_update": True,
+        "lending": False,
+        "wide": False,
     }
 
 
@@ -194,8 +196,8 @@ def test_format_ranking_table():
     ranked = search(embodied(), Topology.uniform(1, 4))
     text = format_ranking(ranked, top=2)
     lines = text.splitlines()
-    assert lines[0].split() == ["#", "s/iter", "mb", "overlap", "reason"]
-    assert lines[1].startswith("  1     1.700    1  yes      env+rollout 0-1 | actor 2-3:")
+    assert lines[0].split() == ["#", "s/iter", "mb", "overlap", "sched", "reason"]
+    assert lines[1].startswith("  1     1.700    1  yes      static  env+rollout 0-1 | actor 2-3:")
     assert lines[3] == f"... {len(ranked) - 2} more candidate(s)"
     with pytest.raises(ValueError, match="top must be >= 1"):
         format_ranking(ranked, top=0)

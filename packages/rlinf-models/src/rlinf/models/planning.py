@@ -10,6 +10,7 @@ torch: ``rlinf.sched`` (pure) and ``yaml`` only.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from rlinf.core import ConfigError
 from rlinf.sched import (
     ComponentProfile,
     FlowProfile,
+    ProfileError,
     RankedPlacement,
     Topology,
     format_ranking,
@@ -37,6 +39,7 @@ __all__ = [
     "parse_profile_devices",
     "reference_iterations",
     "timed_medians",
+    "with_wide_point",
     "write_plan_files",
 ]
 
@@ -224,7 +227,8 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
     devices (tiny models on shared cores: data-parallel overheads exceed the work) keeps
     the points up to its fastest count and gets ``max_devices`` = that count: the search
     then never gives it more, and its fit is not pulled up by the slower points. Memory,
-    overheads, weight sync and the flow facts come from the one-device profile.
+    overheads, wide points, weight sync and the flow facts come from the one-device
+    profile.
 
     Example: actor ``{1: 0.02, 2: 0.13}`` -> ``seconds {1: 0.02}``, ``max_devices 1``;
     rollout ``{1: 0.10, 2: 0.06}`` -> both points, no cap.
@@ -262,6 +266,7 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
                 overhead_s=c.overhead_s,
                 max_devices=cap,
                 floor_s=c.floor_s,
+                wide_seconds=c.wide_seconds,
             )
         )
     return FlowProfile(
@@ -271,7 +276,25 @@ def merge_device_profiles(profiles: Mapping[int, FlowProfile]) -> FlowProfile:
         weight_sync_s=base.weight_sync_s,
         micro_batches=base.micro_batches,
         overlap_update=base.overlap_update,
+        overlap_slowdown=base.overlap_slowdown,
     )
+
+
+def with_wide_point(profile: FlowProfile, wide: FlowProfile) -> FlowProfile:
+    """``profile`` with each component's ``wide_seconds`` = its one-device seconds in
+    ``wide`` (a reference run on one device with twice the threads: each process gets a
+    second slot's cores; the actor's ratio is the lending speed-up the cost model uses).
+
+    Raises:
+        ProfileError: ``wide`` lacks a component or its one-device point.
+    """
+    comps = []
+    for c in profile.components:
+        point = wide[c.name].seconds
+        if 1 not in point:
+            raise ProfileError(f"the wide profile has no 1-device point for {c.name}")
+        comps.append(dataclasses.replace(c, wide_seconds=point[1]))
+    return dataclasses.replace(profile, components=tuple(comps))
 
 
 def write_plan_files(p: Plan, out: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:

@@ -8,7 +8,9 @@ what needs it (the device lock, placement groups, ``Topology.from_ray``): parsin
 classifying placements stays cheap.
 
 The static planner is pure Python: a ``FlowProfile`` of measured component costs, a cost
-model (``predict``) and a ``search`` that ranks placements on a ``Topology``. The dynamic
+model (``predict``; ``evaluate_lending`` and ``predict_wide`` for an update given more
+compute than its own devices, from a measured point) and a ``search`` that ranks
+placements on a ``Topology``. The dynamic
 scheduler's ``SlotLender`` lends idle slots to running components within a step.
 """
 
@@ -49,13 +51,17 @@ __all__ = [
     "classify",
     "classify_groups",
     "evaluate",
+    "evaluate_lending",
     "fit_scaling",
     "format_devices",
     "format_ranking",
+    "lending_speedup",
+    "overlap_slowdown_from",
     "parse_component",
     "parse_indices",
     "predict",
     "predict_placement",
+    "predict_wide",
     "search",
     "split_points",
 ]
@@ -86,7 +92,11 @@ _HOMES = {
     "Stage": "._cost",
     "analyze": "._cost",
     "evaluate": "._cost",
+    "evaluate_lending": "._lend_cost",
+    "lending_speedup": "._lend_cost",
+    "predict_wide": "._lend_cost",
     "format_devices": "._cost",
+    "overlap_slowdown_from": "._cost",
     "predict": "._cost",
     "predict_placement": "._cost",
     "ComponentProfile": "._profile",

@@ -18,6 +18,7 @@ __all__ = [
     "analyze",
     "evaluate",
     "format_devices",
+    "overlap_slowdown_from",
     "predict",
     "predict_placement",
 ]
@@ -145,11 +146,17 @@ def predict(
     The update U then trains on the whole iteration and the weights sync (W seconds)::
 
         no overlap:  T = chain + U + W
-        overlap:     T = max(chain, busy) + W,   busy = U + sum of t_c + M * overhead_c of
-                     the chain components sharing the update's devices (they take turns)
+        overlap:     T = max(chain, busy) + (f - 1) * min(other, busy) + W,
+                     busy = U + sum of t_c + M * overhead_c of the chain components sharing
+                     the update's devices (they take turns), other = the same sum over the
+                     chain components on other devices (they run beside the update)
 
     Overlap is the steady state of iteration i's update running alongside iteration i+1's
-    chain. A placement is infeasible (``seconds = inf``) when a component gets more than its
+    chain. ``f = profile.overlap_slowdown`` (measured, >= 1): while both run, each is f
+    times slower (devices of one host share its cores), so the part they overlap,
+    ``min(other, busy)``, lasts f times longer; f = 1 is independent devices. Example:
+    chain 0.5, U 1.0, f 1.4: 1.0 + 0.4 * 0.5 = 1.2 s (+ W). Pipelined stages are not
+    slowed (not modelled). A placement is infeasible (``seconds = inf``) when a component gets more than its
     ``max_devices`` or a device cannot hold its collocated components (``_memory_problem``).
 
     Args:
@@ -264,9 +271,13 @@ def evaluate(
             f"{slowest.seconds:.3g} s each (chain {chain:.3g} s)"
         )
     if overlap_update:
-        total = max(chain, busy) + sync
+        other = sum(times[c] + over[c] for c in profile.chain if c not in layout.update_with)
+        slow = (profile.overlap_slowdown - 1.0) * min(other, busy)
+        total = max(chain, busy) + slow + sync
         bound = "chain" if chain >= busy else f"{profile.update}'s devices busy {busy:.3g} s"
         upd_txt = f"update {upd:.3g} s overlapped, bound by {bound}"
+        if slow > 0:
+            upd_txt += f" + {slow:.3g} s sharing the host (x{profile.overlap_slowdown:.2f})"
     else:
         total = chain + upd + sync
         upd_txt = f"then update {upd:.3g} s"
@@ -288,3 +299,24 @@ def predict_placement(
     """``predict`` for a parsed ``Placement`` (each component on the devices its ranks use)."""
     devices = {name: cp.devices for name, cp in placement.components.items()}
     return predict(profile, devices, micro_batches=micro_batches, overlap_update=overlap_update)
+
+
+def overlap_slowdown_from(measured_s: float, chain_s: float, busy_s: float, sync_s: float) -> float:
+    """The ``overlap_slowdown`` f a measured overlapped iteration implies: ``measured_s``
+    seconds per iteration of a run whose chain (``chain_s``) and update side (``busy_s``,
+    on other devices of the same host) overlap, with ``sync_s`` of weight sync, both
+    measured alone before. Inverts ``T = max + (f - 1) * min + W``; at least 1 (a run
+    faster than the model's independent-device bound is noise, not a speed-up)::
+
+        chain 0.5, busy 1.0, sync 0.1, measured 1.3  ->  1 + (1.3 - 0.1 - 1.0) / 0.5 = 1.4
+
+    Raises:
+        ValueError: a time that is not positive (``chain_s``, ``busy_s``, ``measured_s``).
+    """
+    if not (measured_s > 0 and chain_s > 0 and busy_s > 0 and sync_s >= 0):
+        raise ValueError(
+            f"overlap_slowdown_from needs positive seconds, got measured {measured_s}, "
+            f"chain {chain_s}, busy {busy_s}, sync {sync_s}"
+        )
+    extra = measured_s - sync_s - max(chain_s, busy_s)
+    return max(1.0, 1.0 + extra / min(chain_s, busy_s))

@@ -16,7 +16,9 @@ from typing import Any
 
 __all__ = ["ComponentProfile", "FlowProfile", "ProfileError"]
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+# Version 1 had no ``wide_seconds`` / ``overlap_slowdown``; it still reads (not measured).
+_READABLE_VERSIONS = (1, 2)
 
 
 class ProfileError(ValueError):
@@ -54,6 +56,11 @@ class ComponentProfile:
         max_devices: Most devices it can use (e.g. 1 for a single-process worker); None: any.
         floor_s: Seconds it never goes below however many devices it gets; None: the fitted
             serial part (see ``rlinf.sched.fit_scaling``).
+        wide_seconds: Seconds on one device when its process also gets the compute of a
+            second device of the same host (CPU slots: 2 intra-op threads instead of 1),
+            measured; None: not measured. The update's ``seconds[1] / wide_seconds`` is its
+            lending speed-up (``rlinf.sched.predict`` with ``lending``); every component's
+            value prices the static "wide" candidate (each process on 2 threads, turns).
     """
 
     name: str
@@ -63,6 +70,7 @@ class ComponentProfile:
     overhead_s: float = 0.0
     max_devices: int | None = None
     floor_s: float | None = None
+    wide_seconds: float | None = None
 
     def __post_init__(self) -> None:
         where = f"component {self.name!r}"
@@ -87,6 +95,8 @@ class ComponentProfile:
             _positive_int(self.max_devices, f"{where}: max_devices")
         if self.floor_s is not None:
             _finite(self.floor_s, f"{where}: floor_s")
+        if self.wide_seconds is not None:
+            _finite(self.wide_seconds, f"{where}: wide_seconds", positive=True)
 
     @property
     def resident_bytes(self) -> int:
@@ -112,6 +122,11 @@ class FlowProfile:
             (embodied ``pipeline_stages``, LLM rollout shards); 1 means no pipelining.
         overlap_update: Whether the update may run while the next iteration's chain runs
             (embodied ``overlap_update``, LLM one-step staleness).
+        overlap_slowdown: f >= 1: while the update runs beside the chain (overlap), both
+            run f times slower than alone, because separate devices of one host share
+            its cores and memory bandwidth (2 CPU slots on 2 cores). Measured from a short
+            overlapped reference run (``rlinf.sched.overlap_slowdown_from``); 1.0: the
+            devices are independent (the model without the term).
     """
 
     components: tuple[ComponentProfile, ...]
@@ -120,6 +135,7 @@ class FlowProfile:
     weight_sync_s: float = 0.0
     micro_batches: tuple[int, ...] = (1,)
     overlap_update: bool = False
+    overlap_slowdown: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.components:
@@ -140,6 +156,8 @@ class FlowProfile:
             _positive_int(m, "micro_batches entry")
         if not isinstance(self.overlap_update, bool):
             raise ProfileError(f"overlap_update must be a bool, got {self.overlap_update!r}")
+        if _finite(self.overlap_slowdown, "overlap_slowdown") < 1.0:
+            raise ProfileError(f"overlap_slowdown must be >= 1, got {self.overlap_slowdown!r}")
 
     def __getitem__(self, name: str) -> ComponentProfile:
         for c in self.components:
@@ -170,6 +188,7 @@ class FlowProfile:
                     "overhead_s": c.overhead_s,
                     "max_devices": c.max_devices,
                     "floor_s": c.floor_s,
+                    "wide_seconds": c.wide_seconds,
                 }
             )
         return {
@@ -179,6 +198,7 @@ class FlowProfile:
             "weight_sync_s": self.weight_sync_s,
             "micro_batches": list(self.micro_batches),
             "overlap_update": self.overlap_update,
+            "overlap_slowdown": self.overlap_slowdown,
             "components": comps,
         }
 
@@ -191,12 +211,19 @@ class FlowProfile:
         """Read ``to_dict``'s output; raises ProfileError naming the bad or unknown field."""
         if not isinstance(data, Mapping):
             raise ProfileError(f"profile must be a JSON object, got {type(data).__name__}")
+        if data.get("version") == 1 and "overlap_slowdown" not in data:
+            data = {**data, "overlap_slowdown": 1.0}  # version 1: not measured then
         _check_keys(data, _FLOW_KEYS, "profile")
-        if data["version"] != _FORMAT_VERSION:
-            raise ProfileError(f"version: expected {_FORMAT_VERSION}, got {data['version']!r}")
+        version = data["version"]
+        if version not in _READABLE_VERSIONS:
+            raise ProfileError(
+                f"version: expected one of {list(_READABLE_VERSIONS)}, got {version!r}"
+            )
         comps = data["components"]
         if not isinstance(comps, list):
             raise ProfileError(f"components must be a list, got {type(comps).__name__}")
+        if version == 1:
+            comps = [_v1_component(c) for c in comps]
         mbs = data["micro_batches"]
         if not isinstance(mbs, list):
             raise ProfileError(f"micro_batches must be a list, got {mbs!r}")
@@ -207,6 +234,7 @@ class FlowProfile:
             weight_sync_s=data["weight_sync_s"],
             micro_batches=tuple(mbs),
             overlap_update=data["overlap_update"],
+            overlap_slowdown=data["overlap_slowdown"],
         )
 
     @classmethod
@@ -226,6 +254,7 @@ _FLOW_KEYS = (
     "weight_sync_s",
     "micro_batches",
     "overlap_update",
+    "overlap_slowdown",
     "components",
 )
 _COMPONENT_KEYS = (
@@ -236,7 +265,15 @@ _COMPONENT_KEYS = (
     "overhead_s",
     "max_devices",
     "floor_s",
+    "wide_seconds",
 )
+
+
+def _v1_component(data: object) -> object:
+    # Version 1 components lack wide_seconds (not measured then): read as None.
+    if isinstance(data, Mapping) and "wide_seconds" not in data:
+        return {**data, "wide_seconds": None}
+    return data
 
 
 def _check_keys(data: Mapping[str, Any], keys: tuple[str, ...], where: str) -> None:
@@ -272,6 +309,7 @@ def _component_from_dict(data: object, index: int) -> ComponentProfile:
             overhead_s=data["overhead_s"],
             max_devices=data["max_devices"],
             floor_s=data["floor_s"],
+            wide_seconds=data["wide_seconds"],
         )
     except ProfileError as e:
         raise ProfileError(f"{where}: {e}") from None

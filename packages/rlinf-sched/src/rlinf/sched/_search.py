@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._cost import Prediction, analyze, evaluate, format_devices
+from ._lend_cost import evaluate_lending, lending_speedup, predict_wide
 from ._placement import Placement
 from ._profile import FlowProfile
 from ._scaling import fit_scaling
@@ -47,12 +48,18 @@ class RankedPlacement:
         micro_batches: Micro-batches per iteration (embodied ``pipeline_stages``).
         overlap_update: Whether the update overlaps the next iteration's chain.
         prediction: The cost model's prediction, reason included.
+        lending: Whether the chain's devices are lent to the update once the chain ends
+            (dynamic re-allocation, e.g. ``scheduler.dynamic``; see ``evaluate_lending``).
+        wide: Whether each process uses the compute of two devices while placed on one
+            (CPU slots: 2 intra-op threads; see ``predict_wide``): a static candidate.
     """
 
     specs: Mapping[str, str] = field(hash=False)
     micro_batches: int
     overlap_update: bool
     prediction: Prediction
+    lending: bool = False
+    wide: bool = False
 
     @property
     def seconds(self) -> float:
@@ -64,11 +71,14 @@ class RankedPlacement:
         return Placement.parse(dict(self.specs), topology)
 
     def to_config(self) -> dict[str, Any]:
-        """``{"placement": {...}, "micro_batches": m, "overlap_update": b}`` for an app."""
+        """``{"placement": {...}, "micro_batches": m, "overlap_update": b, "lending": b,
+        "wide": b}`` for an app."""
         return {
             "placement": dict(self.specs),
             "micro_batches": self.micro_batches,
             "overlap_update": self.overlap_update,
+            "lending": self.lending,
+            "wide": self.wide,
         }
 
 
@@ -117,6 +127,13 @@ def search(
     used. On one layout, a micro-batch count or overlap is kept only if it predicts faster
     than every simpler kept variant (fewer micro-batches, no more overlap), so an infeasible
     layout appears once. Ties rank fewer groups, fewer micro-batches, no overlap first.
+
+    When the update's wide point is measured (``lending_speedup``), each layout whose update
+    has devices of its own on the node of the chain also gets lending variants
+    (``evaluate_lending``), kept only if faster than every simpler variant (static ones
+    included); when every component's wide point is measured and node 0 has 2 or more
+    devices, the static "wide" candidate (all on device 0, two devices' compute each:
+    ``predict_wide``) is added. Ties rank static before lending before wide.
     """
     config = config or SearchConfig()
     n = topology.num_devices
@@ -126,6 +143,8 @@ def search(
     fits = {c.name: fit_scaling(c.seconds, c.floor_s) for c in profile.components}
     overlaps = (False, True) if profile.overlap_update else (False,)
     cuts = split_points(n, config.max_split_points)
+    speedup = lending_speedup(profile)
+    node_of = [i for i, node in enumerate(topology.nodes) for _ in range(node.num_devices)]
     out: dict[tuple[Any, ...], tuple[int, RankedPlacement]] = {}
     for part in _set_partitions(list(names)):
         # Lay groups out in profile order (data order): the cost does not depend on it, and
@@ -148,22 +167,40 @@ def search(
             if wasted:
                 continue
             specs = {name: format_devices(devices[name]) for name in names}
-            if (tuple(specs.values()), min(profile.micro_batches), False) in out:
+            if (tuple(specs.values()), min(profile.micro_batches), False, False) in out:
                 continue
             layout = analyze(profile, devices, fits)
             if layout.problem is not None and not config.include_infeasible:
                 continue
-            kept: list[tuple[int, bool, float]] = []
-            for m in sorted(profile.micro_batches):
-                for ov in overlaps:
-                    pred = evaluate(profile, layout, m, ov)
-                    # More micro-batches or overlapping that buys nothing on this layout is
-                    # not a distinct choice: keep a variant only if no simpler kept one (fewer
-                    # micro-batches, no more overlap) is as fast.
-                    if any(m2 <= m and ov2 <= ov and s2 <= pred.seconds for m2, ov2, s2 in kept):
-                        continue
-                    kept.append((m, ov, pred.seconds))
-                    out[(tuple(specs.values()), m, ov)] = (k, RankedPlacement(specs, m, ov, pred))
+            # Lending needs the update alone on its devices, on the chain's node (threads
+            # or an elastic world do not cross nodes), and a measured speed-up.
+            one_node = len({node_of[d] for ds in devices.values() for d in ds}) == 1
+            lends = (False, True) if speedup and not layout.update_with and one_node else (False,)
+            kept: list[tuple[bool, int, bool, float]] = []
+            for lend in lends:
+                for m in sorted(profile.micro_batches):
+                    for ov in overlaps:
+                        fn = evaluate_lending if lend else evaluate
+                        pred = fn(profile, layout, m, ov)
+                        # More micro-batches, overlapping or lending that buys nothing on
+                        # this layout is not a distinct choice: keep a variant only if no
+                        # simpler kept one (static, fewer micro-batches, no more overlap)
+                        # is as fast.
+                        if any(
+                            m2 <= m and ov2 <= ov and s2 <= pred.seconds for _, m2, ov2, s2 in kept
+                        ):
+                            continue
+                        kept.append((lend, m, ov, pred.seconds))
+                        key = (tuple(specs.values()), m, ov, lend)
+                        out[key] = (k, RankedPlacement(specs, m, ov, pred, lending=lend))
+    wide_ok = all(c.wide_seconds is not None for c in profile.components)
+    if wide_ok and topology.nodes[0].num_devices >= 2:
+        zero = dict.fromkeys(names, range(1))
+        problem = analyze(profile, zero, fits).problem
+        if problem is None or config.include_infeasible:
+            specs = dict.fromkeys(names, "0")
+            pred = predict_wide(profile, problem)
+            out[("wide",)] = (1, RankedPlacement(specs, 1, False, pred, wide=True))
     ranked = sorted(
         out.values(),
         key=lambda kr: (
@@ -171,6 +208,8 @@ def search(
             kr[0],
             kr[1].micro_batches,
             kr[1].overlap_update,
+            kr[1].lending,
+            kr[1].wide,
             tuple(kr[1].specs.values()),
         ),
     )
@@ -179,14 +218,19 @@ def search(
 
 def format_ranking(ranked: Sequence[RankedPlacement], top: int = 10) -> str:
     """A plain-text table of the first ``top`` candidates: rank, predicted seconds per
-    iteration, micro-batches, overlap, and the reason (which shows the layout)."""
+    iteration, micro-batches, overlap, scheduling (``static``, ``lend``: the chain's devices
+    lent to the update, ``wide``: two devices' compute per process) and the reason (which
+    shows the layout)."""
     if top < 1:
         raise ValueError(f"top must be >= 1, got {top}")
-    lines = [f"{'#':>3}  {'s/iter':>8}  {'mb':>3}  {'overlap':<7}  reason"]
+    lines = [f"{'#':>3}  {'s/iter':>8}  {'mb':>3}  {'overlap':<7}  {'sched':<6}  reason"]
     for i, r in enumerate(ranked[:top], 1):
         secs = "inf" if math.isinf(r.seconds) else f"{r.seconds:.3f}"
         ov = "yes" if r.overlap_update else "no"
-        lines.append(f"{i:>3}  {secs:>8}  {r.micro_batches:>3}  {ov:<7}  {r.prediction.reason}")
+        sched = "lend" if r.lending else "wide" if r.wide else "static"
+        lines.append(
+            f"{i:>3}  {secs:>8}  {r.micro_batches:>3}  {ov:<7}  {sched:<6}  {r.prediction.reason}"
+        )
     if len(ranked) > top:
         lines.append(f"... {len(ranked) - top} more candidate(s)")
     return "\n".join(lines)

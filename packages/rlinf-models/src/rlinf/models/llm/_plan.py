@@ -8,16 +8,17 @@ Ray starts only inside :func:`plan_llm` (the reference runs).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 import statistics
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from rlinf.core import ConfigError
+from rlinf.core import ConfigError, resolve_torch_threads
 from rlinf.sched import FlowProfile, RankedPlacement, Topology
 
-from ..planning import Plan, choose, merge_device_profiles, reference_iterations
+from ..planning import Plan, choose, merge_device_profiles, reference_iterations, with_wide_point
 from ._plan_profile import LLM_COMPONENTS, llm_plan_block, llm_profile_from_metrics
 
 __all__ = [
@@ -27,14 +28,45 @@ __all__ = [
     "llm_choose",
     "plan_llm",
     "reference_llm_config",
+    "wants_wide_llm",
+    "wide_llm_config",
 ]
 
 
 def apply_llm_plan(cfg: Any, candidate: RankedPlacement) -> Any:
-    """``cfg`` with the candidate's placement and ``runner.max_staleness``."""
-    staleness = llm_plan_block(candidate)["runner"]["max_staleness"]
-    runner = dataclasses.replace(cfg.runner, max_staleness=staleness)
-    return dataclasses.replace(cfg, placement=dict(candidate.specs), runner=runner)
+    """``cfg`` with the candidate's placement, ``runner.max_staleness``, and (when the
+    candidate says so) ``scheduler.dynamic`` / doubled ``runner.torch_threads``.
+
+    Raises:
+        ConfigError: a lending candidate for an app without a ``scheduler`` section.
+    """
+    block = llm_plan_block(candidate, cfg)
+    runner = dataclasses.replace(cfg.runner, **block["runner"])
+    out = dataclasses.replace(cfg, placement=dict(candidate.specs), runner=runner)
+    if "scheduler" in block:
+        scheduler = dataclasses.replace(cfg.scheduler, **block["scheduler"])
+        out = dataclasses.replace(out, scheduler=scheduler)
+    elif candidate.lending:
+        raise ConfigError("scheduler.dynamic: this app has no scheduler section (no lending)")
+    return out
+
+
+def wide_llm_config(cfg: Any, steps: int) -> Any:
+    """The one-device reference with twice the threads (the wide point)."""
+    ref = reference_llm_config(cfg, 1, steps)
+    threads = 2 * resolve_torch_threads(cfg.runner, cfg.cluster)
+    return dataclasses.replace(ref, runner=dataclasses.replace(ref.runner, torch_threads=threads))
+
+
+def wants_wide_llm(cfg: Any) -> bool:
+    """Whether ``plan_llm`` measures the wide point: CPU slots, 2+ on the first node, and
+    an app with a ``scheduler`` section (lending candidates it can run)."""
+    topology = cfg.cluster.topology()
+    return (
+        topology.device_type == "cpu"
+        and topology.nodes[0].num_devices >= 2
+        and hasattr(cfg, "scheduler")
+    )
 
 
 def reference_llm_config(cfg: Any, devices: int = 1, steps: int | None = None) -> Any:
@@ -78,6 +110,13 @@ def auto_profile_devices(cfg: Any, check: Callable[[Any], object]) -> tuple[int,
 
 
 def _rejection(cfg: Any, candidate: RankedPlacement, check: Callable[[Any], object]) -> str | None:
+    if candidate.lending and candidate.overlap_update:
+        # StepLending lends only to an update that runs after its step's rollouts; with
+        # one step of staleness the next rollout runs beside it and keeps the slots.
+        return (
+            "scheduler.dynamic: lending beside an overlapped update (runner.max_staleness=1) "
+            "is not built in the LLM flow"
+        )
     try:
         check(apply_llm_plan(cfg, candidate))
     except (ConfigError, ValueError) as e:
@@ -175,8 +214,16 @@ def plan_llm(
         if d == 1:
             reference_s = float(statistics.median(r["time/step"] for r in rows[1:]))
     profile = merge_device_profiles(profiles)
+    label = "all on device 0, synchronous step; scaling measured at "
+    label += ", ".join(f"{d}" for d in counts) + " device(s)"
+    if wants_wide_llm(cfg):
+        wide = wide_llm_config(cfg, iterations)
+        rows = _run_reference(app, wide, iterations)
+        profile = with_wide_point(
+            profile, llm_profile_from_metrics(rows, 1, overlap_update=overlap)
+        )
+        label += f"; wide point at {wide.runner.torch_threads} threads on device 0"
     ranked, dropped, examples = choose(profile, topology, lambda c: _rejection(cfg, c, check))
-    counted = "measured at " + ", ".join(f"{d}" for d in counts) + " device(s)"
     return Plan(
         profile,
         ranked,
@@ -184,6 +231,6 @@ def plan_llm(
         examples,
         "not checked: LLM workers' memory is not measured yet",
         reference_s,
-        block_of=llm_plan_block,
-        reference_label=f"all on device 0, synchronous step; scaling {counted}",
+        block_of=functools.partial(llm_plan_block, cfg=cfg),
+        reference_label=label,
     )

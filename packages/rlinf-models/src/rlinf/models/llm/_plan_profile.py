@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rlinf.core import resolve_torch_threads
 from rlinf.sched import ComponentProfile, FlowProfile, RankedPlacement
 
 from ..planning import timed_medians
@@ -106,10 +107,22 @@ def llm_profile_from_metrics(
     )
 
 
-def llm_plan_block(candidate: RankedPlacement) -> dict[str, Any]:
+def llm_plan_block(candidate: RankedPlacement, cfg: Any = None) -> dict[str, Any]:
     """A candidate's config block: ``placement`` and ``runner.max_staleness`` (1 when the
-    update overlaps the next step's rollout, else 0)."""
-    return {
-        "placement": dict(candidate.specs),
-        "runner": {"max_staleness": 1 if candidate.overlap_update else 0},
-    }
+    update overlaps the next step's rollout, else 0); with ``cfg`` (the planned config),
+    also ``scheduler.dynamic`` (true for a lending candidate) when the app has a
+    ``scheduler`` section, and ``runner.torch_threads`` (twice the run's) for the wide
+    candidate.
+
+    Raises:
+        ValueError: a lending or wide candidate without ``cfg``.
+    """
+    if (candidate.lending or candidate.wide) and cfg is None:
+        raise ValueError("a lending or wide candidate's block needs the planned config")
+    runner: dict[str, Any] = {"max_staleness": 1 if candidate.overlap_update else 0}
+    if candidate.wide:
+        runner["torch_threads"] = 2 * resolve_torch_threads(cfg.runner, cfg.cluster)
+    block: dict[str, Any] = {"placement": dict(candidate.specs), "runner": runner}
+    if cfg is not None and hasattr(cfg, "scheduler"):
+        block["scheduler"] = {"dynamic": candidate.lending}
+    return block
