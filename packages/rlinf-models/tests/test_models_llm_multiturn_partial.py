@@ -225,3 +225,17 @@ def test_abort_reruns_running_rows_once(tiny, interval, at):
         assert torch.equal(batch.response_mask[row, :n], fb.response_mask[j, :n])
     assert result.turns[rows].tolist() == fresh.turns.tolist()
     assert result.transcripts[rows[0]] == fresh.transcripts[0]
+
+
+def test_abort_before_the_first_turn_requeues_nothing(tiny):
+    path, tok, snapshot = tiny
+    tasks = [2, 0, 3, 1]
+    backend = _backend(path)
+    switch = _Switch(backend, snapshot, at=1)  # the poll before turn 1
+    result = _run(backend, tok, tasks, InFlightUpdates("abort", 1000, switch))
+    fresh = _run(_backend(path, snapshot), tok, tasks)
+    assert not result.requeued.any()
+    assert switch.calls == int(result.turns.max())  # nothing aborted: polls go on
+    assert result.batch.version == 1 and not result.batch.mixed_versions().any()
+    assert torch.equal(result.batch.input_ids, fresh.batch.input_ids)
+    assert torch.equal(result.batch.rollout_logprobs, fresh.batch.rollout_logprobs)

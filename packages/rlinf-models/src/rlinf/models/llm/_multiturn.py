@@ -68,7 +68,8 @@ def multi_turn_generate(
     ``abort``: at the first new version every trajectory not yet ended with only old
     tokens is dropped (its pending tool call cancelled, its session replaced) and run
     again, whole, under the new weights, with no more polls in this call (so once, never
-    mixed); its seeds restart from ``generation.seed + 7_919_993``, call index 0.
+    mixed); its seeds restart from ``generation.seed + 7_919_993``, call index 0. A new
+    version before the first turn drops nothing: the call runs on it.
 
     With tools finishing in a timing-dependent order the batching of turns, hence the
     sampled tokens, can differ between equally seeded runs.
@@ -172,8 +173,13 @@ class _Loop:
                 gathered = False
                 # Between turns: new weights may come in (partial rollouts).
                 updates = self.updates
-                if updates is not None and updates.poll() and updates.mode == "abort":
-                    self._requeue()
+                # poll() runs in both modes (it loads the weights); only abort drops rows.
+                if (
+                    updates is not None
+                    and updates.poll()
+                    and updates.mode == "abort"
+                    and self._requeue()
+                ):
                     continue  # the restarted rows regroup
                 self._model_turn(ready)
                 continue
@@ -271,9 +277,14 @@ class _Loop:
             self.switched = True
         return changed
 
-    def _requeue(self) -> None:
+    def _requeue(self) -> bool:
         """Abort: restart every row not ended with only the starting version's tokens,
-        under the weights now held, with no more polls and the rerun's own seeds."""
+        under the weights now held, with no more polls and the rerun's own seeds; False
+        when nothing had been generated yet (nothing to drop)."""
+        if not any(row.tokens for row in self.rows):
+            # Before the first turn: the call simply runs on the new weights.
+            self.version, self.switched = self.backend.version, False
+            return False
         old = self.version
         for row in self.rows:
             if not (row.done and all(v == old for v in row.versions)):
@@ -283,6 +294,7 @@ class _Loop:
         self.calls = 0
         if self.seed is not None:
             self.seed += _RERUN_SEED
+        return True
 
     def _submit(self, row: AgentRow, text: str) -> None:
         try:
