@@ -102,6 +102,19 @@ def test_async_knobs_load():
     assert load_agentic_config("search").runner.max_staleness == 0
 
 
-def test_partial_rollouts_are_refused_for_agents():
-    with pytest.raises(ConfigError, match=r"runner\.partial_mode=continue: partial rollouts"):
-        load_agentic_config("search", ["runner.max_staleness=1", "runner.partial_mode=continue"])
+def test_partial_rollouts_for_agents_and_what_stays_refused():
+    cfg = load_agentic_config(
+        "search",
+        ["runner.max_staleness=1", "runner.partial_mode=abort", "runner.update_interval_tokens=3"],
+    )
+    assert cfg.runner.partial.mode == "abort" and cfg.runner.partial.update_interval_tokens == 3
+    base = ["runner.max_staleness=1", "runner.partial_mode=continue"]
+    # An engine generates a whole turn at once: no weights between decoding steps.
+    with pytest.raises(
+        ConfigError, match=r"runner\.partial_mode=continue: needs generation\.backend=hf"
+    ):
+        load_agentic_config("search", [*base, "generation.backend=vllm"])
+    with pytest.raises(ConfigError, match=r"runner: partial_mode=continue needs max_staleness >= 1"):
+        load_agentic_config("search", ["runner.partial_mode=continue"])
+    with pytest.raises(ConfigError, match=r"runner: partial_mode=continue needs weight_sync object_store"):
+        load_agentic_config("search", [*base, "runner.weight_sync=collective"])

@@ -150,13 +150,6 @@ class AgenticConfig:
 def validate(cfg: AgenticConfig) -> Placement:
     """What no section can check alone, including the SFT warm-up's needs from the task;
     returns the placement. Raises :class:`ConfigError` with the offending key."""
-    if cfg.runner.partial_mode != "off":
-        # A trajectory is many generate calls joined with tool output: per-token versions
-        # across its turns are not recorded yet.
-        raise ConfigError(
-            f"runner.partial_mode={cfg.runner.partial_mode}: partial rollouts are not "
-            "supported for multi-turn agent rollouts yet (use off)"
-        )
     devices = cfg.cluster.topology()  # a joined cluster (cluster.address): its real nodes
     placement = validate_placement(cfg.placement, devices, COMPONENTS)
     check_llm_rl_config(

@@ -91,6 +91,8 @@ class AgenticFlow(LLMRLFlow):
                 cfg.model.dtype,
                 correct_statuses=("correct", "passed"),
                 no_answer_statuses=("no_answer", "no_code"),
+                # Partial rollouts reach trajectories before each turn and inside one.
+                partial=cfg.runner.partial,
             ),
             model_path=model_path,
             ref_path=ref_path,

@@ -33,9 +33,9 @@ class AgentRolloutWorker(LLMRolloutWorker):
         offload_model: as for :class:`LLMRolloutWorker`.
     """
 
-    # A trajectory is many generate calls joined with tool output; per-token versions
-    # across turns are not recorded yet, so partial rollouts are refused for it.
-    supports_partial = False
+    # New weights reach a trajectory before each turn and every update_interval_tokens
+    # inside one (multi_turn_generate's ``updates``); per-token versions span its turns.
+    supports_partial = True
 
     def __init__(
         self,
@@ -88,22 +88,31 @@ class AgentRolloutWorker(LLMRolloutWorker):
         Returns:
             ``{"batch": RolloutBatch, "responses": transcripts, "time/generate": s,
             "time/tool_wait": s, "tokens": model tokens, "turns": [B] int64,
-            "tool_calls": [B] int64}``.
+            "tool_calls": [B] int64}``, with partial rollouts (sampling calls) also
+            the ``[B]`` floats ``requeued`` and ``mixed_versions``.
         """
-        cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         if len(tasks) != len(prompts):
             raise ValueError(f"got {len(tasks)} tasks for {len(prompts)} prompts")
+        updates = self._in_flight_updates(greedy)
+        cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
         start = time.perf_counter()
         with self.generation_turn():
             result = multi_turn_generate(
-                self.backend, self.tokenizer, ids, tasks, self.env, cfg, self.multi_turn
+                self.backend,
+                self.tokenizer,
+                ids,
+                tasks,
+                self.env,
+                cfg,
+                self.multi_turn,
+                updates=updates,
             )
         elapsed = time.perf_counter() - start
         batch = result.batch
         if prompt_offset:
             batch = dataclasses.replace(batch, prompt_index=batch.prompt_index + prompt_offset)
-        return {
+        out = {
             "batch": batch,
             "responses": result.transcripts,
             "time/generate": elapsed,
@@ -112,3 +121,8 @@ class AgentRolloutWorker(LLMRolloutWorker):
             "turns": result.turns,
             "tool_calls": result.tool_calls,
         }
+        if updates is not None and result.requeued is not None:
+            # Per-row [B] tensors: _publish reports their means as rollout/<key>.
+            out["requeued"] = result.requeued.float()
+            out["mixed_versions"] = batch.mixed_versions().float()
+        return out

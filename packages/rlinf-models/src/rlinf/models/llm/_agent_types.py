@@ -103,6 +103,8 @@ class MultiTurnResult:
         turns: ``[B]`` int64 model turns per row.
         tool_calls: ``[B]`` int64 observations appended per row.
         tool_wait_s: seconds the loop sat idle waiting on tools (no row ready).
+        requeued: ``[B]`` bool: the row was aborted by new weights and run again
+            (partial rollouts, ``abort``); None where not reported.
     """
 
     batch: RolloutBatch
@@ -110,3 +112,4 @@ class MultiTurnResult:
     turns: torch.Tensor
     tool_calls: torch.Tensor
     tool_wait_s: float
+    requeued: torch.Tensor | None = None

@@ -12,42 +12,22 @@ import concurrent.futures
 import dataclasses
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult, ToolSession
-from ._batch import RolloutBatch
+from ._agent_types import AgentEnv, MultiTurnConfig, MultiTurnResult
 from ._generation import GenerationBackend, GenerationConfig
+from ._multiturn_rows import AgentRow, build_agent_batch
+from ._partial import InFlightUpdates
 
 __all__ = ["multi_turn_generate"]
 
 # Spacing of the per-call sampling seeds (a prime, so the streams of nearby base seeds and
 # call indices do not collide).
 _SEED_STRIDE = 104_729
-
-
-@dataclass
-class _Row:
-    """Mutable state of one trajectory while the loop runs."""
-
-    index: int
-    prompt_index: int
-    prompt: list[int]
-    session: ToolSession
-    tokens: list[int] = field(default_factory=list)
-    mask: list[float] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    turns: int = 0
-    tool_calls: int = 0
-    done: bool = False
-    truncated: bool = False
-    pending: concurrent.futures.Future[str] | None = None
-    submitted_at: float = 0.0  # time.perf_counter() when ``pending`` was submitted
-
-    def finish(self, truncated: bool) -> None:
-        self.done, self.truncated = True, truncated
+# Offset of the seeds of a rerun after an abort (its own stream, as the HF backend's rerun).
+_RERUN_SEED = 7_919_993
 
 
 def multi_turn_generate(
@@ -58,6 +38,8 @@ def multi_turn_generate(
     env: AgentEnv,
     generation: GenerationConfig,
     config: MultiTurnConfig,
+    *,
+    updates: InFlightUpdates | None = None,
 ) -> MultiTurnResult:
     """Roll out ``generation.n`` trajectories per prompt, alternating model turns and tools.
 
@@ -77,6 +59,18 @@ def multi_turn_generate(
     with no row ready it blocks until a tool finishes, but for no tool call longer than
     ``config.tool_timeout_s`` since its submission.
 
+    ``updates`` (partial rollouts, :mod:`rlinf.models.llm._partial`; the backend must take
+    ``updates`` like :class:`~rlinf.models.llm.HFGenerationBackend`): new weights are
+    polled before every model turn and every ``updates.interval`` tokens inside one.
+    ``continue``: trajectories go on under the new weights; the batch records per-token
+    ``versions`` (observations: their calling turn's, see
+    :mod:`rlinf.models.llm._multiturn_rows`) and its ``version`` is the oldest token's.
+    ``abort``: at the first new version every trajectory not yet ended with only old
+    tokens is dropped (its pending tool call cancelled, its session replaced) and run
+    again, whole, under the new weights, with no more polls in this call (so once, never
+    mixed); its seeds restart from ``generation.seed + 7_919_993``, call index 0. A new
+    version before the first turn drops nothing: the call runs on it.
+
     With tools finishing in a timing-dependent order the batching of turns, hence the
     sampled tokens, can differ between equally seeded runs.
 
@@ -88,6 +82,7 @@ def multi_turn_generate(
         env: the :class:`AgentEnv`.
         generation: per-turn sampling; ``n`` = trajectories per prompt.
         config: :class:`MultiTurnConfig`.
+        updates: take new weights during the call (None: one version throughout).
 
     Raises:
         RuntimeError: a session's ``submit`` or its future raised (the message names the
@@ -108,12 +103,13 @@ def multi_turn_generate(
     if empty:
         raise ValueError(f"prompt {empty[0]} is empty")
     n = generation.n
-    rows = [
-        _Row(i, i // n, [int(t) for t in prompts[i // n]], env.session(tasks[i // n]))
-        for i in range(len(prompts) * n)
-    ]
+    rows = []
+    for i in range(len(prompts) * n):
+        task = tasks[i // n]
+        rows.append(AgentRow(i, i // n, [int(t) for t in prompts[i // n]], task, env.session(task)))
     stop = tuple(dict.fromkeys((*generation.stop, *env.stop)))
-    loop = _Loop(backend, tokenizer, dataclasses.replace(generation, n=1, stop=stop), config)
+    turn_config = dataclasses.replace(generation, n=1, stop=stop)
+    loop = _Loop(backend, tokenizer, turn_config, config, env, updates)
     try:
         loop.run(rows)
     except BaseException:
@@ -122,11 +118,12 @@ def multi_turn_generate(
                 row.pending.cancel()
         raise
     return MultiTurnResult(
-        batch=_build_batch(rows, loop.version, loop.pad_token_id),
+        batch=build_agent_batch(rows, loop.version, loop.pad_token_id, updates is not None),
         transcripts=[tokenizer.decode(r.tokens, skip_special_tokens=True) for r in rows],
         turns=torch.tensor([r.turns for r in rows], dtype=torch.long),
         tool_calls=torch.tensor([r.tool_calls for r in rows], dtype=torch.long),
         tool_wait_s=loop.tool_wait_s,
+        requeued=torch.tensor([r.requeued for r in rows], dtype=torch.bool),
     )
 
 
@@ -139,9 +136,15 @@ class _Loop:
         tokenizer: Any,
         turn_config: GenerationConfig,
         config: MultiTurnConfig,
+        env: AgentEnv,
+        updates: InFlightUpdates | None,
     ) -> None:
         self.backend, self.tokenizer = backend, tokenizer
         self.turn_config, self.config = turn_config, config
+        self.env, self.updates = env, updates
+        self.seed = turn_config.seed  # base of the per-call seeds
+        self.rows: list[AgentRow] = []
+        self.switched = False  # abort mode: new weights came in during the current turn
         self.eos = set(getattr(backend, "eos_token_ids", None) or ())
         if tokenizer.eos_token_id is not None:
             self.eos.add(int(tokenizer.eos_token_id))
@@ -153,7 +156,8 @@ class _Loop:
         self.calls = 0
         self.tool_wait_s = 0.0
 
-    def run(self, rows: list[_Row]) -> None:
+    def run(self, rows: list[AgentRow]) -> None:
+        self.rows = rows
         gathered = False  # at most one batch window per model turn
         while True:
             for row in rows:
@@ -167,13 +171,23 @@ class _Loop:
                     continue  # more rows became ready: regroup them into this turn's batch
             if ready:
                 gathered = False
+                # Between turns: new weights may come in (partial rollouts).
+                updates = self.updates
+                # poll() runs in both modes (it loads the weights); only abort drops rows.
+                if (
+                    updates is not None
+                    and updates.poll()
+                    and updates.mode == "abort"
+                    and self._requeue()
+                ):
+                    continue  # the restarted rows regroup
                 self._model_turn(ready)
                 continue
             if not waiting:
                 return
             self._wait(waiting)
 
-    def _gather(self, waiting: list[_Row]) -> bool:
+    def _gather(self, waiting: list[AgentRow]) -> bool:
         """Wait up to ``batch_window_s`` for the pending tools; True if any finished."""
         window = self.config.batch_window_s
         if window <= 0:
@@ -187,7 +201,7 @@ class _Loop:
         self.tool_wait_s += time.perf_counter() - start
         return bool(done)
 
-    def _wait(self, waiting: list[_Row]) -> None:
+    def _wait(self, waiting: list[AgentRow]) -> None:
         """Nothing to generate: sleep until the first tool finishes, but never past the
         deadline (``tool_timeout_s`` after submission) of the oldest pending call."""
         timeout = self.config.tool_timeout_s
@@ -210,39 +224,79 @@ class _Loop:
                     f"{len(waiting) - 1} other pending tool call(s)"
                 )
 
-    def _model_turn(self, ready: list[_Row]) -> None:
+    def _model_turn(self, ready: list[AgentRow]) -> None:
         """One batched generate for the ``ready`` rows; appends each turn and submits it."""
         budget = self.config.max_response_tokens
         cfg = self.turn_config
         limits = [min(cfg.max_new_tokens, budget - len(r.tokens)) for r in ready]
         # One call for all ready rows, sized for the roomiest; rows with less budget left are
         # cut afterwards (sampling is causal, so their kept tokens are unaffected).
-        seed = None if cfg.seed is None else cfg.seed + _SEED_STRIDE * self.calls
+        seed = None if self.seed is None else self.seed + _SEED_STRIDE * self.calls
         self.calls += 1
         cfg = dataclasses.replace(cfg, max_new_tokens=max(limits), seed=seed)
-        out = self.backend.generate([r.prompt + r.tokens for r in ready], cfg)
-        if out.version != self.version:
-            raise RuntimeError(
-                f"the backend's weights changed from version {self.version} to {out.version} "
-                "during a multi-turn rollout"
-            )
+        prompts = [r.prompt + r.tokens for r in ready]
+        if self.updates is None:
+            out = self.backend.generate(prompts, cfg)
+            if out.version != self.version:
+                raise RuntimeError(
+                    f"the backend's weights changed from version {self.version} to "
+                    f"{out.version} during a multi-turn rollout"
+                )
+        else:
+            # Inside a turn the backend always continues: an abort drops whole
+            # trajectories (below), not only this turn's tokens.
+            inner = InFlightUpdates("continue", self.updates.interval, self._poll_in_turn)
+            out = self.backend.generate(prompts, cfg, updates=inner)  # type: ignore[call-arg]
         lengths = out.response_lengths.tolist()
         for j, (row, limit) in enumerate(zip(ready, limits, strict=True)):
             length = min(lengths[j], limit)
             ids = out.response_ids[j, :length].tolist()
-            row.tokens += ids
-            row.mask += [1.0] * length
-            row.logprobs += out.rollout_logprobs[j, :length].tolist()
-            row.turns += 1
+            if out.versions is None:
+                versions = [out.version] * length
+            else:
+                versions = out.versions[j, :length].tolist()
+            row.add_model_turn(ids, out.rollout_logprobs[j, :length].tolist(), versions)
             if lengths[j] > limit or bool(out.truncated[j]):
                 # Cut by the budget or by max_new_tokens: an incomplete turn ends the row.
                 row.finish(truncated=True)
             elif cfg.stop_on_eos and ids[-1] in self.eos:
                 row.finish(truncated=False)
-            else:
+            elif not self.switched:  # a row about to be requeued makes no tool call
                 self._submit(row, self.tokenizer.decode(ids, skip_special_tokens=True))
+        if self.switched:
+            self._requeue()
 
-    def _submit(self, row: _Row, text: str) -> None:
+    def _poll_in_turn(self) -> bool:
+        """The backend's poll inside a turn; in abort mode it notes a switch for
+        :meth:`_model_turn` (the rest of the turn is generated, then dropped)."""
+        assert self.updates is not None
+        if self.switched:
+            return False  # the rows are rerun anyway: later versions wait for the next call
+        changed = self.updates.poll()
+        if changed and self.updates.mode == "abort":
+            self.switched = True
+        return changed
+
+    def _requeue(self) -> bool:
+        """Abort: restart every row not ended with only the starting version's tokens,
+        under the weights now held, with no more polls and the rerun's own seeds; False
+        when nothing had been generated yet (nothing to drop)."""
+        if not any(row.tokens for row in self.rows):
+            # Before the first turn: the call simply runs on the new weights.
+            self.version, self.switched = self.backend.version, False
+            return False
+        old = self.version
+        for row in self.rows:
+            if not (row.done and all(v == old for v in row.versions)):
+                row.restart(self.env.session(row.task))
+        self.updates, self.switched = None, False
+        self.version = self.backend.version
+        self.calls = 0
+        if self.seed is not None:
+            self.seed += _RERUN_SEED
+        return True
+
+    def _submit(self, row: AgentRow, text: str) -> None:
         try:
             future = row.session.submit(text)
         except Exception as exc:
@@ -265,7 +319,7 @@ class _Loop:
             return
         row.pending, row.submitted_at = future, time.perf_counter()
 
-    def _observe(self, row: _Row) -> None:
+    def _observe(self, row: AgentRow) -> None:
         """Append the finished tool future's observation to ``row``."""
         future, row.pending = row.pending, None
         assert future is not None
@@ -282,40 +336,7 @@ class _Loop:
             )
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         left = self.config.max_response_tokens - len(row.tokens)
-        ids = ids[: min(self.config.max_observation_tokens, left)]
-        row.tokens += ids
-        row.mask += [0.0] * len(ids)
-        row.logprobs += [0.0] * len(ids)
-        row.tool_calls += 1
+        row.add_observation(ids[: min(self.config.max_observation_tokens, left)])
         if len(row.tokens) >= self.config.max_response_tokens:
             # No room for another model turn.
             row.finish(truncated=True)
-
-
-def _build_batch(rows: list[_Row], version: int, pad_token_id: int) -> RolloutBatch:
-    """Left-pad the prompts to the longest, right-pad the responses to the longest."""
-    b = len(rows)
-    p = max(len(r.prompt) for r in rows)
-    width = max(len(r.tokens) for r in rows)
-    ids = torch.full((b, p + width), pad_token_id, dtype=torch.long)
-    attn = torch.zeros((b, p + width), dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.float32)
-    logps = torch.zeros((b, width), dtype=torch.float32)
-    for i, row in enumerate(rows):
-        q, t = len(row.prompt), len(row.tokens)
-        ids[i, p - q : p] = torch.tensor(row.prompt)
-        ids[i, p : p + t] = torch.tensor(row.tokens, dtype=torch.long)
-        attn[i, p - q : p + t] = 1
-        mask[i, :t] = torch.tensor(row.mask)
-        logps[i, :t] = torch.tensor(row.logprobs)
-    return RolloutBatch(
-        input_ids=ids,
-        attention_mask=attn,
-        prompt_length=p,
-        response_mask=mask,
-        rollout_logprobs=logps,
-        prompt_index=torch.tensor([r.prompt_index for r in rows], dtype=torch.long),
-        truncated=torch.tensor([r.truncated for r in rows], dtype=torch.bool),
-        version=version,
-        pad_token_id=pad_token_id,
-    )

@@ -81,8 +81,8 @@ class LLMRolloutWorker(WeightReceiver, Worker):
         self._weights_channel: Any = None
 
     supports_partial = True
-    """Whether :meth:`enable_partial` may be called (a subclass that generates
-    differently, e.g. multi-turn, sets False)."""
+    """Whether :meth:`enable_partial` may be called (a subclass that cannot take weights
+    during a call sets False)."""
 
     def enable_partial(self, channel: Any, config: PartialRolloutConfig) -> None:
         """Take new weights from ``channel`` (key ``("weights", rank)``: the driver's
@@ -117,6 +117,17 @@ class LLMRolloutWorker(WeightReceiver, Worker):
                 return changed
             self.backend.load_weights(resolve_snapshot(staged.ref))
             changed = True
+
+    def _in_flight_updates(self, greedy: bool) -> InFlightUpdates | None:
+        """With partial rollouts: load what has arrived (every call starts with the newest
+        weights) and, for a sampling call, what it needs to take more while it runs."""
+        if not self.partial.enabled:
+            return None
+        self._poll_weights()
+        if greedy:
+            return None
+        p = self.partial
+        return InFlightUpdates(p.mode, p.update_interval_tokens, self._poll_weights)
 
     def get_version(self) -> int:
         """Version of the loaded weights (-1 before the first load)."""
@@ -266,14 +277,9 @@ class LLMRolloutWorker(WeightReceiver, Worker):
             floats ``requeued`` (aborted and run again) and ``mixed_versions`` (tokens of
             several versions).
         """
-        if self.partial.enabled:
-            self._poll_weights()
+        updates = self._in_flight_updates(greedy)
         cfg = self._sampling_config(version, greedy=greedy, n=n, stream=stream)
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        updates = None
-        if self.partial.enabled and not greedy:
-            p = self.partial
-            updates = InFlightUpdates(p.mode, p.update_interval_tokens, self._poll_weights)
         start = time.perf_counter()
         memory: dict[str, float] = {}
         with self.generation_turn(), phase_peak_memory("rollout", memory, self.device):
