@@ -139,3 +139,35 @@ def test_offline_file_rejected_before_workers_start(
     assert message in capsys.readouterr().err
     assert not run_dir.exists()
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize(
+    ("returns", "message"),
+    [
+        (
+            None,
+            "algo.reward_normalize: offline_returns needs the episode returns in the metadata",
+        ),
+        ([1000.0, 1000.0], "every episode of the offline file"),
+    ],
+)
+def test_reward_normalize_rejected_before_workers_start(
+    tmp_path: pathlib.Path, capsys, returns, message
+):
+    path = _demo(tmp_path / "d.npz")
+    if returns is not None:  # the same arrays, metadata with equal episode returns
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != "metadata"}
+        save_offline_data(path, arrays, {"env_id": "Pendulum-v1", "episode_returns": returns})
+    run_dir = tmp_path / "run"
+    overrides = [f"algo.offline_data={path}", "algo.reward_normalize=offline_returns"]
+    code = main(["train", "--config", "iql_pendulum", "--run-dir", str(run_dir), *overrides])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not run_dir.exists()
+    assert not ray.is_initialized()
+
+
+def test_reward_scale_error_names_the_key():
+    with pytest.raises(ConfigError, match=r"reward_scale must be finite and > 0, got -1.0"):
+        load_embodied_config("sac_pendulum", ["algo.reward_scale=-1"])

@@ -23,6 +23,7 @@ from rlinf.models.embodied import (
     OffPolicyConfig,
     UpdaterConfig,
     check_offline_data,
+    reward_transform,
 )
 
 __all__ = ["check_offline_file", "check_offpolicy_env", "explain_algo_error", "validate_offpolicy"]
@@ -105,7 +106,8 @@ def check_offline_file(
 ) -> None:
     """RLPD and IQL need ``algo.offline_data``; a file given must exist and match the
     run's env id, observation and action sizes, and hold at least the offline share of one
-    batch (its metadata only is read here). Raises :class:`ConfigError` naming the key."""
+    batch (its metadata only is read here); ``reward_normalize: offline_returns`` needs
+    episode returns of different sizes in that metadata. Raises :class:`ConfigError` naming the key."""
     if algo.offline_data is None:
         if algo.name in OFFLINE_ALGORITHMS:
             raise ConfigError(
@@ -115,7 +117,7 @@ def check_offline_file(
             )
         return
     try:
-        check_offline_data(
+        meta = check_offline_data(
             algo.offline_data,
             env_id=env.env_id,
             obs_dim=obs_dim,
@@ -124,6 +126,10 @@ def check_offline_file(
         )
     except OfflineDataError as e:
         raise ConfigError(f"algo.offline_data: {e}") from None
+    try:
+        reward_transform(algo, meta)  # the learner's scale; its errors before workers start
+    except ValueError as e:
+        raise ConfigError(f"algo.{e}") from None
 
 
 def _raw_algo(source: str | pathlib.Path | Mapping[str, Any], overrides: Sequence[str]) -> Any:

@@ -29,6 +29,8 @@
 * Offline data: :func:`save_offline_data` / :func:`load_offline_data` (the npz transition
   file ``rlinf-embodied collect`` writes, validated against a run's env) and
   :class:`OfflineDataError`.
+* :func:`reward_transform`: the ``(scale, bias)`` the off-policy learner applies to every
+  batch's rewards (``reward_scale``, ``reward_bias``, ``reward_normalize``).
 * :class:`WeightSnapshot`, :class:`VersionedWeights`, :class:`StaleWeightsError`.
 """
 
@@ -46,7 +48,12 @@ from ._offline_data import (
     save_offline_data,
 )
 from ._offpolicy_actor import SquashedGaussianActor, flat_obs, vector_obs_dim
-from ._offpolicy_config import OFFLINE_ALGORITHMS, OFFPOLICY_ALGORITHMS, OffPolicyConfig
+from ._offpolicy_config import (
+    OFFLINE_ALGORITHMS,
+    OFFPOLICY_ALGORITHMS,
+    REWARD_NORMALIZATIONS,
+    OffPolicyConfig,
+)
 from ._offpolicy_flow import OffPolicyFlow
 from ._offpolicy_learner import OffPolicyLearner
 from ._offpolicy_obs import ObsLayout, transitions
@@ -54,6 +61,7 @@ from ._offpolicy_responder import OffPolicyResponder, build_actor, build_offpoli
 from ._offpolicy_worker import BUFFER_FILE, OffPolicyLearnerWorker
 from ._responder import ActionResponder, build_responder
 from ._resume import flow_state, restore_flow_state
+from ._reward_scale import NORMALIZED_RETURN_RANGE, reward_transform
 from ._rollout_worker import EmbodiedRolloutWorker
 from ._runner import EmbodiedRunnerSection
 from ._updater import PolicyUpdater
@@ -61,10 +69,12 @@ from ._weights import StaleWeightsError, VersionedWeights, WeightSnapshot
 
 __all__ = [
     "BUFFER_FILE",
+    "NORMALIZED_RETURN_RANGE",
     "OFFLINE_ALGORITHMS",
     "OFFLINE_FORMAT",
     "OFFPOLICY_ALGORITHMS",
     "POLICY_RECORDS",
+    "REWARD_NORMALIZATIONS",
     "ActionResponder",
     "EmbodiedActorWorker",
     "EmbodiedFlow",
@@ -96,6 +106,7 @@ __all__ = [
     "load_offline_data",
     "read_offline_metadata",
     "restore_flow_state",
+    "reward_transform",
     "save_offline_data",
     "to_tensors",
     "transitions",

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["AUGMENTATIONS", "OFFLINE_ALGORITHMS", "OFFPOLICY_ALGORITHMS", "OffPolicyConfig"]
+__all__ = [
+    "AUGMENTATIONS",
+    "OFFLINE_ALGORITHMS",
+    "OFFPOLICY_ALGORITHMS",
+    "REWARD_NORMALIZATIONS",
+    "OffPolicyConfig",
+]
 
 AUGMENTATIONS = ("none", "random_shift")
 """Values of ``OffPolicyConfig.augment``."""
+
+REWARD_NORMALIZATIONS = ("none", "offline_returns")
+"""Values of ``OffPolicyConfig.reward_normalize``."""
 
 OFFPOLICY_ALGORITHMS: Mapping[str, str] = {
     "sac": "soft actor-critic: twin critics, Polyak-averaged target critics",
@@ -74,6 +84,16 @@ class OffPolicyConfig:
             (``obs`` and ``next_obs``, each sample its own shift; never what the collectors
             act on): ``"random_shift"`` (DrQ) or ``"none"``. Vector-only envs ignore it.
         augment_pad: largest shift of ``random_shift`` in pixels (DrQ: 4 at 84 x 84).
+        reward_scale: every batch the learner samples (offline and online, every
+            algorithm) uses ``scale * r + reward_bias`` as its rewards; the buffers keep the
+            env's rewards. ``scale`` is this (> 0), times the factor of
+            ``reward_normalize``. IQL's AWR weights ``exp(awr_beta (Q - V))`` grow with it
+            (a scale ``s`` acts like ``awr_beta * s`` once ``Q`` and ``V`` have fit).
+        reward_bias: added after scaling (IQL's AntMaze runs use -1); 0 keeps it off.
+        reward_normalize: ``"offline_returns"`` multiplies the scale by
+            ``1000 / (max - min)`` of the offline file's episode returns (IQL's paper for
+            MuJoCo; needs ``offline_data`` recorded by ``collect``, whose returns differ);
+            ``"none"`` leaves it at ``reward_scale``.
     """
 
     name: str = "sac"
@@ -106,6 +126,9 @@ class OffPolicyConfig:
     value_lr: float = 3e-4
     augment: str = "random_shift"
     augment_pad: int = 4
+    reward_scale: float = 1.0
+    reward_bias: float = 0.0
+    reward_normalize: str = "none"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "critic_hidden_sizes", tuple(self.critic_hidden_sizes))
@@ -171,6 +194,20 @@ class OffPolicyConfig:
             )
         if isinstance(self.augment_pad, bool) or self.augment_pad < 0:
             raise ValueError(f"augment_pad must be an int >= 0, got {self.augment_pad!r}")
+        if not (math.isfinite(self.reward_scale) and self.reward_scale > 0):
+            raise ValueError(f"reward_scale must be finite and > 0, got {self.reward_scale}")
+        if not math.isfinite(self.reward_bias):
+            raise ValueError(f"reward_bias must be finite, got {self.reward_bias}")
+        if self.reward_normalize not in REWARD_NORMALIZATIONS:
+            raise ValueError(
+                f"reward_normalize: unknown normalization {self.reward_normalize!r}; "
+                f"choose from {REWARD_NORMALIZATIONS}"
+            )
+        if self.reward_normalize != "none" and not self.offline_data:
+            raise ValueError(
+                f"reward_normalize: {self.reward_normalize} reads the offline file's episode "
+                "returns; set offline_data or use reward_scale"
+            )
 
     @property
     def shift_pad(self) -> int:

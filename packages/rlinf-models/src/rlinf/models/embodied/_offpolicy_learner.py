@@ -48,6 +48,7 @@ from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_iql import IQLValue
 from ._offpolicy_obs import NEXT_OBS_RECORD, ObsLayout, transitions
 from ._offpolicy_optim import adam, polyak_pairs, polyak_step
+from ._reward_scale import reward_transform, scale_rewards
 
 __all__ = ["NEXT_OBS_RECORD", "OffPolicyLearner", "transitions"]
 
@@ -123,8 +124,9 @@ class OffPolicyLearner:
         self._polyak = None if self.target is None else polyak_pairs(self.target, self.critic)
         self.buffer = ReplayBuffer(config.buffer_size)
         self.offline: ReplayBuffer | None = None
+        meta = None
         if config.offline_data:
-            data, _ = load_offline_data(
+            data, meta = load_offline_data(
                 config.offline_data,
                 obs_dim=self.obs_dim,
                 action_dim=self.action_dim,
@@ -132,6 +134,8 @@ class OffPolicyLearner:
             )
             self.offline = ReplayBuffer(int(data["rewards"].shape[0]))
             self.offline.add(data)
+        # Applied to sampled batches only: the buffers keep the env's rewards.
+        self.reward_scale, self.reward_bias = reward_transform(config, meta)
         self.value = IQLValue(config, self.obs_dim) if config.name == "iql" else None
         self.updates = 0
         self.offline_updates = 0  # IQL's offline phase (part of ``updates``)
@@ -161,19 +165,22 @@ class OffPolicyLearner:
         return max(0, owed - (self.updates - self.offline_updates))
 
     def _sample(self, offline_only: bool = False) -> dict[str, torch.Tensor]:
+        """A batch with rewards already scaled (``reward_scale``, ``reward_bias``)."""
         c = self.config
         if offline_only:
             assert self.offline is not None
-            return self.offline.sample(c.batch_size, self.generator)
-        if self.offline is None:
-            return self.buffer.sample(c.batch_size, self.generator)
-        return sample_mixed(
-            self.offline,
-            self.buffer,
-            c.batch_size,
-            ratio=c.offline_batch / c.batch_size,
-            generator=self.generator,
-        )
+            batch = self.offline.sample(c.batch_size, self.generator)
+        elif self.offline is None:
+            batch = self.buffer.sample(c.batch_size, self.generator)
+        else:
+            batch = sample_mixed(
+                self.offline,
+                self.buffer,
+                c.batch_size,
+                ratio=c.offline_batch / c.batch_size,
+                generator=self.generator,
+            )
+        return scale_rewards(batch, self.reward_scale, self.reward_bias)
 
     def _features(self, b: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """``(z [B, F], z_next [B, F])``: the flat obs themselves, or (pixels) the shared
