@@ -114,7 +114,11 @@ def test_partial_rollouts_for_agents_and_what_stays_refused():
         ConfigError, match=r"runner\.partial_mode=continue: needs generation\.backend=hf"
     ):
         load_agentic_config("search", [*base, "generation.backend=vllm"])
-    with pytest.raises(ConfigError, match=r"runner: partial_mode=continue needs max_staleness >= 1"):
+    with pytest.raises(
+        ConfigError, match=r"runner: partial_mode=continue needs max_staleness >= 1"
+    ):
         load_agentic_config("search", ["runner.partial_mode=continue"])
-    with pytest.raises(ConfigError, match=r"runner: partial_mode=continue needs weight_sync object_store"):
+    with pytest.raises(
+        ConfigError, match=r"runner: partial_mode=continue needs weight_sync object_store"
+    ):
         load_agentic_config("search", [*base, "runner.weight_sync=collective"])
