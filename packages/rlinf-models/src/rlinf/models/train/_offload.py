@@ -27,18 +27,24 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return getattr(t, "_local_tensor", t)
 
 
-def _copy_to(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+def _copy_to(
+    t: torch.Tensor, device: torch.device, made: set[tuple[str, int]]
+) -> torch.Tensor:
     """A copy of ``t`` (a plain tensor or a DTensor, whose local shard moves) on
     ``device``; host copies of device tensors are pinned when CUDA is present (fast,
     asynchronous-capable transfers back). ``aten._to_copy`` always copies, so a CPU-only
-    run exercises the same round trip with fresh storage; a tensor already on ``device``
-    (a pinned host copy, or a device tensor) is returned as is."""
+    run exercises the same round trip with fresh storage. ``made`` holds the storage
+    addresses of the copies made so far in this pass: a tied weight is reached once per
+    module using it, and copying it again would move it twice (on a CPU-only host the
+    second copy may even land back at the original's freed address)."""
     local = _local(t)
-    if local.device == device and (device.type != "cpu" or local.is_pinned()):
-        # Moved already in this pass (a tied weight is reached once per module using it).
+    if (str(local.device), local.data_ptr()) in made:
         return t
     pin = device.type == "cpu" and local.device.type == "cuda"
-    return torch.ops.aten._to_copy.default(t, device=device, pin_memory=pin)
+    out = torch.ops.aten._to_copy.default(t, device=device, pin_memory=pin)
+    if out.numel():  # empty tensors may all share address 0
+        made.add((str(_local(out).device), _local(out).data_ptr()))
+    return out
 
 
 def tensor_bytes(module: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
@@ -103,12 +109,13 @@ class ModelOffloader:
             raise ValueError(f"{type(self.module).__name__} has no parameters to offload")
         device = _local(first).device
         host = torch.device("cpu")
-        self.module._apply(lambda t: _copy_to(t, host))
+        made: set[tuple[str, int]] = set()
+        self.module._apply(lambda t: _copy_to(t, host, made))
         if self.optimizer is not None:
             for state in self.optimizer.state.values():
                 for key, value in state.items():
                     if isinstance(value, torch.Tensor) and _local(value).device == device:
-                        state[key] = _copy_to(value, host)
+                        state[key] = _copy_to(value, host, made)
                         self._moved.append((state, key, device))
         self._device = device
         if device.type == "cuda":
@@ -121,8 +128,9 @@ class ModelOffloader:
         if self._device is None:
             return
         device = self._device
-        self.module._apply(lambda t: _copy_to(t, device))
+        made: set[tuple[str, int]] = set()
+        self.module._apply(lambda t: _copy_to(t, device, made))
         for state, key, where in self._moved:
-            state[key] = _copy_to(state[key], where)
+            state[key] = _copy_to(state[key], where, made)
         self._moved.clear()
         self._device = None
