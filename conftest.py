@@ -1,4 +1,5 @@
-"""Workspace-wide pytest hooks: skip `gpu` tests where no CUDA device is visible.
+"""Workspace-wide pytest hooks: skip `gpu` tests where no CUDA device is visible; how many
+parallel test processes ``-n auto`` starts.
 
 Kept import-light on purpose: a package's tests also run in a virtual environment that has
 only that package's dependencies, where torch may be absent.
@@ -18,6 +19,20 @@ import pytest
 # conftest files (and with them ray, which reads these at import) before any hook runs.
 for _name, _value in {"RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0", "RAY_AUTH_MODE": "disabled"}.items():
     os.environ.setdefault(_name, _value)
+
+
+# More test processes than cores only adds contention, and each may start a Ray cluster
+# with its worker processes: a big machine gets a few, not one per core.
+_MAX_TEST_WORKERS = 4
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (pyproject's addopts): one test process per core, at most four, unless
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` says otherwise (xdist's own hook reads it)."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return max(1, min(_MAX_TEST_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def _cuda_available() -> bool:

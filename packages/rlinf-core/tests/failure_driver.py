@@ -42,10 +42,10 @@ def _command(args: argparse.Namespace) -> None:
         pgs = cluster.allocate({"env": "0", "server": "1"})
         env = cluster.launch(Peer, pgs, "env")
         server = cluster.launch(Peer, pgs, "server")
-        address = server.call("listen").wait(60)[0]
-        env.call("connect", address).wait(60)
+        address = server.call("listen").wait(180)[0]
+        env.call("connect", address).wait(180)
         serving = server.call("serve")
-        print(env.call("pid").wait(60)[0], flush=True)
+        print(env.call("pid").wait(180)[0], flush=True)
         serving.wait(120)
 
 

@@ -25,7 +25,7 @@ def test_last_line_names_the_killed_worker_not_the_follow_up_error():
     pid = None
     try:
         line = driver.stdout.readline()
-        assert line.strip().isdigit(), driver.communicate(timeout=60)[1][-3000:]
+        assert line.strip().isdigit(), driver.communicate(timeout=180)[1][-3000:]
         pid = int(line)
         os.kill(pid, signal.SIGKILL)
         _, err = driver.communicate(timeout=180)
