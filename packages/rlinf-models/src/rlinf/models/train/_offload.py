@@ -27,9 +27,7 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return getattr(t, "_local_tensor", t)
 
 
-def _copy_to(
-    t: torch.Tensor, device: torch.device, made: set[tuple[str, int]]
-) -> torch.Tensor:
+def _copy_to(t: torch.Tensor, device: torch.device, made: set[tuple[str, int]]) -> torch.Tensor:
     """A copy of ``t`` (a plain tensor or a DTensor, whose local shard moves) on
     ``device``; host copies of device tensors are pinned when CUDA is present (fast,
     asynchronous-capable transfers back). ``aten._to_copy`` always copies, so a CPU-only
