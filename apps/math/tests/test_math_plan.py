@@ -108,7 +108,9 @@ def test_plan_then_auto_train_end_to_end(tmp_path, capsys):
     from rlinf.apps.math.cli import main
 
     out = tmp_path / "plan.yaml"
-    # One profiled count here; the auto run below profiles at 1 and 2 devices itself.
+    # One profiled count here (plus the wide point: two CPU slots); which counts `auto`
+    # profiles is a quick test (test_auto_profiles_two_device_counts_...), so the auto run
+    # below plans on one device: each profiled point is a flow of its own (~40 s here).
     args = ["plan", "--config", "grpo", "--iterations", "3", "--profile-devices", "1"]
     assert main([*args, "--out", str(out), *SMALL]) == 0
     printed = capsys.readouterr().out
@@ -121,6 +123,7 @@ def test_plan_then_auto_train_end_to_end(tmp_path, capsys):
     load_math_config("grpo", [*SMALL, *overrides])
     run_dir = tmp_path / "auto"
     train = ["train", "--config", "grpo", "--run-dir", str(run_dir), "placement=auto"]
+    train += ["cluster.devices=1", "cluster.num_cpus=1"]
     assert main([*train, *SMALL, "runner.steps=2", "runner.eval_every=0"]) == 0
     assert "placement: auto chose" in capsys.readouterr().out
     record = json.loads((run_dir / "plan.json").read_text())
