@@ -27,7 +27,9 @@ def _local(t: torch.Tensor) -> torch.Tensor:
     return getattr(t, "_local_tensor", t)
 
 
-def _copy_to(t: torch.Tensor, device: torch.device, made: set[tuple[str, int]]) -> torch.Tensor:
+def _copy_to(
+    t: torch.Tensor, device: torch.device, made: set[tuple[torch.device, int]]
+) -> torch.Tensor:
     """A copy of ``t`` (a plain tensor or a DTensor, whose local shard moves) on
     ``device``; host copies of device tensors are pinned when CUDA is present (fast,
     asynchronous-capable transfers back). ``aten._to_copy`` always copies, so a CPU-only
@@ -36,12 +38,13 @@ def _copy_to(t: torch.Tensor, device: torch.device, made: set[tuple[str, int]]) 
     module using it, and copying it again would move it twice (on a CPU-only host the
     second copy may even land back at the original's freed address)."""
     local = _local(t)
-    if (str(local.device), local.data_ptr()) in made:
+    if (local.device, local.data_ptr()) in made:
         return t
     pin = device.type == "cpu" and local.device.type == "cuda"
     out = torch.ops.aten._to_copy.default(t, device=device, pin_memory=pin)
     if out.numel():  # empty tensors may all share address 0
-        made.add((str(_local(out).device), _local(out).data_ptr()))
+        moved = _local(out)
+        made.add((moved.device, moved.data_ptr()))
     return out
 
 
@@ -107,7 +110,7 @@ class ModelOffloader:
             raise ValueError(f"{type(self.module).__name__} has no parameters to offload")
         device = _local(first).device
         host = torch.device("cpu")
-        made: set[tuple[str, int]] = set()
+        made: set[tuple[torch.device, int]] = set()
         self.module._apply(lambda t: _copy_to(t, host, made))
         if self.optimizer is not None:
             for state in self.optimizer.state.values():
@@ -126,7 +129,7 @@ class ModelOffloader:
         if self._device is None:
             return
         device = self._device
-        made: set[tuple[str, int]] = set()
+        made: set[tuple[torch.device, int]] = set()
         self.module._apply(lambda t: _copy_to(t, device, made))
         for state, key, where in self._moved:
             state[key] = _copy_to(state[key], where, made)
