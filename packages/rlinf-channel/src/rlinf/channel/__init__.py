@@ -7,31 +7,18 @@ the channel keeps only object references, so a payload is copied at most once on
 A :class:`DirectLink` (made by :meth:`DirectLink.connect` to a :class:`LinkListener`) is a
 token-authenticated TCP connection for lockstep request/reply exchanges: one message each
 way per round trip, no Ray call on the path.
+
+:func:`put` / :func:`get` are the object store's two calls for everything else that hands
+large values between processes (trajectories, weight snapshots): Ray's store where Ray runs
+in the process, the value itself (:class:`LocalRef`) where every component runs in one.
+
+Exports load on first use, so that importing the package imports no Ray.
 """
 
-from rlinf.channel._channel import DEFAULT_KEY, Channel
-from rlinf.channel._errors import (
-    ChannelClosed,
-    ChannelDied,
-    ChannelEmpty,
-    ChannelError,
-    ChannelExists,
-    ChannelFull,
-    ChannelItemLost,
-    ChannelNotFound,
-    ChannelTimeout,
-)
-from rlinf.channel._link import (
-    DirectLink,
-    LinkAddress,
-    LinkClosed,
-    LinkError,
-    LinkListener,
-    LinkRefused,
-    LinkTimeout,
-    PeerDied,
-    wait_links,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "DEFAULT_KEY",
@@ -52,6 +39,55 @@ __all__ = [
     "LinkListener",
     "LinkRefused",
     "LinkTimeout",
+    "LocalRef",
+    "PeerDied",
+    "get",
+    "is_ref",
+    "put",
+    "wait_links",
+]
+
+_ERRORS = [
+    "ChannelClosed",
+    "ChannelDied",
+    "ChannelEmpty",
+    "ChannelError",
+    "ChannelExists",
+    "ChannelFull",
+    "ChannelItemLost",
+    "ChannelNotFound",
+    "ChannelTimeout",
+]
+_LINK = [
+    "DirectLink",
+    "LinkAddress",
+    "LinkClosed",
+    "LinkError",
+    "LinkListener",
+    "LinkRefused",
+    "LinkTimeout",
     "PeerDied",
     "wait_links",
 ]
+
+# Each export's home module, imported on first access.
+_HOMES = {
+    "DEFAULT_KEY": "._channel",
+    "Channel": "._channel",
+    **dict.fromkeys(_ERRORS, "._errors"),
+    **dict.fromkeys(_LINK, "._link"),
+    **dict.fromkeys(("LocalRef", "get", "is_ref", "put"), "._store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -94,7 +94,7 @@ _HOMES = {
     "Trajectory": "._trajectory",
     "Cluster": "._cluster",
     "ClusterConfig": "._cluster_config",
-    "WorkerAddress": "._comm",
+    "WorkerAddress": "._address",
     "ConfigError": "._config",
     "apply_overrides": "._config",
     "config_from_dict": "._config",

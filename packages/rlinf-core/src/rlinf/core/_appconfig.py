@@ -11,6 +11,7 @@ from typing import Any, Literal, TypeVar
 
 from rlinf.sched import Placement, PlacementError, Topology
 
+from ._backend import Backend, choose_backend
 from ._cluster_config import ClusterConfig
 from ._config import ConfigError, load_config
 
@@ -46,14 +47,25 @@ class ClusterSection:
         node_groups: named subsets of nodes for placement specs ``"<group>@<devices>"``:
             name -> node indices (``[1, 2]``), or name -> a Ray resource that the group's
             nodes have (``ray start --resources '{"<resource>": 1}'``; needs ``address``).
+        backend: ``auto`` (default): a flow whose whole placement is one CPU slot with
+            one rank per component runs in-process (every worker a thread of the driver's
+            process, no Ray: seconds less to the first step on a laptop), where the flow
+            supports it and no Ray runs in the process yet; anything else on Ray.
+            ``ray``: always Ray actors. ``inprocess``: in-process or an error saying why
+            not (see :func:`rlinf.core._backend.choose_backend`).
     """
 
     num_cpus: int | None = 2
     devices: int = 2
     address: str | None = None
     node_groups: Mapping[str, tuple[int, ...] | str] = field(default_factory=dict)
+    backend: Literal["auto", "ray", "inprocess"] = "auto"
 
     def __post_init__(self) -> None:
+        if self.backend not in ("auto", "ray", "inprocess"):
+            raise ValueError(f"backend must be 'auto', 'ray' or 'inprocess', got {self.backend!r}")
+        if self.backend == "inprocess" and self.address is not None:
+            raise ValueError("backend 'inprocess' starts no cluster: it cannot join an address")
         if self.devices < 1:
             raise ValueError(f"devices must be >= 1, got {self.devices}")
         if self.address is not None and not self.address.strip():
@@ -73,14 +85,47 @@ class ClusterSection:
         cores = (self.num_cpus if self.address is None else None) or os.cpu_count() or 1
         return max(1, cores // self.devices)
 
-    def cluster_config(self) -> ClusterConfig:
-        """The :class:`~rlinf.core.ClusterConfig` that starts (or joins) this cluster."""
+    def cluster_config(self, backend: Backend = "ray") -> ClusterConfig:
+        """The :class:`~rlinf.core.ClusterConfig` that starts (or joins) this cluster, on
+        ``backend`` (:meth:`choose_backend`'s answer)."""
         return ClusterConfig(
             address=self.address,
             num_cpus=self.num_cpus,
             devices_per_node=self.devices,
             node_groups=dict(self.node_groups),
+            backend=backend,
         )
+
+    def choose_backend(
+        self,
+        placement: Mapping[str, str | int],
+        components: Sequence[str],
+        *,
+        unsupported: str | None = None,
+    ) -> Backend:
+        """The backend a flow with this placement runs on (see :attr:`backend`).
+
+        Args:
+            placement: the config's ``placement`` section.
+            components: the flow's placed components.
+            unsupported: why the calling flow cannot run in-process (None: it can).
+
+        Raises:
+            ConfigError: ``cluster.backend=inprocess`` where it cannot run, saying why.
+        """
+        if self.backend == "ray" or self.address is not None:
+            return "ray"  # __post_init__ refused inprocess with an address
+        try:
+            parsed = Placement.parse(dict(placement), self.topology(), components=components)
+            return choose_backend(
+                self.backend,
+                parsed,
+                address=None,
+                gpu_visible=_gpu_visible(),
+                unsupported=unsupported,
+            )
+        except (ValueError, PlacementError) as e:
+            raise ConfigError(f"cluster.backend={self.backend}: {e}") from None
 
     def topology(self) -> Topology:
         """The devices placements are checked against: one node of ``devices`` slots for a
@@ -98,6 +143,12 @@ class ClusterSection:
         from ._cluster_probe import joined_topology
 
         return joined_topology(self.cluster_config())
+
+
+def _gpu_visible() -> bool:
+    import torch  # the flows that ask have loaded it already
+
+    return torch.cuda.is_available()
 
 
 @dataclass(frozen=True)

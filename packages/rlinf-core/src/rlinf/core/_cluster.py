@@ -5,14 +5,11 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Collection, Mapping
-from typing import Any, TypeVar
-
-import ray
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlinf.sched import (
     Placement,
     PlacementError,
-    PlacementGroups,
     PlacementMode,
     SpecLike,
     Topology,
@@ -20,12 +17,14 @@ from rlinf.sched import (
 
 from ._cause import death_rank, failures_seen, record_failure, root_cause
 from ._cluster_config import ClusterConfig
-from ._cluster_probe import check_reachable
 from ._errors import WorkerDied
 from ._group import WorkerGroup
+from ._local import LocalPlacement
 from ._reaper import ProcessReaper
-from ._signals import keep_signal_handlers
 from ._worker import Worker
+
+if TYPE_CHECKING:
+    from rlinf.sched import PlacementGroups
 
 __all__ = ["Cluster"]
 
@@ -38,6 +37,11 @@ class Cluster:
     If Ray is already initialized in this process the cluster uses it as it is and leaves
     it running on ``shutdown()``; otherwise it starts (or joins) Ray and shuts it down.
 
+    With ``config.backend == "inprocess"`` there is no Ray at all: the topology is one
+    node of ``devices_per_node`` CPU slots, ``allocate`` accepts placements of one slot
+    with one rank per component, and every rank is a thread of this process
+    (:mod:`rlinf.core._local`).
+
     Example::
 
         with Cluster(ClusterConfig(num_cpus=4, devices_per_node=4)) as cluster:
@@ -48,14 +52,25 @@ class Cluster:
     def __init__(self, config: ClusterConfig | None = None):
         """Start or join Ray as ``config`` says."""
         self.config = config or ClusterConfig()
-        self._owns_ray = not ray.is_initialized()
+        self.in_process = self.config.backend == "inprocess"
         self._reaper: ProcessReaper | None = None
-        self._placements: list[PlacementGroups] = []
+        self._placements: list[PlacementGroups | LocalPlacement] = []
         self._groups: list[WorkerGroup[Any]] = []
+        if self.in_process:
+            self._owns_ray = False
+            return
+        import ray
+
+        self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             self._start_ray()
 
     def _start_ray(self) -> None:
+        import ray
+
+        from ._cluster_probe import check_reachable
+        from ._signals import keep_signal_handlers
+
         init_kwargs: dict[str, Any] = {
             "namespace": self.config.namespace,
             "include_dashboard": False,
@@ -85,6 +100,8 @@ class Cluster:
             raise
 
     def _stop_ray(self) -> None:
+        import ray
+
         ray.shutdown()
         if self._reaper is not None:
             self._reaper.reap()
@@ -92,7 +109,17 @@ class Cluster:
 
     @property
     def topology(self) -> Topology:
-        """The alive nodes and their devices, as of now."""
+        """The alive nodes and their devices, as of now (in-process: one node of
+        ``devices_per_node`` CPU slots)."""
+        if self.in_process:
+            return Topology.uniform(
+                1,
+                self.config.devices_per_node or 1,
+                cpus_per_device=self.config.cpus_per_device,
+                node_groups={
+                    k: v for k, v in self.config.node_groups.items() if not isinstance(v, str)
+                },
+            )
         return Topology.from_ray(
             devices_per_node=self.config.devices_per_node,
             cpus_per_device=self.config.cpus_per_device,
@@ -137,15 +164,30 @@ class Cluster:
         *,
         timeout_s: float = 60.0,
         **parse_kwargs: Any,
-    ) -> PlacementGroups:
-        """Reserve the devices of a placement (specs are parsed first); released on shutdown."""
+    ) -> PlacementGroups | LocalPlacement:
+        """Reserve the devices of a placement (specs are parsed first); released on shutdown.
+
+        Raises:
+            PlacementError: on the in-process backend, a placement of more than one slot
+                or rank per component.
+        """
         placement = specs if isinstance(specs, Placement) else self.placement(specs, **parse_kwargs)
+        if self.in_process:
+            local = LocalPlacement(placement)
+            self._placements.append(local)
+            return local
+        from rlinf.sched import PlacementGroups
+
         pgs = PlacementGroups(placement, timeout_s=timeout_s)
         self._placements.append(pgs)
         return pgs
 
     def launch(
-        self, worker_cls: type[W], placement: PlacementGroups, component: str, **kwargs: Any
+        self,
+        worker_cls: type[W],
+        placement: PlacementGroups | LocalPlacement,
+        component: str,
+        **kwargs: Any,
     ) -> WorkerGroup[W]:
         """``WorkerGroup.launch``, with the group killed on ``shutdown()``."""
         group = WorkerGroup.launch(worker_cls, placement, component, **kwargs)
@@ -153,7 +195,11 @@ class Cluster:
         return group
 
     def spawn(
-        self, worker_cls: type[W], placement: PlacementGroups, component: str, **kwargs: Any
+        self,
+        worker_cls: type[W],
+        placement: PlacementGroups | LocalPlacement,
+        component: str,
+        **kwargs: Any,
     ) -> WorkerGroup[W]:
         """``WorkerGroup.spawn`` (processes started, workers not built until ``start``),
         with the group killed on ``shutdown()``."""

@@ -1,10 +1,11 @@
-"""How an app gets its Ray cluster: kept apart from :mod:`rlinf.core._cluster` so that
-loading a config imports neither Ray nor torch."""
+"""How an app gets its Ray cluster (or runs in-process): kept apart from
+:mod:`rlinf.core._cluster` so that loading a config imports neither Ray nor torch."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["ClusterConfig"]
 
@@ -28,6 +29,10 @@ class ClusterConfig:
             (:mod:`rlinf.core._reaper`) that ends every process Ray started once this
             driver shuts Ray down or dies (even by SIGKILL); without it Ray's dashboard and
             runtime-env agents outlive a killed driver by about a minute.
+        backend: ``"ray"``: every rank is a Ray actor (its own process); ``"inprocess"``:
+            every rank is a thread of this process and Ray is never started
+            (:mod:`rlinf.core._local`), for placements of one CPU slot with one rank per
+            component.
     """
 
     address: str | None = None
@@ -39,3 +44,12 @@ class ClusterConfig:
     cpus_per_device: float = 1.0
     node_groups: Mapping[str, Sequence[int] | str] = field(default_factory=dict)
     reap_processes: bool = True
+    backend: Literal["ray", "inprocess"] = "ray"
+
+    def __post_init__(self) -> None:
+        if self.backend not in ("ray", "inprocess"):
+            raise ValueError(f"backend must be 'ray' or 'inprocess', got {self.backend!r}")
+        if self.backend == "inprocess" and self.address is not None:
+            raise ValueError(
+                f"the in-process backend starts no cluster; it cannot join address {self.address!r}"
+            )

@@ -8,34 +8,18 @@ import hashlib
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import ray
 import torch
 import torch.distributed as dist
 
+from ._address import WorkerAddress
 from ._errors import CommError
 from ._rendezvous import rendezvous_address
 from ._wire import TensorMeta, decode_skeleton, encode, rebuild
 
 __all__ = ["Communicator", "WorkerAddress"]
-
-
-@dataclass(frozen=True, order=True)
-class WorkerAddress:
-    """Identifies one worker: its group name and rank.
-
-    Attributes:
-        group: Worker group name.
-        rank: Rank within the group.
-    """
-
-    group: str
-    rank: int
-
-    def __str__(self) -> str:
-        return f"{self.group}:{self.rank}"
 
 
 def _as_bytes(tensor: torch.Tensor) -> torch.Tensor:

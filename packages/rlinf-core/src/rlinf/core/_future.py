@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
-
-import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
+from typing import Any, NamedTuple
 
 from ._batch import concat_batches
 from ._cause import death_rank, record_failure
 from ._errors import CallTimeout, WorkerDied, WorkerError
+from ._local import LocalRankDied
 
 __all__ = ["GroupFuture", "wait_first"]
 
@@ -25,6 +24,9 @@ class GroupFuture:
     ``wait()`` blocks (``await future`` does the same in asyncio code). The first failing
     rank raises at once, without waiting for the others: WorkerError (with the remote
     traceback), WorkerDied (process gone), or CallTimeout.
+
+    The pending answers are Ray ObjectRefs, or ``concurrent.futures.Future`` of ranks
+    hosted in this process (:mod:`rlinf.core._local`); Ray is imported only for the former.
     """
 
     def __init__(
@@ -32,7 +34,7 @@ class GroupFuture:
         group: str,
         method: str,
         ranks: Sequence[int],
-        refs: Sequence[ray.ObjectRef],
+        refs: Sequence[Any],
         timeout: float | None,
         on_died: Callable[[int], None] | None = None,
     ):
@@ -44,21 +46,20 @@ class GroupFuture:
         self._on_died = on_died
         self._results: dict[int, Any] = {}
 
-    def _unwrap(self, index: int, ref: ray.ObjectRef) -> None:
+    def _unwrap(self, index: int, ref: Any) -> None:
         rank = self.ranks[index]
-        try:
-            reply = ray.get(ref, timeout=0)
-        except RayActorError as e:
+        reply = _reply(ref)
+        if isinstance(reply, _Died):
             if self._on_died is not None:
                 self._on_died(rank)
-            died = WorkerDied(self.group, rank, self.method, _first_line(e))
+            died = WorkerDied(self.group, rank, self.method, reply.cause)
             # Kept for the CLI's last line, in case a follow-up error replaces this one.
             record_failure(died)
             raise died from None
-        except GetTimeoutError:
-            raise
-        except RayError as e:
-            raise WorkerError(self.group, rank, self.method, type(e).__name__, str(e), "") from None
+        if isinstance(reply, BaseException):
+            raise WorkerError(
+                self.group, rank, self.method, type(reply).__name__, str(reply), ""
+            ) from None
         if reply[0] == "err":
             _, kind, message, tb = reply
             error = WorkerError(self.group, rank, self.method, kind, message, tb)
@@ -67,10 +68,10 @@ class GroupFuture:
             raise error
         self._results[index] = reply[1]
 
-    def _pending(self) -> dict[ray.ObjectRef, int]:
+    def _pending(self) -> dict[Any, int]:
         return {ref: i for i, ref in enumerate(self._refs) if i not in self._results}
 
-    def _timeout_error(self, pending: dict[ray.ObjectRef, int], timeout: float) -> CallTimeout:
+    def _timeout_error(self, pending: dict[Any, int], timeout: float) -> CallTimeout:
         return CallTimeout(
             self.group, self.method, [self.ranks[i] for i in pending.values()], timeout
         )
@@ -86,7 +87,7 @@ class GroupFuture:
         pending = self._pending()
         while pending:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=remaining)
+            ready = _wait(list(pending), 1, remaining)
             if not ready:
                 raise self._timeout_error(pending, timeout)
             for ref in ready:
@@ -103,14 +104,14 @@ class GroupFuture:
         pending = list(self._pending())
         if not pending:
             return True
-        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
-        return len(ready) == len(pending)
+        return len(_wait(pending, len(pending), 0)) == len(pending)
 
     async def _wait_async(self) -> list[Any]:
         timeout = self._timeout
         deadline = None if timeout is None else time.monotonic() + timeout
         futures = {
-            asyncio.wrap_future(ref.future()): (ref, i) for ref, i in self._pending().items()
+            asyncio.wrap_future(ref if _is_local(ref) else ref.future()): (ref, i)
+            for ref, i in self._pending().items()
         }
         while futures:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -155,8 +156,63 @@ def wait_first(futures: Sequence[GroupFuture], timeout: float) -> int:
             raise first._timeout_error(first._pending(), timeout)
         # Wake on one more answer than those already in (answers of a future whose other
         # ranks still run would otherwise return at once, and the loop would spin).
-        ready, _ = ray.wait(pending, num_returns=len(pending), timeout=0)
-        ray.wait(pending, num_returns=len(ready) + 1, timeout=remaining)
+        ready = _wait(pending, len(pending), 0)
+        _wait(pending, len(ready) + 1, remaining)
+
+
+def _is_local(ref: Any) -> bool:
+    return isinstance(ref, concurrent.futures.Future)
+
+
+def _wait(refs: list[Any], num_returns: int, timeout: float | None) -> list[Any]:
+    """The answers among ``refs`` that are in, once ``num_returns`` are (or ``timeout``
+    passed); ``ray.wait``'s contract, for ObjectRefs or in-process futures."""
+    if not refs:
+        return []
+    if not _is_local(refs[0]):
+        import ray
+
+        return ray.wait(refs, num_returns=num_returns, timeout=timeout)[0]
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        done = [f for f in refs if f.done()]
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if len(done) >= num_returns or (remaining is not None and remaining <= 0):
+            return done
+        concurrent.futures.wait(
+            [f for f in refs if not f.done()],
+            timeout=remaining,
+            return_when=concurrent.futures.FIRST_COMPLETED,
+        )
+
+
+class _Died(NamedTuple):
+    """The rank behind an answer is gone (process died, or in-process rank killed)."""
+
+    cause: str
+
+
+def _reply(ref: Any) -> Any:
+    """The host's reply tuple behind a finished answer, or what stands for it:
+    :class:`_Died` when the rank is gone, the exception when the transport failed."""
+    if _is_local(ref):
+        try:
+            return ref.result(timeout=0)
+        except LocalRankDied as e:
+            return _Died(_first_line(e))
+        except Exception as e:
+            return e
+    import ray
+    from ray.exceptions import RayActorError, RayError
+
+    try:
+        return ray.get(ref, timeout=0)
+    except RayActorError as e:
+        return _Died(_first_line(e))
+    except ray.exceptions.GetTimeoutError:
+        raise
+    except RayError as e:
+        return e
 
 
 def _first_line(e: BaseException) -> str:

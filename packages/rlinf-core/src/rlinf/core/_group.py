@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import ray
-from ray.exceptions import RayActorError
+from rlinf.sched import ComponentPlacement, LocalDeviceLock
 
-from rlinf.sched import ComponentPlacement, DeviceLock, PlacementGroups
-
+from ._address import WorkerAddress
 from ._batch import split_batch
-from ._comm import WorkerAddress
-from ._errors import WorkerError
-from ._future import GroupFuture
+from ._future import GroupFuture, _wait
+from ._group_start import GroupStart
 from ._host import WorkerHost
-from ._rendezvous import ensure_rendezvous
+from ._local import LocalPlacement, LocalRank
 from ._worker import Worker, WorkerContext
+
+if TYPE_CHECKING:
+    import ray
+
+    from rlinf.sched import DeviceLock, PlacementGroups
 
 __all__ = ["WorkerGroup"]
 
 W = TypeVar("W", bound=Worker)
 
+# How long killing an in-process group waits for the calls its ranks are running.
+_LOCAL_JOIN_S = 120.0
+
 
 class WorkerGroup(Generic[W]):
-    """The ranks of one component, each a Ray actor running a ``W``.
+    """The ranks of one component, each a Ray actor running a ``W`` (or, on the in-process
+    backend, a :class:`~rlinf.core._local.LocalRank` of the driver's process; the calls,
+    futures and errors are the same).
 
     Satisfies ``rlinf.sched.PlacedGroup`` (``name`` and ``placement``).
 
@@ -43,8 +51,8 @@ class WorkerGroup(Generic[W]):
         name: str,
         worker_cls: type[W],
         placement: ComponentPlacement,
-        handles: Sequence[ray.actor.ActorHandle],
-        lock: DeviceLock | None,
+        handles: Sequence[ray.actor.ActorHandle | LocalRank],
+        lock: DeviceLock | LocalDeviceLock | None,
     ):
         """Use ``WorkerGroup.launch``; this wraps already started actors."""
         self._name = name
@@ -58,7 +66,7 @@ class WorkerGroup(Generic[W]):
     def launch(
         cls,
         worker_cls: type[W],
-        placement: PlacementGroups,
+        placement: PlacementGroups | LocalPlacement,
         component: str,
         *,
         name: str | None = None,
@@ -104,7 +112,7 @@ class WorkerGroup(Generic[W]):
     def spawn(
         cls,
         worker_cls: type[W],
-        placement: PlacementGroups,
+        placement: PlacementGroups | LocalPlacement,
         component: str,
         *,
         name: str | None = None,
@@ -123,6 +131,20 @@ class WorkerGroup(Generic[W]):
             raise TypeError(f"{worker_cls!r} is not a subclass of rlinf.core.Worker")
         cp = placement.placement[component]
         name = name or component
+        if isinstance(placement, LocalPlacement):
+            if env_vars:
+                raise ValueError(
+                    f"cannot launch group {name!r} in-process with env_vars {sorted(env_vars)}: "
+                    "its ranks share the driver's process and environment (use the Ray backend)"
+                )
+            rank, lock = placement.rank(worker_cls, component, name, max_concurrency)
+            return cls(name, worker_cls, cp, [rank], lock)
+        import ray
+
+        from rlinf.sched import DeviceLock
+
+        from ._rendezvous import ensure_rendezvous
+
         namespace = ray.get_runtime_context().namespace
         # Held by the group: an actor whose last handle is dropped is destroyed by Ray.
         rendezvous = ensure_rendezvous(namespace)
@@ -233,10 +255,18 @@ class WorkerGroup(Generic[W]):
                 f"group {self._name!r}: {self.worker_cls.__name__} has no public method {method!r}"
             )
 
+    @property
+    def in_process(self) -> bool:
+        """Whether the ranks run in this process (the in-process backend)."""
+        return isinstance(self._handles[0], LocalRank)
+
     def _on_died(self, rank: int) -> None:
-        if self._lock is not None:
-            # A dead holder would otherwise keep its devices locked forever.
-            self._lock.server.release_all.remote(str(WorkerAddress(self._name, rank)))
+        holder = str(WorkerAddress(self._name, rank))
+        # A dead holder would otherwise keep its devices locked forever.
+        if isinstance(self._lock, LocalDeviceLock):
+            self._lock.release_all(holder)
+        elif self._lock is not None:
+            self._lock.server.release_all.remote(holder)
 
     def call(
         self,
@@ -303,8 +333,13 @@ class WorkerGroup(Generic[W]):
     def dead_ranks(self, timeout: float = 1.0) -> list[int]:
         """Ranks whose process is known dead, probed for up to ``timeout`` s (a busy
         rank that does not answer in time counts as alive)."""
+        if self.in_process:
+            return [r for r, h in enumerate(self._handles) if not h.alive]
+        import ray
+        from ray.exceptions import RayActorError
+
         probes = {h.__ray_ready__.remote(): r for r, h in enumerate(self._handles)}
-        ready, _ = ray.wait(list(probes), num_returns=len(probes), timeout=timeout)
+        ready = _wait(list(probes), len(probes), timeout)
         dead = []
         for ref in ready:
             try:
@@ -314,7 +349,21 @@ class WorkerGroup(Generic[W]):
         return sorted(dead)
 
     def kill(self) -> None:
-        """Kill every rank's process (their pending calls fail with WorkerDied)."""
+        """Kill every rank's process (their pending calls fail with WorkerDied); an
+        in-process rank stops after the call it runs, which this waits for (up to 120 s)."""
+        if self.in_process:
+            for rank, handle in enumerate(self._handles):
+                handle.kill(f"group {self._name!r} was killed")
+                self._on_died(rank)
+            # A thread cannot be interrupted: wait for the call it runs (e.g. an update the
+            # driver stopped waiting for), so that nothing runs torch code at exit.
+            deadline = time.monotonic() + _LOCAL_JOIN_S
+            for handle in self._handles:
+                handle.join(max(0.0, deadline - time.monotonic()))
+            return
+        import ray
+        from ray.exceptions import RayActorError
+
         for rank, handle in enumerate(self._handles):
             with contextlib.suppress(RayActorError, ValueError):
                 ray.kill(handle, no_restart=True)
@@ -324,20 +373,3 @@ class WorkerGroup(Generic[W]):
         return (
             f"WorkerGroup({self._name!r}, {self.worker_cls.__name__}, world_size={self.world_size})"
         )
-
-
-class GroupStart:
-    """What :meth:`WorkerGroup.start` returns: a failed or timed-out ``wait()`` kills the
-    group before it raises, so a half-built group never outlives the error."""
-
-    def __init__(self, group: WorkerGroup, future: GroupFuture) -> None:
-        self._group = group
-        self._future = future
-
-    def wait(self, *timeout: float | None) -> list[Any]:
-        """``GroupFuture.wait`` (``timeout`` defaults to the start's)."""
-        try:
-            return self._future.wait(*timeout)
-        except (WorkerError, TimeoutError):
-            self._group.kill()
-            raise

@@ -8,14 +8,18 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ray
 import torch
 
-from rlinf.sched import DeviceLock, RankPlacement
+from rlinf.sched import LocalDeviceLock, RankPlacement
 
-from ._comm import Communicator, WorkerAddress
+from ._address import WorkerAddress
+
+if TYPE_CHECKING:
+    from rlinf.sched import DeviceLock
+
+    from ._comm import Communicator
 
 __all__ = ["Worker", "WorkerContext"]
 
@@ -33,6 +37,10 @@ class WorkerContext:
         namespace: Ray namespace of the cluster (named helper actors live there).
         lock_name: Name of the device lock when its devices are shared, else None.
         comm_timeout: Default timeout (s) of send/recv/broadcast and their setup.
+        in_process: Whether the rank runs in the driver's process (the in-process
+            backend: every rank a thread there) rather than as a Ray actor.
+        local_lock: On the in-process backend, the device lock itself when its devices
+            are shared (the ranks share the object).
     """
 
     group: str
@@ -43,6 +51,8 @@ class WorkerContext:
     namespace: str | None
     lock_name: str | None
     comm_timeout: float
+    in_process: bool = False
+    local_lock: LocalDeviceLock | None = None
 
 
 class Worker:
@@ -55,7 +65,7 @@ class Worker:
 
     _ctx: WorkerContext
     _comm: Communicator | None
-    _lock: DeviceLock | None
+    _lock: DeviceLock | LocalDeviceLock | None
     _logger: logging.Logger
 
     def __init__(self) -> None:
@@ -128,12 +138,24 @@ class Worker:
         """Move state off the devices (called when this worker's turn ends)."""
 
     def process_info(self) -> dict[str, Any]:
-        """pid, Ray node id and global devices of this process."""
-        return {
-            "pid": os.getpid(),
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "devices": self._ctx.placement.devices,
-        }
+        """pid, Ray node id (``"in-process"`` on the in-process backend) and global
+        devices of this process."""
+        if self._ctx.in_process:
+            node_id = "in-process"
+        else:
+            import ray
+
+            node_id = ray.get_runtime_context().get_node_id()
+        return {"pid": os.getpid(), "node_id": node_id, "devices": self._ctx.placement.devices}
+
+    def node_ip(self) -> str:
+        """The address other ranks reach this one at: the Ray node's IP, or the loopback
+        address on the in-process backend."""
+        if self._ctx.in_process:
+            return "127.0.0.1"
+        import ray
+
+        return ray.util.get_node_ip_address()
 
     @contextlib.contextmanager
     def device_turn(self, timeout: float | None = None) -> Iterator[None]:
@@ -146,12 +168,27 @@ class Worker:
             yield
             return
         if self._lock is None:
-            self._lock = DeviceLock(self._ctx.lock_name, self._ctx.namespace)
+            if self._ctx.local_lock is not None:
+                self._lock = self._ctx.local_lock
+            else:
+                from rlinf.sched import DeviceLock
+
+                self._lock = DeviceLock(self._ctx.lock_name, self._ctx.namespace)
         with self._lock.turn(self._ctx.placement.devices, str(self.address), self, timeout):
             yield
 
     def _communicator(self) -> Communicator:
+        if self._ctx.in_process:
+            raise RuntimeError(
+                f"{self.address}: send / recv / broadcast and torch.distributed need worker "
+                "processes; this rank runs in the driver's process (the in-process backend): "
+                "use the Ray backend (cluster.backend=ray)"
+            )
         if self._comm is None:
+            import ray
+
+            from ._comm import Communicator
+
             self._comm = Communicator(
                 self.address,
                 ray.util.get_node_ip_address(),

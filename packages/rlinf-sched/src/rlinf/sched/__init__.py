@@ -27,6 +27,7 @@ __all__ = [
     "FlowProfile",
     "LendDecision",
     "LendError",
+    "LocalDeviceLock",
     "Node",
     "Offloadable",
     "PlacedGroup",
@@ -69,7 +70,8 @@ __all__ = [
 # Each export's home module, imported on first access.
 _HOMES = {
     "DeviceLock": "._device_lock",
-    "DeviceLockTimeout": "._device_lock",
+    "DeviceLockTimeout": "._device_lock_errors",
+    "LocalDeviceLock": "._local_lock",
     "Placement": "._placement",
     "PlacementMode": "._placement",
     "classify": "._placement",

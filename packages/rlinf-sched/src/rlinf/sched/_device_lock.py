@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import ray
 
-from ._protocols import Offloadable
+from ._device_lock_errors import DeviceLockTimeout
+from ._lock_turn import TurnTaking
 
 __all__ = ["DeviceLock", "DeviceLockTimeout"]
-
-
-class DeviceLockTimeout(TimeoutError):
-    """A process waited too long for its devices; the message names who holds them."""
 
 
 @ray.remote(num_cpus=0)
@@ -81,7 +77,7 @@ class _DeviceLockServer:
         return dict(self._holders)
 
 
-class DeviceLock:
+class DeviceLock(TurnTaking):
     """Client of a named lock server shared by every process of one placement.
 
     The driver calls ``DeviceLock.create(name)`` (the server lives as long as the driver);
@@ -128,25 +124,3 @@ class DeviceLock:
     def holders(self) -> dict[int, str]:
         """Device -> current holder."""
         return ray.get(self.server.holders.remote())
-
-    @contextlib.contextmanager
-    def turn(
-        self,
-        devices: Sequence[int],
-        holder: str,
-        hooks: Offloadable | None = None,
-        timeout: float | None = None,
-    ) -> Iterator[None]:
-        """Hold ``devices`` for the body; ``hooks.onload()`` runs after acquiring and
-        ``hooks.offload()`` before releasing, so the next holder finds the devices free."""
-        self.acquire(devices, holder, timeout)
-        try:
-            if hooks is not None:
-                hooks.onload()
-            try:
-                yield
-            finally:
-                if hooks is not None:
-                    hooks.offload()
-        finally:
-            self.release(devices, holder)
