@@ -50,7 +50,7 @@ def test_collocated_train_and_resume_with_a_longer_budget(ray_cluster, tmp_path,
     run_dir = tmp_path / "colloc"
     args = ["train", "--config", "cartpole", "--run-dir", str(run_dir)]
     assert main([*args, *SHORT, "runner.total_env_steps=2048"]) == 0
-    assert "(collocated)" in capsys.readouterr().out
+    assert "(collocated, ray)" in capsys.readouterr().out
     _check_run_dir(run_dir, [1024, 2048])
     state = torch.load(run_dir / "checkpoints/update_000002/state.pt", weights_only=False)
     assert state["env_steps"] == 2048 and state["actor"]["version"] == 2

@@ -24,9 +24,10 @@ LONG_RUN = [
     "runner.total_env_steps=100000000",
     "runner.checkpoint_every=0",
     "runner.horizon=32",
-    # Three worker groups (the preset runs the policy in the env worker): the most
-    # processes a stop has to take down.
+    # Three worker groups (the preset runs the policy in the env worker), on Ray (one slot
+    # would run in-process): the most processes a stop has to take down.
     "runner.policy_in_env=false",
+    "cluster.backend=ray",
 ]
 
 
@@ -161,3 +162,38 @@ def test_a_stopped_cli_leaves_no_process_behind(tmp_path, how):
             assert code == -signal.SIGKILL
     finally:
         cli.stop_all()
+
+
+# The README command's path: every worker a thread of the CLI's process. A stop lands while
+# a worker thread is mid-call (an update or a rollout); the CLI must wait for it, or the
+# interpreter would exit under running torch code and abort (exit 134).
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_in_process_cli_stops_with_its_signal_exit_code(tmp_path, sig):
+    run_dir = tmp_path / "run"
+    args = [a for a in LONG_RUN if a not in ("runner.policy_in_env=false", "cluster.backend=ray")]
+    proc = subprocess.Popen(
+        [*TRAIN, "--run-dir", str(run_dir), *args, "cluster.backend=inprocess"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        metrics = run_dir / "metrics.jsonl"
+        while not (metrics.exists() and metrics.stat().st_size):
+            assert proc.poll() is None and time.monotonic() < deadline, "no update logged"
+            time.sleep(0.2)
+        assert psutil.Process(proc.pid).children(recursive=True) == []  # no Ray, no workers
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 128 + sig, err
+        assert err.strip().splitlines()[-1] == (
+            f"rlinf-embodied: stopped by {signal.Signals(sig).name}; the run and its "
+            "processes have ended"
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

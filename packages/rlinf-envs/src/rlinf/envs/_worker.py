@@ -30,8 +30,8 @@ Replies are small (actions and a few per-env numbers), so they never fill a sock
 and a stage's large request can never deadlock against another stage's reply.
 
 The collected steps form a :class:`rlinf.core.Trajectory` (``records`` holds the replies'
-recorded fields). With ``rollout(..., store=True)`` the worker puts it into Ray's object
-store itself and returns only the reference, so the trajectory reaches the actor ranks
+recorded fields). With ``rollout(..., store=True)`` the worker puts it into the object
+store itself (``rlinf.channel.put``: Ray's, or in place on the in-process backend) and returns only the reference, so the trajectory reaches the actor ranks
 without passing through the driver; the rest of the result is a few counters.
 
 In-process policy: given a ``responder_factory``, the worker builds a :class:`StageResponder`
@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+import rlinf.channel as object_store
 from rlinf.channel import DirectLink, LinkAddress
 from rlinf.core import Trajectory, Worker
 
@@ -148,10 +149,8 @@ class EnvWorker(Worker):
             raise RuntimeError(
                 f"env worker {self.rank} has no in-process policy (no responder_factory)"
             )
-        import ray
-
-        if isinstance(snapshot, ray.ObjectRef):
-            snapshot = ray.get(snapshot)
+        if object_store.is_ref(snapshot):
+            snapshot = object_store.get(snapshot)
         return self._responder.load_weights(snapshot)
 
     def rollout(
@@ -209,10 +208,8 @@ class EnvWorker(Worker):
             self._disconnect()
             raise
         if store:
-            import ray
-
-            out["trajectory"] = ray.put(out["trajectory"])
-            out["episode_returns"] = ray.put(out["episode_returns"])
+            out["trajectory"] = object_store.put(out["trajectory"])
+            out["episode_returns"] = object_store.put(out["episode_returns"])
         return out
 
     def _rollout(

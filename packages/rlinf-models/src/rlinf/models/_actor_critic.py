@@ -135,9 +135,13 @@ class ActorCritic(nn.Module):
 
     @torch.no_grad()
     def act(
-        self, obs: Mapping[str, Any], deterministic: bool = False
+        self,
+        obs: Mapping[str, Any],
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Choose actions for a batch of observations (no gradient).
+        """Choose actions for a batch of observations (no gradient), sampled from
+        ``generator`` (None: torch's default generator).
 
         Returns:
             ``(action, log_prob [B], value [B])``; ``action`` is ``[B, (K,) *action_shape]``
@@ -146,7 +150,7 @@ class ActorCritic(nn.Module):
         """
         actor, critic = self._features(self._obs(obs))
         dist = self.head(actor)
-        flat = self.head.sample(dist, deterministic)
+        flat = self.head.sample(dist, deterministic, generator)
         return (
             self._to_env_layout(flat),
             self.head.log_prob(dist, flat),

@@ -82,9 +82,17 @@ class GaussianHead(nn.Module):
         # or a NaN log-prob at the loss's finiteness check.
         return Normal(mean, log_std.exp(), validate_args=False)
 
-    def sample(self, dist: Normal, deterministic: bool) -> torch.Tensor:
-        """``[B, D]`` action: the mean (squashed) when ``deterministic``, else a sample."""
-        u = dist.mean if deterministic else dist.sample()
+    def sample(
+        self, dist: Normal, deterministic: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``[B, D]`` action: the mean (squashed) when ``deterministic``, else a sample
+        drawn from ``generator`` (None: torch's default one; the same draw as
+        ``dist.sample()``)."""
+        if deterministic:
+            u = dist.mean
+        else:
+            with torch.no_grad():
+                u = torch.normal(dist.loc, dist.scale, generator=generator)
         if self.config.tanh_squash:
             return self.offset + self.scale * torch.tanh(u)
         return u
@@ -130,9 +138,19 @@ class CategoricalHead(nn.Module):
         logits = self.logits(features).unflatten(-1, (self.chunk, self.n))
         return Categorical(logits=logits, validate_args=False)  # see GaussianHead.forward
 
-    def sample(self, dist: Categorical, deterministic: bool) -> torch.Tensor:
-        """``[B, K]`` int64 actions: the argmax when ``deterministic``, else samples."""
-        return dist.probs.argmax(-1) if deterministic else dist.sample()
+    def sample(
+        self, dist: Categorical, deterministic: bool, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``[B, K]`` int64 actions: the argmax when ``deterministic``, else samples drawn
+        from ``generator`` (None: torch's default one; the same draw as ``dist.sample()``)."""
+        if deterministic:
+            return dist.probs.argmax(-1)
+        probs = dist.probs
+        with torch.no_grad():
+            flat = torch.multinomial(
+                probs.reshape(-1, probs.shape[-1]), 1, True, generator=generator
+            )
+        return flat.reshape(probs.shape[:-1])
 
     def log_prob(self, dist: Categorical, action: torch.Tensor) -> torch.Tensor:
         """``[B, K]`` actions -> ``[B]`` log-prob summed over the chunk."""

@@ -31,8 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import ray
 import torch
+
+import rlinf.channel as object_store
 
 from ._weight_buckets import broadcast_state, receive_state
 from ._weights import VersionedWeights, WeightSnapshot
@@ -88,18 +89,18 @@ class StagedWeights:
         version: its weight version.
     """
 
-    ref: ray.ObjectRef
+    ref: Any
     version: int
 
 
 def put_weights(snapshot: WeightSnapshot) -> StagedWeights:
     """Put ``snapshot`` into the object store from the calling (trainer) process."""
-    return StagedWeights(ray.put(snapshot), int(snapshot.version))
+    return StagedWeights(object_store.put(snapshot), int(snapshot.version))
 
 
-def resolve_snapshot(snapshot: WeightSnapshot | ray.ObjectRef) -> WeightSnapshot:
+def resolve_snapshot(snapshot: Any) -> WeightSnapshot:
     """The snapshot itself, fetched from the object store when given a reference."""
-    return ray.get(snapshot) if isinstance(snapshot, ray.ObjectRef) else snapshot
+    return object_store.get(snapshot) if object_store.is_ref(snapshot) else snapshot
 
 
 class WeightStager:

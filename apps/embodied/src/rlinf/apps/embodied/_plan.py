@@ -232,6 +232,10 @@ def _run_reference(
         ref = dataclasses.replace(
             ref, runner=dataclasses.replace(ref.runner, torch_threads=threads)
         )
+    # Measured on Ray even on one slot: every candidate of more than one slot runs there,
+    # and the cost model combines these per-process figures (a one-slot run trained
+    # in-process is then somewhat faster than predicted).
+    ref = dataclasses.replace(ref, cluster=dataclasses.replace(ref.cluster, backend="ray"))
     with tempfile.TemporaryDirectory(prefix="rlinf-plan-") as tmp:
         flow = build_flow(ref)
         logger = MetricLogger(tmp, backends=("jsonl",))

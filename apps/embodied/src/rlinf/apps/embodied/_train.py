@@ -46,6 +46,8 @@ class TrainResult:
         wall_s: seconds of this invocation's training loop.
         last_return: ``env/return_mean`` of the last iteration that finished episodes.
         placement_mode: ``collocated``, ``disaggregated`` or ``hybrid``.
+        backend: ``inprocess`` (every worker a thread of the CLI's process, no Ray) or
+            ``ray`` (``cluster.backend``; ``auto`` picks in-process for one-slot placements).
     """
 
     run_dir: pathlib.Path
@@ -54,6 +56,7 @@ class TrainResult:
     wall_s: float
     last_return: float
     placement_mode: str
+    backend: str = "ray"
 
 
 def train(
@@ -184,10 +187,11 @@ def _run(cfg: EmbodiedConfig, run_dir: pathlib.Path, state: dict | None) -> Trai
                 )
         bar.close()
         mode = str(flow.mode)
+        backend = flow.backend
     finally:
         logger.close()
         flow.shutdown()
     plot_learning_curve(run_dir, title=f"{cfg.env.env_id} ({cfg.algo.name}, {cfg.runner.name})")
     return TrainResult(
-        run_dir, env_steps, update, time.perf_counter() - start, float(last_return), mode
+        run_dir, env_steps, update, time.perf_counter() - start, float(last_return), mode, backend
     )

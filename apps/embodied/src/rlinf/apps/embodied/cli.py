@@ -107,7 +107,7 @@ def _command(args: argparse.Namespace) -> None:
         print(
             f"run {result.run_dir}: {result.env_steps} env steps, {result.updates} updates, "
             f"last return {result.last_return:.1f}, {result.wall_s:.1f}s "
-            f"({result.placement_mode})"
+            f"({result.placement_mode}, {result.backend})"
         )
     elif args.command == "plan":
         _plan_command(args)

@@ -6,9 +6,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ray
 import torch
 
+import rlinf.channel as object_store
 from rlinf.core import ThreadBorrower, ThreadLoans, Trajectory, Worker
 
 from .._actor_critic import build_policy
@@ -81,7 +81,13 @@ class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worke
         if training.backend != "torch":
             self.init_torch_distributed()
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
-        self.updater = PolicyUpdater(self.policy, updater_config, total_updates, training)
+        self.updater = PolicyUpdater(
+            self.policy,
+            updater_config,
+            total_updates,
+            training,
+            generator=torch.Generator(self.device).manual_seed(seed),
+        )
         self.version = 0
         # Slots lent by the dynamic scheduler raise the update's threads by this
         # process's own count per slot (every worker of a flow runs the same count).
@@ -102,7 +108,7 @@ class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worke
 
     def update(
         self,
-        trajectories: Trajectory | Sequence[Trajectory | ray.ObjectRef],
+        trajectories: Trajectory | Sequence[Any],
         phase: int | None = None,
     ) -> dict[str, float]:
         """One PPO / GRPO update from a :class:`~rlinf.core.Trajectory` or a list of them,
@@ -121,8 +127,8 @@ class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worke
             batch = trajectories
         else:
             parts = list(trajectories)
-            refs = [i for i, p in enumerate(parts) if isinstance(p, ray.ObjectRef)]
-            for i, value in zip(refs, ray.get([parts[i] for i in refs]), strict=True):
+            refs = [i for i, p in enumerate(parts) if object_store.is_ref(p)]
+            for i, value in zip(refs, object_store.get([parts[i] for i in refs]), strict=True):
                 parts[i] = value
             batch = parts[0] if len(parts) == 1 else Trajectory.concat(parts)
         with self.device_turn():
@@ -173,12 +179,14 @@ class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worke
                 "num_updates": self.updater.num_updates,
                 "version": self.version,
                 "torch_rng": torch.get_rng_state(),
+                "minibatch_rng": self.updater.generator.get_state(),
             }
         return {
             "policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
             "updater": self.updater.state_dict(),
             "version": self.version,
             "torch_rng": torch.get_rng_state(),
+            "minibatch_rng": self.updater.generator.get_state(),
         }
 
     def load_checkpoint_state(self, state: Mapping[str, Any]) -> int:
@@ -197,4 +205,6 @@ class EmbodiedActorWorker(ThreadBorrower, WeightStager, WeightBroadcaster, Worke
             self.updater.load_state_dict(state["updater"])
         self.version = int(state["version"])
         torch.set_rng_state(state["torch_rng"])
+        if "minibatch_rng" in state:  # absent from checkpoints of older versions
+            self.updater.generator.set_state(state["minibatch_rng"])
         return self.version

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
-import ray
 
+import rlinf.channel as object_store
 from rlinf.core import (
     Cluster,
     ClusterSection,
@@ -97,6 +97,15 @@ class EmbodiedFlowConfig:
     scheduler: SchedulerSection = dataclasses.field(default_factory=SchedulerSection)
 
 
+def _inprocess_unsupported(config: EmbodiedFlowConfig) -> str | None:
+    """Why this flow's config cannot run on the in-process backend (None: it can)."""
+    if config.runner.weight_sync == "collective":
+        return "runner.weight_sync=collective broadcasts between worker processes"
+    if config.scheduler.dynamic:
+        return "scheduler.dynamic lends device slots between worker processes"
+    return None
+
+
 class EmbodiedFlow:
     """Starts the cluster and the env / actor / rollout groups, then runs iterations.
 
@@ -110,6 +119,8 @@ class EmbodiedFlow:
         algo: the updater.
 
     Attributes:
+        backend: ``"inprocess"`` (every worker a thread of this process, no Ray: chosen
+            by ``cluster.backend``, by default for one-slot placements) or ``"ray"``.
         startup_times: ``time/startup_{driver,ray,workers}_s`` for a run's first metrics row
             (process start to this constructor, starting Ray, building every group).
     """
@@ -131,11 +142,14 @@ class EmbodiedFlow:
         r = config.runner
         self.steps_per_update = env.num_envs * r.horizon * env.chunk_size
         self.total_updates = r.total_env_steps // self.steps_per_update
-        self._episode_refs: list[ray.ObjectRef] = []
+        self._episode_refs: list[Any] = []
         self._prefetched: Collected | None = None
         driver_s = process_age_s()
         begin = time.perf_counter()
-        self.cluster = Cluster(config.cluster.cluster_config())
+        self.backend = config.cluster.choose_backend(
+            config.placement, config.components, unsupported=_inprocess_unsupported(config)
+        )
+        self.cluster = Cluster(config.cluster.cluster_config(self.backend))
         ray_s = time.perf_counter() - begin
         try:
             self._start()
@@ -244,7 +258,7 @@ class EmbodiedFlow:
         benchmarks). Fetched from the object store on access: training never needs them."""
         if not self._episode_refs:
             return np.zeros(0)
-        return np.concatenate(ray.get(self._episode_refs))
+        return np.concatenate(object_store.get(self._episode_refs))
 
     def actor_version(self) -> int:
         """The actor's weight version."""

@@ -24,8 +24,7 @@ import time
 import uuid
 from typing import Any
 
-import ray
-
+import rlinf.channel as object_store
 from rlinf.core import Cluster, WorkerGroup, best_effort, resolve_torch_threads
 
 from .._config import PolicyConfig
@@ -67,10 +66,15 @@ class OffPolicyFlow:
         self.algo = algo
         self.version = -1
         self.pushed_at = 0  # learner updates at the last push
-        self.pending: list[ray.ObjectRef] = []
+        self.pending: list[Any] = []
         self.pending_version = 0
-        self._episode_refs: list[ray.ObjectRef] = []
-        self.cluster = Cluster(config.cluster.cluster_config())
+        self._episode_refs: list[Any] = []
+        backend = config.cluster.choose_backend(
+            config.placement,
+            config.components,
+            unsupported="the off-policy flow runs on Ray (not built for the in-process backend)",
+        )
+        self.cluster = Cluster(config.cluster.cluster_config(backend))
         try:
             pgs = self.cluster.allocate(dict(config.placement), components=config.components)
             tag = uuid.uuid4().hex[:8]
@@ -107,7 +111,7 @@ class OffPolicyFlow:
 
         if not self._episode_refs:
             return np.zeros(0)
-        return np.concatenate(ray.get(self._episode_refs))
+        return np.concatenate(object_store.get(self._episode_refs))
 
     def call_learner(self, method: str, *args: Any) -> Any:
         """Call a learner method and return its result."""

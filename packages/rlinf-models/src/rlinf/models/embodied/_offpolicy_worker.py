@@ -7,8 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import ray
-
+import rlinf.channel as object_store
 from rlinf.core import Worker
 
 from .._config import PolicyConfig
@@ -63,7 +62,7 @@ class OffPolicyLearnerWorker(Worker):
         self.exported_at: dict[int, int] = {}
 
     def step(
-        self, trajectories: Sequence[ray.ObjectRef], version: int, update: bool = True
+        self, trajectories: Sequence[Any], version: int, update: bool = True
     ) -> dict[str, float]:
         """Add the trajectories collected with weights ``version``, then (unless
         ``update`` is False) make the updates now due (``utd_ratio``); returns ``train/*``
@@ -74,7 +73,7 @@ class OffPolicyLearnerWorker(Worker):
         the updates that overlap collection).
         """
         start = time.perf_counter()
-        added = sum(self.learner.add(t) for t in ray.get(list(trajectories)))
+        added = sum(self.learner.add(t) for t in object_store.get(list(trajectories)))
         due = self.learner.updates_due() if update else 0
         metrics = self.learner.update(due)
         if trajectories:

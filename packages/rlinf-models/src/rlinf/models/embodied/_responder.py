@@ -33,10 +33,13 @@ class VersionedResponder:
     Args:
         model: the inference copy (put in eval mode here); weights come by
             :meth:`load_weights`.
+        generator: the generator its sampling draws from (None: torch's default one of
+            the process).
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, generator: torch.Generator | None = None) -> None:
         self.weights = VersionedWeights(model.eval())
+        self.generator = generator
 
     @property
     def version(self) -> int:
@@ -53,13 +56,18 @@ class VersionedResponder:
         self.weights.require(version)
 
     def get_state(self) -> dict[str, Any]:
-        """The action sampling's RNG state (torch's CPU generator of this process, which
-        the model's sampling draws from), for an exact resume."""
+        """The action sampling's RNG state (its :attr:`generator`, or torch's default CPU
+        generator of the process), for an exact resume."""
+        if self.generator is not None:
+            return {"sampling_rng": self.generator.get_state()}
         return {"torch_rng": torch.get_rng_state()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`get_state`."""
-        torch.set_rng_state(state["torch_rng"])
+        if self.generator is not None:
+            self.generator.set_state(state["sampling_rng"])
+        else:
+            torch.set_rng_state(state["torch_rng"])
 
 
 class ActionResponder(VersionedResponder):
@@ -67,10 +75,12 @@ class ActionResponder(VersionedResponder):
 
     Args:
         policy: the inference copy (put in eval mode here).
+        generator: the generator its action sampling draws from (None: torch's default
+            one of the process).
     """
 
-    def __init__(self, policy: ActorCritic) -> None:
-        super().__init__(policy)
+    def __init__(self, policy: ActorCritic, generator: torch.Generator | None = None) -> None:
+        super().__init__(policy, generator)
         self.policy = policy
 
     def answer(self, requests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -82,7 +92,9 @@ class ActionResponder(VersionedResponder):
         with torch.no_grad():
             if with_obs:
                 sizes = [_rows(r["obs"]) for r in with_obs]
-                action, logp, value = self.policy.act(_concat([r["obs"] for r in with_obs]))
+                action, logp, value = self.policy.act(
+                    _concat([r["obs"] for r in with_obs]), generator=self.generator
+                )
                 cuts = np.cumsum(sizes)[:-1]
                 acted = list(
                     zip(
@@ -127,15 +139,17 @@ def build_responder(
     torch_threads: int = 1,
 ) -> ActionResponder:
     """A responder with a fresh CPU policy of ``policy_config`` (weights come by
-    :meth:`ActionResponder.load_weights`); seeds torch's sampling from ``seed`` and the
-    caller's ``rank``, so ranks draw different noise.
+    :meth:`ActionResponder.load_weights`) and a sampling generator of its own, seeded from
+    ``seed`` and the caller's ``rank`` (ranks draw different noise; nothing else sharing
+    the process, e.g. an in-process actor, draws from it).
 
     Made to be handed, through ``functools.partial``, as an env worker's
     ``responder_factory``: the env worker calls it with its own specs.
     """
     setup_torch_process(torch_threads)
     torch.manual_seed(seed + 7919 * (rank + 1))
-    return ActionResponder(build_policy(policy_config, obs_spec, action_spec))
+    generator = torch.Generator().manual_seed(seed + 7919 * (rank + 1))
+    return ActionResponder(build_policy(policy_config, obs_spec, action_spec), generator)
 
 
 def _rows(obs: Mapping[str, Any]) -> int:

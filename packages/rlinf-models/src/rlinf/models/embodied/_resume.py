@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import ray
+import rlinf.channel as object_store
 
 from ._collect import Collected
 from ._flow import EmbodiedFlow
@@ -49,11 +49,9 @@ def _fetched(collected: Collected | None) -> dict[str, Any] | None:
     and which keys those were (references cannot outlive their Ray session)."""
     if collected is None:
         return None
-    stored = [
-        [k for k, v in res.items() if isinstance(v, ray.ObjectRef)] for res in collected.results
-    ]
+    stored = [[k for k, v in res.items() if object_store.is_ref(v)] for res in collected.results]
     results = [
-        {k: ray.get(v) if k in keys else v for k, v in res.items()}
+        {k: object_store.get(v) if k in keys else v for k, v in res.items()}
         for res, keys in zip(collected.results, stored, strict=True)
     ]
     return {"collected": dataclasses.replace(collected, results=results), "stored": stored}
@@ -65,7 +63,7 @@ def _stored(saved: dict[str, Any] | None) -> Collected | None:
         return None
     collected = saved["collected"]
     results = [
-        {k: ray.put(v) if k in keys else v for k, v in res.items()}
+        {k: object_store.put(v) if k in keys else v for k, v in res.items()}
         for res, keys in zip(collected.results, saved["stored"], strict=True)
     ]
     return dataclasses.replace(collected, results=results)

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import ray
 import torch
 
 from rlinf.channel import DirectLink, LinkAddress, LinkListener, wait_links
@@ -64,7 +63,10 @@ class EmbodiedRolloutWorker(WeightReceiver, Worker):
         setup_torch_process(torch_threads)
         torch.manual_seed(seed + 7919 * (self.rank + 1))
         self.policy = build_policy(policy_config, obs_spec, action_spec).to(self.device)
-        self.responder = ActionResponder(self.policy)
+        # Its own sampling generator: ranks that share a process (the in-process backend)
+        # draw the same noise as in processes of their own.
+        generator = torch.Generator(self.device).manual_seed(seed + 7919 * (self.rank + 1))
+        self.responder = ActionResponder(self.policy, generator)
         self.weights = self.responder.weights
         self._listener: LinkListener | None = None
         self._peers: list[DirectLink] = []
@@ -73,7 +75,7 @@ class EmbodiedRolloutWorker(WeightReceiver, Worker):
         """Version of the loaded weights (-1 before the first load)."""
         return self.weights.version
 
-    def load_weights(self, snapshot: WeightSnapshot | ray.ObjectRef) -> int:
+    def load_weights(self, snapshot: WeightSnapshot | Any) -> int:
         """Load the next weight version (raises ``StaleWeightsError`` when out of order).
 
         ``snapshot`` may be an object-store reference (the actor puts one snapshot and every
@@ -105,7 +107,9 @@ class EmbodiedRolloutWorker(WeightReceiver, Worker):
         """
         self.weights.require(version)
         with torch.no_grad():
-            action, logp, value = self.policy.act(obs, deterministic)
+            action, logp, value = self.policy.act(
+                obs, deterministic, generator=self.responder.generator
+            )
         return {
             "action": action.cpu().numpy(),
             "log_prob": logp.cpu().numpy(),
@@ -119,7 +123,7 @@ class EmbodiedRolloutWorker(WeightReceiver, Worker):
             if self._listener is not None:
                 self._listener.close()
             self._listener = LinkListener(
-                f"rollout rank {self.rank}", token=token, host=ray.util.get_node_ip_address()
+                f"rollout rank {self.rank}", token=token, host=self.node_ip()
             )
         return self._listener.address
 

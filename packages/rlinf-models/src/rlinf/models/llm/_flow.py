@@ -151,7 +151,14 @@ class LLMRLFlow:
         self.lending: StepLending | None = None
         self.groups: dict[str, WorkerGroup] = {}
         self._tag = uuid.uuid4().hex[:8]
-        self.cluster = Cluster(config.cluster.cluster_config())
+        # Channels between worker processes: this flow runs on Ray (cluster.backend=inprocess
+        # is refused here, before anything starts, rather than ignored).
+        backend = config.cluster.choose_backend(
+            config.placement,
+            config.components,
+            unsupported="the LLM flows run on Ray (their channels connect worker processes)",
+        )
+        self.cluster = Cluster(config.cluster.cluster_config(backend))
         try:
             self._pgs = self.cluster.allocate(dict(config.placement), components=config.components)
             self.mode = self._pgs.placement.mode
