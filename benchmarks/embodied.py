@@ -268,6 +268,14 @@ def main() -> None:
     parser.add_argument(
         "--total-steps", type=int, help="default: 100352 (49 x 2048); --preset: the preset's"
     )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "inprocess", "ray"],
+        help="--preset: run rlinf once per round on each cluster.backend (auto: the preset's "
+        "default choice), e.g. --backends inprocess ray for the two side by side",
+    )
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--horizon", type=int, default=128)
@@ -285,7 +293,7 @@ def main() -> None:
     if args.preset:
         from embodied_preset import run_preset  # benchmarks/ is on sys.path as the script's dir
 
-        run_preset(args.preset, args.rounds, args.total_steps)
+        run_preset(args.preset, args.rounds, args.total_steps, args.backends)
         return
     if args.total_steps is None:
         args.total_steps = 100_352

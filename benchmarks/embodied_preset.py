@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["run_preset", "sb3_spec"]
@@ -152,7 +153,7 @@ def _run(cmd: list[str], log: pathlib.Path) -> float:
     return wall
 
 
-def _rlinf(preset: str, overrides: list[str], tmp: pathlib.Path, i: int) -> dict[str, float]:
+def _rlinf(preset: str, overrides: list[str], tmp: pathlib.Path, i: int | str) -> dict[str, float]:
     cli = shutil.which("rlinf-embodied", path=str(pathlib.Path(sys.executable).parent))
     if cli is None:
         raise SystemExit("rlinf-embodied is not installed in this environment (uv sync)")
@@ -179,16 +180,23 @@ def _sb3(spec_path: pathlib.Path, vec: str, tmp: pathlib.Path, i: int) -> dict[s
     return {**json.loads(line.removeprefix("SB3_RESULT ")), "wall_s": wall}
 
 
+def _rlinf_name(backend: str) -> str:
+    return "rlinf" if backend == "auto" else f"rlinf {backend}"
+
+
 def _cells(name: str, runs: list[dict[str, float]]) -> str:
     med = {k: statistics.median(r[k] for r in runs) for k in ("loop_s", "wall_s", "return")}
     return (
-        f"{name:<12} training loop {med['loop_s']:7.1f} s  whole command {med['wall_s']:7.1f} s  "
+        f"{name:<16} training loop {med['loop_s']:7.1f} s  whole command {med['wall_s']:7.1f} s  "
         f"final return {med['return']:8.1f}"
     )
 
 
-def run_preset(preset: str, rounds: int, total_steps: int | None) -> None:
-    """Run ``rounds`` alternating rounds of the preset vs SB3 and print the medians."""
+def run_preset(
+    preset: str, rounds: int, total_steps: int | None, backends: Sequence[str] = ("auto",)
+) -> None:
+    """Run ``rounds`` alternating rounds of the preset (once per ``cluster.backend`` in
+    ``backends``; ``auto``: no override) vs SB3 and print the medians."""
     from rlinf.apps.embodied._config import load_embodied_config
 
     overrides = [f"runner.total_env_steps={total_steps}"] if total_steps else []
@@ -200,36 +208,48 @@ def run_preset(preset: str, rounds: int, total_steps: int | None) -> None:
         f"runner {cfg.runner}, placement {dict(cfg.placement)}, cluster {cfg.cluster}"
     )
     print(f"SB3 PPO (device cpu, 1 torch thread, {'/'.join(VEC_ENVS)}VecEnv): {spec}", flush=True)
-    ours: list[dict[str, float]] = []
+    ours: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
     sb3: dict[str, list[dict[str, float]]] = {v: [] for v in VEC_ENVS}
     with tempfile.TemporaryDirectory(prefix="embodied_preset_") as name:
         tmp = pathlib.Path(name)
         spec_path = tmp / "sb3_spec.json"
         spec_path.write_text(json.dumps(spec))
         for i in range(rounds):
-            sides = ["rlinf", *VEC_ENVS]
+            sides = [*(f"rlinf:{b}" for b in backends), *VEC_ENVS]
             for side in sides if i % 2 == 0 else sides[::-1]:
-                if side == "rlinf":
-                    ours.append(_rlinf(preset, overrides, tmp, i))
+                if side.startswith("rlinf:"):
+                    backend = side.removeprefix("rlinf:")
+                    extra = [] if backend == "auto" else [f"cluster.backend={backend}"]
+                    ours[backend].append(_rlinf(preset, [*overrides, *extra], tmp, f"{backend}{i}"))
                 else:
                     sb3[side].append(_sb3(spec_path, side, tmp, i))
-            print(f"round {i}: {_cells('rlinf', [ours[-1]])}", flush=True)
+            for backend, runs in ours.items():
+                print(f"round {i}: {_cells(_rlinf_name(backend), [runs[-1]])}", flush=True)
             for vec, runs in sb3.items():
                 print(f"         {_cells(f'SB3 {vec}', [runs[-1]])}", flush=True)
     print(
         f"{preset}: {cfg.runner.total_env_steps} env steps, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}; medians of {rounds} alternating rounds"
     )
-    print(_cells("rlinf", ours))
-    first = statistics.median(r["first_step_s"] for r in ours)
-    print(f"rlinf time to first step (process start to the end of update 1): {first:.1f} s")
+    for backend, runs in ours.items():
+        name = _rlinf_name(backend)
+        print(_cells(name, runs))
+        first = statistics.median(r["first_step_s"] for r in runs)
+        print(f"{name} time to first step (process start to the end of update 1): {first:.1f} s")
     for vec, runs in sb3.items():
         print(_cells(f"SB3 {vec}", runs))
     best = min(VEC_ENVS, key=lambda v: statistics.median(r["loop_s"] for r in sb3[v]))
-    for key, label, goal in (("loop_s", "training loop", 1.5), ("wall_s", "whole command", 1.0)):
-        ratio = statistics.median(b[key] / o[key] for o, b in zip(ours, sb3[best], strict=True))
-        verdict = "meets" if ratio >= goal else "below"
-        print(f"{label}: rlinf {ratio:.2f}x SB3 ({best}VecEnv) speed ({verdict} goal {goal}x)")
+    for backend, runs in ours.items():
+        for key, label, goal in (
+            ("loop_s", "training loop", 1.5),
+            ("wall_s", "whole command", 1.0),
+        ):
+            ratio = statistics.median(b[key] / o[key] for o, b in zip(runs, sb3[best], strict=True))
+            verdict = "meets" if ratio >= goal else "below"
+            print(
+                f"{label}: {_rlinf_name(backend)} {ratio:.2f}x SB3 ({best}VecEnv) speed "
+                f"({verdict} goal {goal}x)"
+            )
 
 
 def main() -> None:

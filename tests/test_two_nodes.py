@@ -109,7 +109,7 @@ def test_embodied_env_workers_on_node1(cluster, tmp_path, capsys):
     ]
     code = _main("embodied")([*args, cluster.address, *_GROUPS, *overrides])
     assert code == 0, capsys.readouterr().err
-    assert "(hybrid)" in capsys.readouterr().out
+    assert "(hybrid, ray)" in capsys.readouterr().out
     where = _where(cluster)
     assert where == {"env": [1], "rollout": [0], "actor": [0]}, where
 

@@ -88,7 +88,7 @@ def test_pipelined_hybrid_placement(ray_cluster, tmp_path, capsys):
         "placement.actor=1",
     ]
     assert main(["train", "--config", "cartpole", "--run-dir", str(run_dir), *overrides]) == 0
-    assert "(hybrid)" in capsys.readouterr().out
+    assert "(hybrid, ray)" in capsys.readouterr().out
     rows = _check_run_dir(run_dir, [1024, 2048])
     assert rows[-1]["train/weight_version"] == 2.0
 
@@ -105,7 +105,7 @@ def test_overlapped_update_acts_one_version_behind(ray_cluster, tmp_path, capsys
         "placement.actor=1",
     ]
     assert main(["train", "--config", "cartpole", "--run-dir", str(run_dir), *overrides]) == 0
-    assert "(hybrid)" in capsys.readouterr().out
+    assert "(hybrid, ray)" in capsys.readouterr().out
     rows = _check_run_dir(run_dir, [1024, 2048, 3072, 4096])
     # The first update uses a rollout of the initial weights; each later one a rollout
     # collected during the previous update, with the weights from before it.

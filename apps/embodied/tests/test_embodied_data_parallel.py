@@ -42,7 +42,7 @@ def test_two_actor_ranks_train_like_one(ray_cluster, tmp_path, capsys):
         args = ["train", "--config", "cartpole", "--run-dir", str(run_dir), *SHORT]
         assert main([*args, f"placement.actor={actor}"]) == 0
         runs[name] = read_metrics(run_dir / "metrics.jsonl")
-    assert "(hybrid)" in capsys.readouterr().out  # actor and rollout on 0-1, env on 0
+    assert "(hybrid, ray)" in capsys.readouterr().out  # actor and rollout on 0-1, env on 0
     assert [r["step"] for r in runs["two"]] == [1024, 2048]
     # Two ranks each train half of every minibatch and sum the gradients: the same update
     # as one process up to float summation order, so the same episodes follow. The weights

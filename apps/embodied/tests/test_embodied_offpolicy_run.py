@@ -41,7 +41,7 @@ def test_train_checkpoint_buffer_resume_and_eval(ray_cluster, tmp_path: pathlib.
     args = ["train", "--config", "sac_pendulum", "--run-dir", str(run_dir), *TINY]
     # 6 iterations of 2 envs x 25 steps; updates start once 200 transitions are in.
     assert main([*args, f"algo.name={algo}", "runner.total_env_steps=300"]) == 0
-    assert "(hybrid)" in capsys.readouterr().out
+    assert "(hybrid, ray)" in capsys.readouterr().out
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == [50, 100, 150, 200, 250, 300]
     # Chunk k is added while chunk k+1 is collected: the 4th chunk (200 transitions in)
