@@ -67,6 +67,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # - a test whose module did not ask for `ray_cluster` finds no Ray (a leftover shared one is
 #   stopped first): those that start their own Ray, or assert that none started, see what
 #   they saw before;
+# - a module marked `fresh_ray` (it asserts what a new Ray session holds) gets a new one;
 # - at a module's end, actors (other than the p2p rendezvous store, held for the whole Ray
 #   session on purpose) and placement groups still alive mean the module leaked something
 #   (a named group, a device lock, a placement): Ray is stopped rather than handed on.
@@ -87,11 +88,11 @@ class _SharedRay:
         self.holder: str | None = None  # nodeid of the module using it now
         self.starts = 0
 
-    def acquire(self, module: str, kwargs: dict) -> None:
+    def acquire(self, module: str, kwargs: dict, fresh: bool = False) -> None:
         import ray
 
         wanted = {**_RAY_DEFAULTS, **kwargs}
-        if self.kwargs is not None and (self.kwargs != wanted or not ray.is_initialized()):
+        if self.kwargs is not None and (fresh or self.kwargs != wanted or not ray.is_initialized()):
             self.stop()
         if self.kwargs is None:
             if ray.is_initialized():
@@ -152,8 +153,10 @@ def ray_init_kwargs() -> dict:
 
 @pytest.fixture(scope="module")
 def ray_cluster(request: pytest.FixtureRequest, ray_init_kwargs: dict) -> Iterator[None]:
-    """A local Ray for this module, shared with neighbouring modules of the same size."""
-    _shared_ray.acquire(request.node.nodeid, ray_init_kwargs)
+    """A local Ray for this module, shared with neighbouring modules of the same size
+    (a new one for a module marked ``fresh_ray``)."""
+    fresh = request.node.get_closest_marker("fresh_ray") is not None
+    _shared_ray.acquire(request.node.nodeid, ray_init_kwargs, fresh=fresh)
     try:
         yield
     finally:
