@@ -101,7 +101,11 @@ class _SharedRay:
                     "running; stop it where it was started"
                 )
             # Namespaced per start: named actors of one Ray session never meet another's.
-            ray.init(namespace=f"rlinf-test-{uuid.uuid4().hex[:8]}", **wanted)
+            try:
+                ray.init(namespace=f"rlinf-test-{uuid.uuid4().hex[:8]}", **wanted)
+            except BaseException:
+                ray.shutdown()  # what a failed start left running; the next module retries
+                raise
             self.kwargs = wanted
             self.starts += 1
         self.holder = module
