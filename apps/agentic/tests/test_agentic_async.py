@@ -6,7 +6,6 @@ reported and no trained sample is older than the bound)."""
 from __future__ import annotations
 
 import pytest
-import ray
 
 from rlinf.apps.agentic.cli import main
 from rlinf.core import read_metrics
@@ -35,10 +34,8 @@ P = "train/dynamic_sampling_"
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+def ray_init_kwargs():
+    return {"num_cpus": 3}
 
 
 # An SFT warm-up and two short flows: minutes.

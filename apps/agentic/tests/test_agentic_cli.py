@@ -9,7 +9,6 @@ import json
 import pathlib
 
 import pytest
-import ray
 import torch
 
 from rlinf.apps.agentic.cli import main
@@ -36,11 +35,9 @@ SMALL = [
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_init_kwargs():
     # Four logical CPU slots: the disaggregated run puts each component on its own.
-    ray.init(num_cpus=4, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+    return {"num_cpus": 4}
 
 
 def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, float]]:

@@ -16,14 +16,6 @@ from rlinf.core import read_metrics
 SHORT = ["runner.horizon=128", "runner.progress=false", "runner.checkpoint_every=1"]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    # One Ray for the module; each flow launches (and kills) its own worker groups in it.
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, float]]:
     rows = read_metrics(run_dir / "metrics.jsonl")
     assert [int(r["step"]) for r in rows] == steps

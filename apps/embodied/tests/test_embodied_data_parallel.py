@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
-import ray
-
 from rlinf.apps.embodied.cli import main
 from rlinf.core import read_metrics
 
@@ -26,13 +23,6 @@ SHORT = [
     "runner.weight_sync_bucket_mb=0.004",
 ]
 COMPARED = ("train/pg_loss", "train/vf_loss", "train/approx_kl", "env/return_mean")
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def test_two_actor_ranks_train_like_one(ray_cluster, tmp_path, capsys):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-import ray
 
 from rlinf.apps.embodied import load_embodied_config
 from rlinf.apps.embodied.cli import main
@@ -30,13 +29,6 @@ RUN = [
     "algo.epochs=2",
     "algo.minibatches=2",
 ]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _train(tmp_path: pathlib.Path, name: str, *extra: str) -> list[dict[str, float]]:

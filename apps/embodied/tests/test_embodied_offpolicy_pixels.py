@@ -10,7 +10,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import ray
 import torch
 import yaml
 
@@ -67,19 +66,11 @@ def config_file(tmp_path: pathlib.Path, monkeypatch) -> pathlib.Path:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_init_kwargs():
     # The env workers import the task module by its gymnasium id: put this folder on
     # their path.
     path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
-    ray.init(
-        num_cpus=2,
-        num_gpus=0,
-        include_dashboard=False,
-        logging_level="WARNING",
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    yield
-    ray.shutdown()
+    return {"num_cpus": 2, "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
 
 
 def test_mlp_policy_on_the_image_env_is_refused_before_workers(config_file, tmp_path, capsys):

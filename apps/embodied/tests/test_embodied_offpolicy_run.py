@@ -8,7 +8,6 @@ import pathlib
 
 import numpy as np
 import pytest
-import ray
 
 from rlinf.apps.embodied.cli import main
 from rlinf.core import read_metrics
@@ -25,13 +24,6 @@ TINY = [
     "algo.learning_starts=200",
     "algo.buffer_size=5000",
 ]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 # CrossQ shares every line of the loop but its loss: its run is a slow test.

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-import ray
 import yaml
 
 from rlinf.apps.embodied._config import load_embodied_config
@@ -19,13 +18,6 @@ ROW = re.compile(
     r"^\s*1\s+(?P<s>[\d.]+)\s+(?P<mb>\d+)\s+(?P<ov>yes|no)\s+(?P<sched>static|lend|wide)\s+"
     r"(?P<reason>.*)$"
 )
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _layout(reason: str) -> dict[str, str]:

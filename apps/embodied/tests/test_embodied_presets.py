@@ -8,7 +8,6 @@ import sys
 
 import gymnasium as gym
 import pytest
-import ray
 import torch
 import yaml
 
@@ -117,13 +116,12 @@ def _maniskill_unavailable() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_init_kwargs():
+    # Skips before Ray starts where the simulator cannot run.
     reason = _maniskill_unavailable()
     if reason is not None:
         pytest.skip(reason)
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+    return {"num_cpus": 2}
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import pathlib
 import shutil
 
 import pytest
-import ray
 import torch
 
 from rlinf.apps.embodied.cli import main
@@ -30,13 +29,6 @@ CARTPOLE = [*TINY, "runner.total_env_steps=256"]  # 4 updates of 2 x 32 steps
 IN_ENV_OVERLAPPED = ["runner.overlap_update=true", "runner.policy_in_env=true", "placement.actor=1"]
 # Episodes cut at 20 steps so that some end (and restart) within the 128 steps.
 HALFCHEETAH = [*TINY, "runner.total_env_steps=256", "env.max_episode_steps=20"]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _compared(row: dict[str, float]) -> dict[str, float]:

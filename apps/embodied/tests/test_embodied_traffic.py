@@ -18,13 +18,6 @@ SIZES = [(2, 16), (16, 128)]  # (num_envs, horizon): 64 times more steps per rol
 ITERATIONS = 2
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 def _measure(in_env: bool, num_envs: int, horizon: int) -> tuple[float, float, int]:
     """Driver bytes (received, sent) per iteration over ITERATIONS iterations after a first
     one, and the pickled size of one rollout's trajectory."""

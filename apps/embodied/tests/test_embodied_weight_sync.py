@@ -4,7 +4,6 @@ actor to two rollout ranks): the same run, metric for metric, as with the object
 from __future__ import annotations
 
 import pytest
-import ray
 
 from rlinf.apps.embodied.cli import main
 from rlinf.core import read_metrics
@@ -19,13 +18,6 @@ SHORT = [
     "algo.epochs=2",
 ]
 COMPARED = ("train/pg_loss", "train/vf_loss", "train/weight_version", "env/return_mean")
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 # Two app runs: slow. The quick suite has the same path in test_embodied_data_parallel

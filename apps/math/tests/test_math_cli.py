@@ -7,7 +7,6 @@ import json
 import pathlib
 
 import pytest
-import ray
 import torch
 from safetensors.torch import load_file
 
@@ -38,12 +37,10 @@ SMALL = [
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
+def ray_init_kwargs():
     # Three logical CPU slots (the disaggregated preset puts each component on its own).
     # One Ray for the module; each flow launches (and kills) its own worker groups in it.
-    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+    return {"num_cpus": 3}
 
 
 def _weights(model_dir: pathlib.Path) -> dict[str, torch.Tensor]:

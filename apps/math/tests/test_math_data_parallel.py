@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import ray
 import torch
 
 from rlinf.apps.math.cli import main
@@ -35,13 +34,6 @@ SMALL = [
     "checker.num_workers=1",
 ]
 COMPARED = ("train/loss", "train/pg_loss", "train/grad_norm", "train/kl", "eval/accuracy")
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _train(run_dir, *overrides: str) -> list[dict]:

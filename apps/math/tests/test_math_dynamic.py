@@ -4,7 +4,6 @@ metrics with and without lending the rollout / reward slot to the actor's update
 from __future__ import annotations
 
 import pytest
-import ray
 
 from rlinf.apps.math import load_math_config
 from rlinf.apps.math.cli import main
@@ -80,10 +79,8 @@ SMALL = [
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+def ray_init_kwargs():
+    return {"num_cpus": 3}
 
 
 def _compared(row: dict[str, float]) -> dict[str, float]:

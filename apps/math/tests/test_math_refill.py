@@ -5,7 +5,6 @@ prompt position counts every prompt generated (the step's own and its refills)."
 from __future__ import annotations
 
 import pytest
-import ray
 import torch
 
 from rlinf.apps.math.cli import main
@@ -41,10 +40,8 @@ P = "train/dynamic_sampling_"
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
+def ray_init_kwargs():
+    return {"num_cpus": 3}
 
 
 def _position(run_dir, step: int) -> int:

@@ -4,7 +4,6 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-import ray
 
 from rlinf.channel import Channel
 
@@ -12,14 +11,9 @@ _names = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    """A small local Ray cluster per test module, reused if one is already running."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=8, num_gpus=0, include_dashboard=False, logging_level="ERROR")
-    yield
-    if started:
-        ray.shutdown()
+def ray_init_kwargs() -> dict:
+    # The channel tests' Ray (`ray_cluster`, root conftest.py): room for many actors.
+    return {"num_cpus": 8, "logging_level": "ERROR"}
 
 
 @pytest.fixture

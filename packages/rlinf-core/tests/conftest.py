@@ -1,9 +1,8 @@
-"""One Ray cluster per rlinf-core test module (starting Ray takes several seconds)."""
+"""The rlinf-core tests' `cluster`: a Cluster on the Ray that `ray_cluster` shares."""
 
 from __future__ import annotations
 
 import os
-import uuid
 
 import pytest
 
@@ -27,9 +26,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    # Per module, not per session: a Ray left running would be picked up by the Ray users
-    # of later packages (apps start their own and must find none).
+def ray_init_kwargs() -> dict:
+    # Six CPU slots for the topologies below; a bounded object store.
+    return {"num_cpus": 6, "object_store_memory": 512 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster):
+    # Joins the Ray of `ray_cluster` (root conftest.py: shared by neighbouring modules of
+    # this size); shutdown kills this module's groups and placements and leaves Ray up.
+    import ray
+
     from rlinf.core import Cluster, ClusterConfig
 
     c = Cluster(
@@ -39,7 +46,7 @@ def cluster():
             num_gpus=0,
             devices_per_node=6,
             object_store_memory=512 * 1024**2,
-            namespace=f"rlinf-core-test-{uuid.uuid4().hex[:6]}",
+            namespace=ray.get_runtime_context().namespace,
         )
     )
     try:

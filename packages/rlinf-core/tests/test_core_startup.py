@@ -17,6 +17,10 @@ import torch
 from rlinf.core import Worker, WorkerError
 from rlinf.core._rendezvous import RENDEZVOUS_NAME
 
+# The rendezvous store lives as long as the Ray session: a Ray shared with an earlier module
+# may have started it already.
+pytestmark = pytest.mark.fresh_ray
+
 
 class Talker(Worker):
     def send_to(self, group: str, value: float) -> None:

@@ -148,7 +148,7 @@ def test_local_bad_factory_and_arguments():
 
 
 @pytest.fixture(scope="module")
-def tool_group():
+def tool_group(ray_cluster):
     pytest.importorskip("ray")
     import ray.cloudpickle
 

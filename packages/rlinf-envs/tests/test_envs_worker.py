@@ -16,7 +16,8 @@ from rlinf.envs import EnvConfig, EnvWorker, GymVectorEnv, stage_link_name
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ray_cluster):
+    # Joins the shared Ray (root conftest.py); shutdown kills what this module launched.
     with Cluster(ClusterConfig(num_cpus=2, num_gpus=0, devices_per_node=2)) as c:
         yield c
 

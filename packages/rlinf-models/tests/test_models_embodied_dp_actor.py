@@ -47,7 +47,7 @@ def _traj(seed: int) -> Trajectory:
 # Covered in the quick suite by test_models_train_dp (the same update equality without Ray)
 # and apps/embodied/tests/test_embodied_data_parallel.py (these workers through the app).
 @pytest.mark.slow
-def test_two_actor_ranks_update_like_one_process():
+def test_two_actor_ranks_update_like_one_process(ray_cluster):
     torch.manual_seed(0)
     policy = build_policy(CFG, OBS_SPEC, _Action())
     local = PolicyUpdater(policy, UPD, total_updates=4)

@@ -31,7 +31,8 @@ CFG = PolicyConfig(hidden_sizes=(8,))
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(ray_cluster):
+    # Joins the shared Ray (root conftest.py); shutdown kills what this module launched.
     with Cluster(ClusterConfig(num_cpus=2, num_gpus=0, devices_per_node=1)) as c:
         yield c
 

@@ -11,7 +11,6 @@ import itertools
 import sys
 
 import pytest
-import ray
 from ray import cloudpickle
 
 from rlinf.core import ClusterSection, RunnerSection, WorkerError
@@ -58,13 +57,6 @@ class StartsWithDigit:
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny"), TINY))
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _flow(model_dir: str, total_updates: int) -> LLMRLFlow:

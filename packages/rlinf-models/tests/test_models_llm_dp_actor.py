@@ -65,7 +65,9 @@ def _check(got: dict, expected: dict) -> None:
         assert got[k] == pytest.approx(v, **TOL), k
 
 
-def test_two_rank_actor_updates_like_one_process_and_resumes_on_one(tmp_path, model_dir):
+def test_two_rank_actor_updates_like_one_process_and_resumes_on_one(
+    ray_cluster, tmp_path, model_dir
+):
     vocab = load_causal_lm(model_dir)[0].config.vocab_size
     expected, params1, params2 = _local_updates(model_dir, vocab)
     ckpt = tmp_path / "model"

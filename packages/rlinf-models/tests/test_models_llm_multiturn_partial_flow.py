@@ -121,13 +121,6 @@ def model_dir(tmp_path_factory):
     return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny"), TINY))
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 def _draw():
     count = iter(range(1000))
 

@@ -12,7 +12,6 @@ import dataclasses
 import sys
 
 import pytest
-import ray
 from ray import cloudpickle
 
 from rlinf.core import ClusterSection, RunnerSection
@@ -71,13 +70,6 @@ class Stream:
         rows = [Row(f"{i}+1=", a) for i, a in enumerate(self.answers[self.pos : self.pos + n])]
         self.pos += n
         return rows
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _pipeline(flow, stream, k, version, first, total):

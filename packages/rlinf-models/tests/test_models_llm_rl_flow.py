@@ -10,7 +10,6 @@ import functools
 import sys
 
 import pytest
-import ray
 from ray import cloudpickle
 
 from rlinf.core import ClusterSection, RunnerSection, Worker, WorkerError, count_driver_traffic
@@ -96,13 +95,6 @@ class Pinger(Worker):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny"), TINY))
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _config(placement: dict[str, str], **kwargs) -> LLMFlowConfig:

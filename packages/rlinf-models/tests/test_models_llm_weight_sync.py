@@ -10,7 +10,6 @@ import dataclasses
 import sys
 
 import pytest
-import ray
 import torch
 from ray import cloudpickle
 
@@ -79,13 +78,6 @@ class ProbeActor(LLMActorWorker):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return str(build_tiny_causal_lm(tmp_path_factory.mktemp("tiny"), TINY))
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
 
 
 def _flow(model_dir: str, weight_sync: str, **extra_placement: str) -> LLMRLFlow:

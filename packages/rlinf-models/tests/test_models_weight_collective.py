@@ -8,6 +8,7 @@ import sys
 import uuid
 
 import pytest
+import ray
 import torch
 from ray import cloudpickle
 from torch import nn
@@ -124,14 +125,20 @@ class Holder(WeightReceiver, Worker):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def ray_init_kwargs():
+    return {"num_cpus": 4, "object_store_memory": 256 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster):
+    # Joins the shared Ray (root conftest.py); shutdown kills what this module launched.
     c = Cluster(
         ClusterConfig(
             num_cpus=4,
             num_gpus=0,
             devices_per_node=4,
             object_store_memory=256 * 1024**2,
-            namespace=f"rlinf-models-collective-{uuid.uuid4().hex[:6]}",
+            namespace=ray.get_runtime_context().namespace,
         )
     )
     try:

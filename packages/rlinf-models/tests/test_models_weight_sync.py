@@ -4,7 +4,6 @@ the driver handles references only."""
 from __future__ import annotations
 
 import sys
-import uuid
 from dataclasses import dataclass
 
 import pytest
@@ -72,14 +71,20 @@ class Holder(Worker):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def ray_init_kwargs():
+    return {"num_cpus": 3, "object_store_memory": 256 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_cluster):
+    # Joins the shared Ray (root conftest.py); shutdown kills what this module launched.
     c = Cluster(
         ClusterConfig(
             num_cpus=3,
             num_gpus=0,
             devices_per_node=3,
             object_store_memory=256 * 1024**2,
-            namespace=f"rlinf-models-sync-{uuid.uuid4().hex[:6]}",
+            namespace=ray.get_runtime_context().namespace,
         )
     )
     try:

@@ -1,4 +1,4 @@
-"""A Ray instance for the placement-group tests (reused if another package started one)."""
+"""The Ray of the placement-group tests: `ray_cluster` (root conftest.py) with 4 CPUs."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 
 @pytest.fixture(scope="module")
-def ray_cpu4():
+def ray_init_kwargs() -> dict:
+    # Four CPU slots: test_sched_ray counts them.
+    return {"num_cpus": 4, "object_store_memory": 256 * 1024**2}
+
+
+@pytest.fixture(scope="module")
+def ray_cpu4(ray_cluster):
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(include_dashboard=False, num_cpus=4, num_gpus=0, object_store_memory=256 * 1024**2)
-    try:
-        yield ray
-    finally:
-        if started:
-            ray.shutdown()
+    return ray
