@@ -1,5 +1,5 @@
 """Workspace-wide pytest hooks: skip `gpu` tests where no CUDA device is visible; how many
-parallel test processes ``-n auto`` starts.
+parallel test processes ``-n auto`` starts; which test files start first.
 
 Kept import-light on purpose: a package's tests also run in a virtual environment that has
 only that package's dependencies, where torch may be absent.
@@ -46,10 +46,16 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def _expected_seconds(item: pytest.Item) -> float:
+    """The ``seconds`` a test's ``slow`` marker gives (its duration on two cores), else 0."""
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("seconds", 0)) if marker is not None else 0.0
+
+
 # Last, so that it sees the items left after `-m` deselection.
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    _order_by_ray(items)
+    _order_files(items)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items or _cuda_available():
         return
@@ -167,15 +173,15 @@ def ray_cluster(request: pytest.FixtureRequest, ray_init_kwargs: dict) -> Iterat
         _shared_ray.release()
 
 
-def _order_by_ray(items: list[pytest.Item]) -> None:
-    """Note the modules whose tests ask for `ray_cluster` (after deselection) and run them
-    first, those of one Ray size next to each other.
-
-    xdist's loadfile hands out whole files in this order (pyproject: --no-loadscope-reorder;
-    its default sorts by test count, which put the few-test Ray flow files last and let
-    one of them run alone at the end). The Ray modules are the long ones (worker processes
-    importing torch), so the short ones left fill both processes at the end; neighbours of
-    one size can share a Ray when the same process picks them up.
+def _order_files(items: list[pytest.Item]) -> None:
+    """Order whole files as xdist's loadfile hands them out (pyproject:
+    --no-loadscope-reorder; its default sorts by test count, which put the few-test Ray
+    flow files, and the one-test agentic learning proof, among the last): the longest
+    first by their tests' ``slow(seconds=N)`` estimates, then the files whose tests ask for
+    ``ray_cluster`` (the long ones of the quick phase: worker processes importing torch),
+    those of one Ray size next to each other so that neighbours can share a Ray, then the
+    rest by test count. The short files left then fill both processes at the end, and a
+    file that runs for many minutes never starts last beside an idle worker.
     """
     _ray_modules.clear()
     sizes: dict[str, str] = {}
@@ -188,17 +194,18 @@ def _order_by_ray(items: list[pytest.Item]) -> None:
             sizes[module.nodeid] = defs[-1].baseid if defs else ""
     first: dict[str, int] = {}
     count: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     for i, item in enumerate(items):
         module = _module_id(item)
         first.setdefault(module, i)
         count[module] = count.get(module, 0) + 1
+        seconds[module] = seconds.get(module, 0.0) + _expected_seconds(item)
 
-    def key(item: pytest.Item) -> tuple[int, str, int, int]:
+    def key(item: pytest.Item) -> tuple[float, int, str, int, int]:
         module = _module_id(item)
         if module in _ray_modules:
-            return (0, sizes[module], 0, first[module])
-        # The others as xdist would order them: more tests first.
-        return (1, "", -count[module], first[module])
+            return (-seconds[module], 0, sizes[module], 0, first[module])
+        return (-seconds[module], 1, "", -count[module], first[module])
 
     items.sort(key=key)  # stable: a module's tests keep their order
 

@@ -39,7 +39,7 @@ def ray_init_kwargs():
 
 
 # An SFT warm-up and two short flows: minutes.
-@pytest.mark.slow
+@pytest.mark.slow(seconds=115)
 def test_refill_then_partial_rollouts(ray_cluster, tmp_path):
     refill = tmp_path / "refill"
     args = ["train", "--config", "search", "--run-dir"]

@@ -66,7 +66,7 @@ def test_collect_rejects_bad_input(sac_run: pathlib.Path, tmp_path: pathlib.Path
 
 # IQL's run is slow: the quick suite keeps RLPD's (the same offline file, learner worker,
 # checkpoint and resume path) and IQL's learner without Ray (test_models_offline_learner).
-@pytest.mark.parametrize("algo", ["rlpd", pytest.param("iql", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("algo", ["rlpd", pytest.param("iql", marks=pytest.mark.slow(seconds=155))])
 def test_offline_algorithms_train_checkpoint_and_resume(
     sac_run: pathlib.Path, tmp_path: pathlib.Path, algo
 ):
@@ -124,7 +124,7 @@ def _student(tmp_path: pathlib.Path, algo: str, demos: pathlib.Path, extra: list
     return [r["env/return_mean"] for r in read_metrics(run_dir) if "env/return_mean" in r]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=185)
 def test_rlpd_learns_pendulum_with_collected_demos(teacher_demos, tmp_path: pathlib.Path):
     """RLPD from scratch with the demos: its first episodes at the untrained policy's
     return, its last far above it within 4000 steps."""

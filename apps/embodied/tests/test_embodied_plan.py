@@ -68,7 +68,7 @@ def test_plan_prints_a_table_and_writes_the_block(ray_cluster, tmp_path, capsys)
     assert "wide point at 2 threads on device 0" in printed
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=95)
 def test_auto_placement_plans_then_trains(ray_cluster, tmp_path, capsys):
     run_dir = tmp_path / "auto"
     args = ["train", "--config", "cartpole", "--run-dir", str(run_dir), "placement=auto"]

@@ -73,7 +73,7 @@ def _check_run_dir(run_dir: pathlib.Path, steps: list[int]) -> list[dict[str, fl
 
 
 # Three flows and two SFT warm-ups: ~4 min on two shared cores.
-@pytest.mark.slow
+@pytest.mark.slow(seconds=110)
 def test_resume_continues_data_order_and_weights(ray_cluster, tmp_path, capsys):
     # Interrupted run: 2 steps, then resumed to 4.
     part = tmp_path / "part"

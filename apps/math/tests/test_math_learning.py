@@ -12,7 +12,7 @@ from rlinf.apps.math.cli import main
 from rlinf.core import read_metrics
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=140)
 # The full default job takes 4-8 minutes on two cores; the suite's 600 s guard against
 # hangs would cut it short on a slower or busier machine.
 @pytest.mark.timeout(1800)

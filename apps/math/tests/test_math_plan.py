@@ -103,7 +103,7 @@ def test_plan_input_errors_exit_before_ray(tmp_path):
         assert not probe.started_ray
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=190)
 def test_plan_then_auto_train_end_to_end(tmp_path, capsys):
     from rlinf.apps.math.cli import main
 

@@ -50,7 +50,7 @@ def _position(run_dir, step: int) -> int:
 
 
 # Three flows (1 + 1 + 2 steps) and one SFT warm-up.
-@pytest.mark.slow
+@pytest.mark.slow(seconds=110)
 def test_refill_resume_is_exact(ray_cluster, tmp_path):
     part = tmp_path / "part"
     args = ["train", "--config", "grpo", "--run-dir"]

@@ -182,7 +182,7 @@ def test_collective_sync_from_two_and_one_actor_ranks(ray_cluster, model_dir, tm
 
 
 # Two flows of five worker processes each (~70 s on two shared cores): slow.
-@pytest.mark.slow
+@pytest.mark.slow(seconds=125)
 def test_collective_step_equals_the_object_store_step(ray_cluster, model_dir):
     rows = [Row(p, "2") for p in ROWS]
     runs = {}
