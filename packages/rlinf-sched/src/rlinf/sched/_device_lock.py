@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Sequence
 
 import ray
 
 from ._device_lock_errors import DeviceLockTimeout
+from ._grants import DeviceGrants
 from ._lock_turn import TurnTaking
 
 __all__ = ["DeviceLock", "DeviceLockTimeout"]
@@ -16,65 +16,46 @@ __all__ = ["DeviceLock", "DeviceLockTimeout"]
 
 @ray.remote(num_cpus=0)
 class _DeviceLockServer:
-    """Grants sets of devices atomically, first come first served among conflicting waiters."""
+    """Grants sets of devices atomically (:class:`DeviceGrants`) to the processes of one
+    placement."""
 
     def __init__(self) -> None:
-        self._holders: dict[int, str] = {}
-        self._queue: list[tuple[int, frozenset[int]]] = []
-        self._tickets = itertools.count()
+        self._grants = DeviceGrants()
         self._cond = asyncio.Condition()
-
-    def _grantable(self, ticket: int, devices: frozenset[int]) -> bool:
-        if any(d in self._holders for d in devices):
-            return False
-        # Taking all devices at once and honouring queue order rules out both lock-order
-        # deadlocks and starvation of a waiter that needs several devices.
-        for t, want in self._queue:
-            if t == ticket:
-                return True
-            if want & devices:
-                return False
-        return True
 
     async def acquire(self, devices: list[int], holder: str, timeout: float | None) -> dict:
         want = frozenset(devices)
-        mine = sorted(d for d, h in self._holders.items() if h == holder and d in want)
+        mine = self._grants.already_held(want, holder)
         if mine:
             return {"ok": False, "error": f"{holder} already holds device(s) {mine}"}
-        ticket = next(self._tickets)
         async with self._cond:
-            self._queue.append((ticket, want))
+            ticket = self._grants.enqueue(want)
             try:
                 await asyncio.wait_for(
-                    self._cond.wait_for(lambda: self._grantable(ticket, want)), timeout
+                    self._cond.wait_for(lambda: self._grants.grantable(ticket, want)), timeout
                 )
             except TimeoutError:
-                held = {d: self._holders[d] for d in sorted(want) if d in self._holders}
+                held = self._grants.held_by_others(want)
                 return {"ok": False, "error": f"timed out after {timeout} s; held: {held}"}
             finally:
-                self._queue = [q for q in self._queue if q[0] != ticket]
+                self._grants.dequeue(ticket)
                 self._cond.notify_all()
-            for d in want:
-                self._holders[d] = holder
+            self._grants.grant(want, holder)
         return {"ok": True}
 
     async def release(self, devices: list[int], holder: str) -> None:
         async with self._cond:
-            for d in devices:
-                if self._holders.get(d) == holder:
-                    del self._holders[d]
+            self._grants.release(devices, holder)
             self._cond.notify_all()
 
     async def release_all(self, holder: str) -> list[int]:
         async with self._cond:
-            freed = sorted(d for d, h in self._holders.items() if h == holder)
-            for d in freed:
-                del self._holders[d]
+            freed = self._grants.release_all(holder)
             self._cond.notify_all()
         return freed
 
     def holders(self) -> dict[int, str]:
-        return dict(self._holders)
+        return self._grants.holders()
 
 
 class DeviceLock(TurnTaking):
