@@ -176,13 +176,13 @@ def _wait(refs: list[Any], num_returns: int, timeout: float | None) -> list[Any]
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         done = [f for f in refs if f.done()]
+        waiting = [f for f in refs if not f.done()]
         remaining = None if deadline is None else deadline - time.monotonic()
-        if len(done) >= num_returns or (remaining is not None and remaining <= 0):
+        # All in (num_returns above len(refs) asks for more than there is): no busy loop.
+        if len(done) >= num_returns or not waiting or (remaining is not None and remaining <= 0):
             return done
         concurrent.futures.wait(
-            [f for f in refs if not f.done()],
-            timeout=remaining,
-            return_when=concurrent.futures.FIRST_COMPLETED,
+            waiting, timeout=remaining, return_when=concurrent.futures.FIRST_COMPLETED
         )
 
 
