@@ -122,9 +122,11 @@ class _SharedRay:
             self.stop()
 
     def stop(self) -> None:
-        import ray
-
+        # Ray is imported only where a Ray was started: a package's tests run in
+        # environments that have no Ray at all (tests/test_isolated_install.py).
         if self.kwargs is not None:
+            import ray
+
             ray.shutdown()
         self.kwargs = None
         self.holder = None
