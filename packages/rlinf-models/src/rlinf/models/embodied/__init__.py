@@ -38,7 +38,8 @@ from ._actor_worker import EmbodiedActorWorker
 from ._batch import POLICY_RECORDS, to_tensors
 from ._config import UpdaterConfig
 from ._dynamic import Overlapped, UpdateLending
-from ._flow import EmbodiedFlow, EmbodiedFlowConfig, EnvSectionLike
+from ._flow import EmbodiedFlow
+from ._flow_config import EmbodiedFlowConfig, EnvSectionLike
 from ._offline_data import (
     OFFLINE_FORMAT,
     OfflineDataError,

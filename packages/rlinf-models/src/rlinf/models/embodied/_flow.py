@@ -25,21 +25,18 @@ import functools
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 import rlinf.channel as object_store
 from rlinf.core import (
     Cluster,
-    ClusterSection,
     WorkerGroup,
     best_effort,
     process_age_s,
     resolve_torch_threads,
 )
-from rlinf.sched import SchedulerSection
 
 from .._config import PolicyConfig
 from .._weight_sync import (
@@ -53,57 +50,12 @@ from ._actor_worker import EmbodiedActorWorker
 from ._collect import Collect, Collected, episode_metrics, wait_both
 from ._config import UpdaterConfig
 from ._dynamic import UpdateLending
+from ._flow_config import EmbodiedFlowConfig, EnvSectionLike, inprocess_unsupported
 from ._link_plan import plan_links
 from ._responder import build_responder
 from ._rollout_worker import EmbodiedRolloutWorker
-from ._runner import EmbodiedRunnerSection
 
-__all__ = ["EmbodiedFlow", "EmbodiedFlowConfig", "EnvSectionLike"]
-
-
-class EnvSectionLike(Protocol):
-    """What the flow reads of the app's env config (a frozen dataclass, e.g.
-    ``rlinf.envs.EnvConfig``); each env worker gets a copy with its share of ``num_envs``."""
-
-    @property
-    def num_envs(self) -> int: ...
-
-    @property
-    def seed(self) -> int: ...
-
-    @property
-    def chunk_size(self) -> int: ...
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbodiedFlowConfig:
-    """Where and how the flow's groups run.
-
-    Attributes:
-        name: prefix of group names (``"embodied"`` -> ``embodied-actor-<tag>``).
-        runner: run length, pipelining, overlap and limits.
-        cluster: the Ray cluster to start or join.
-        placement: component -> device spec as in ``rlinf.sched``.
-        components: every placed component (``actor``, ``rollout``, ``env``).
-        scheduler: ``dynamic``: lend the env / rollout slots to the actor's update once
-            their part of the step is done (:class:`UpdateLending`).
-    """
-
-    name: str
-    runner: EmbodiedRunnerSection
-    cluster: ClusterSection
-    placement: Mapping[str, str | int]
-    components: tuple[str, ...] = ("actor", "rollout", "env")
-    scheduler: SchedulerSection = dataclasses.field(default_factory=SchedulerSection)
-
-
-def _inprocess_unsupported(config: EmbodiedFlowConfig) -> str | None:
-    """Why this flow's config cannot run on the in-process backend (None: it can)."""
-    if config.runner.weight_sync == "collective":
-        return "runner.weight_sync=collective broadcasts between worker processes"
-    if config.scheduler.dynamic:
-        return "scheduler.dynamic lends device slots between worker processes"
-    return None
+__all__ = ["EmbodiedFlow"]
 
 
 class EmbodiedFlow:
@@ -147,7 +99,7 @@ class EmbodiedFlow:
         driver_s = process_age_s()
         begin = time.perf_counter()
         self.backend = config.cluster.choose_backend(
-            config.placement, config.components, unsupported=_inprocess_unsupported(config)
+            config.placement, config.components, unsupported=inprocess_unsupported(config)
         )
         self.cluster = Cluster(config.cluster.cluster_config(self.backend))
         ray_s = time.perf_counter() - begin

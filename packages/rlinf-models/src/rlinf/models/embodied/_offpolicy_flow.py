@@ -30,7 +30,7 @@ from rlinf.core import Cluster, WorkerGroup, best_effort, resolve_torch_threads
 from .._config import PolicyConfig
 from .._weight_sync import sync_weights
 from ._collect import episode_metrics
-from ._flow import EmbodiedFlowConfig, EnvSectionLike
+from ._flow_config import EmbodiedFlowConfig, EnvSectionLike
 from ._offpolicy_config import OffPolicyConfig
 from ._offpolicy_responder import build_offpolicy_responder
 from ._offpolicy_worker import OffPolicyLearnerWorker
